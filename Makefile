@@ -1,0 +1,94 @@
+# Developer entry points. `make` (or `make help`) lists the targets.
+# Environment variables such as DATABASE_URL, CACHE_URL, DJANGO_* are passed
+# through untouched; nothing here overrides them.
+
+VENV        ?= .venv
+PY           = $(VENV)/bin/python
+PORT        ?= 8000
+PYTEST_ARGS ?=
+CHROMIUM    ?= /usr/bin/chromium
+STAMP        = $(VENV)/.installed
+
+SHELL       := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+.PHONY: help venv browser test lint fmt run bench clean distclean
+
+help: ## Show this help
+	@echo "Usage: make <target> [VAR=value ...]"
+	@echo
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) \
+	  | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
+	@echo
+	@echo "Variables: VENV=$(VENV) PORT=$(PORT) PYTEST_ARGS='$(PYTEST_ARGS)' CHROMIUM=$(CHROMIUM)"
+
+venv: $(STAMP) ## Create the venv (VENV=.venv) with Python >= 3.12 and install the project with [test] extras
+
+$(STAMP): pyproject.toml scripts/find-python
+	@python=$$(scripts/find-python) || exit 1; \
+	  if [ ! -x "$(PY)" ] || ! "$(PY)" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
+	    echo ">> creating $(VENV) with $$python"; \
+	    rm -rf "$(VENV)"; \
+	    "$$python" -m venv "$(VENV)"; \
+	  fi
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[test]'
+	@touch $@
+
+browser: ## Make sure Chromium is installed (apt-get install chromium as root if missing)
+	@if [ -x "$(CHROMIUM)" ]; then echo "chromium: $(CHROMIUM)"; exit 0; fi; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo ">> $(CHROMIUM) missing; installing chromium with apt-get"; \
+	    apt-get -o DPkg::Lock::Timeout=600 update \
+	      && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y chromium; \
+	  fi; \
+	  if [ ! -x "$(CHROMIUM)" ]; then \
+	    echo "ERROR: Chromium not found at $(CHROMIUM)." >&2; \
+	    echo "       Install it (Debian/Ubuntu: sudo apt-get install -y chromium)" >&2; \
+	    echo "       or point CHROMIUM=/path/to/chromium at an existing binary." >&2; \
+	    exit 1; \
+	  fi; \
+	  echo "chromium: $(CHROMIUM)"
+
+# Settings refuse to start without DJANGO_SECRET_KEY unless DEBUG is on or
+# PORTAL_ALLOW_DEV_SECRET is set; checks, mypy's Django plugin and the test run
+# need settings, so allow the built-in dev key there (an exported value wins).
+test lint bench: export PORTAL_ALLOW_DEV_SECRET ?= 1
+# The e2e conftest reads $CHROMIUM too, so export it for pytest.
+test: export CHROMIUM := $(CHROMIUM)
+test: venv browser ## Lint, format check, Django checks, migration check, then pytest (PYTEST_ARGS=...)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) manage.py check
+	$(PY) manage.py makemigrations --check --dry-run
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: venv ## ruff check, ruff format --check and mypy redemption
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy redemption
+
+fmt: venv ## Reformat and auto-fix with ruff
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# DJANGO_DEBUG defaults to 1 for the dev server; `make run DJANGO_DEBUG=0` or an
+# exported DJANGO_DEBUG overrides it.
+run: export DJANGO_DEBUG ?= 1
+run: export PY := $(PY)
+run: export PORT := $(PORT)
+run: venv ## Migrate, load demo data, then run the dev server (PORT=8000) and task worker
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py load_demo_data
+	exec scripts/run-dev
+
+bench: venv ## Run the benchmark (bench/run.py)
+	$(PY) bench/run.py
+
+clean: ## Remove var/, test-output/ and tool caches (keeps the venv)
+	rm -rf var/ test-output/ test-results/ .pytest_cache/ .mypy_cache/ .ruff_cache/ .hypothesis/
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -print0 | xargs -0 rm -rf
+
+distclean: clean ## clean, and remove the venv too
+	rm -rf $(VENV)

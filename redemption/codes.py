@@ -1,0 +1,162 @@
+"""Scan codes: canonical form, generation algorithms and the check character (pure functions)."""
+
+import base64
+import re
+import secrets
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
+_INDEX = {ch: i for i, ch in enumerate(ALPHABET)}
+_CANONICAL_RE = re.compile(r"^[A-Z0-9]{4,64}$")
+_FROM_RFC4648 = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", ALPHABET)
+_STRIP = str.maketrans({" ": None, "\t": None, "-": None, "O": "0", "I": "1", "L": "1"})
+
+ALGORITHMS = ("Crockford", "FiveByFive", "StructuredGuid")
+DEFAULT_ALGORITHM = "Crockford"
+DEFAULT_LENGTH = 16
+MIN_LENGTH, MAX_LENGTH = 8, 32
+MIN_CANONICAL, MAX_CANONICAL = 4, 64
+SPACE_SAFETY_FACTOR = 1000
+
+
+def canonical(raw: str) -> str:
+    """Return the canonical form used for uniqueness and lookups (not yet validated)."""
+    return raw.upper().translate(_STRIP)
+
+
+def is_valid_canonical(value: str) -> bool:
+    return bool(_CANONICAL_RE.match(value))
+
+
+def display(raw: str) -> str:
+    """Return the display form: uppercase, as typed, surrounding blanks removed."""
+    return raw.strip().upper()
+
+
+def check_character(payload: str) -> str:
+    """Return the Luhn mod 32 check character for a payload drawn from ALPHABET."""
+    factor, total, n = 2, 0, len(ALPHABET)
+    for ch in reversed(payload):
+        addend = factor * _INDEX[ch]
+        factor = 1 if factor == 2 else 2
+        total += addend // n + addend % n
+    return ALPHABET[(n - total % n) % n]
+
+
+def has_valid_check(payload_with_check: str) -> bool:
+    """Tell whether the last character is the right check character for the rest."""
+    if len(payload_with_check) < 2 or any(ch not in _INDEX for ch in payload_with_check):
+        return False
+    return check_character(payload_with_check[:-1]) == payload_with_check[-1]
+
+
+@dataclass(frozen=True)
+class CodeShape:
+    """What a batch's codes look like: enough to generate more and to recognise typos."""
+
+    algorithm: str = DEFAULT_ALGORITHM
+    length: int = DEFAULT_LENGTH
+    prefix: str = ""
+    include_check: bool = False
+
+    @property
+    def random_length(self) -> int:
+        """Characters drawn at random (the check character, if any, is not random)."""
+        return self.length - (1 if self.include_check else 0)
+
+    @property
+    def prefix_canonical(self) -> str:
+        return canonical(self.prefix)
+
+    @property
+    def space(self) -> int:
+        """How many distinct codes this shape can produce."""
+        if self.algorithm == "StructuredGuid":
+            return 2**122
+        return len(ALPHABET) ** self.random_length
+
+    def matches(self, canonical_code: str) -> bool:
+        """Tell whether a canonical code has this shape (random part from the alphabet)."""
+        if self.algorithm == "StructuredGuid":
+            return False
+        head = self.prefix_canonical
+        if not canonical_code.startswith(head):
+            return False
+        body = canonical_code[len(head) :]
+        return len(body) == self.length and all(ch in _INDEX for ch in body)
+
+    def check_fails(self, canonical_code: str) -> bool:
+        """True when the code has this shape, carries a check character, and it is wrong."""
+        if not self.include_check or not self.matches(canonical_code):
+            return False
+        return not has_valid_check(canonical_code[len(self.prefix_canonical) :])
+
+
+def make_shape(
+    *, algorithm: str | None, length: int | None, prefix: str | None, include_check: bool
+) -> CodeShape:
+    """Validate generation options and return the shape; raise ValueError naming the field."""
+    algorithm = algorithm or DEFAULT_ALGORITHM
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithmName: must be one of {', '.join(ALGORITHMS)}")
+    prefix = display(prefix or "")
+    if prefix:
+        pc = canonical(prefix)
+        if not re.fullmatch(r"[A-Z0-9]{1,24}", pc) or len(pc) != len(prefix.replace("-", "")):
+            raise ValueError("prefix: 1-24 characters of A-Z and 0-9 (hyphens allowed)")
+    if algorithm == "FiveByFive":
+        length = 25
+    elif algorithm == "StructuredGuid":
+        if include_check:
+            raise ValueError("algorithmDetails.includeCheck: not available for StructuredGuid")
+        length = 32
+    else:
+        length = DEFAULT_LENGTH if length is None else length
+        if not MIN_LENGTH <= length <= MAX_LENGTH:
+            raise ValueError(f"length: must be between {MIN_LENGTH} and {MAX_LENGTH}")
+    shape = CodeShape(
+        algorithm=algorithm, length=length, prefix=prefix, include_check=include_check
+    )
+    if len(shape.prefix_canonical) + length > MAX_CANONICAL:
+        raise ValueError(f"prefix: prefix plus code may not exceed {MAX_CANONICAL} characters")
+    return shape
+
+
+def feasible(shape: CodeShape, *, quantity: int, already_issued: int) -> bool:
+    """Refuse a request that would use more than 1/1000 of the remaining code space."""
+    remaining = shape.space - already_issued
+    return quantity * SPACE_SAFETY_FACTOR <= remaining
+
+
+def _group(body: str, size: int) -> str:
+    return "-".join(body[i : i + size] for i in range(0, len(body), size))
+
+
+def random_chars(count: int) -> str:
+    """Return `count` uniformly random ALPHABET characters (5 random bits each)."""
+    raw = base64.b32encode(secrets.token_bytes((count * 5 + 7) // 8)).decode("ascii")
+    return raw[:count].translate(_FROM_RFC4648)
+
+
+def generate_one(shape: CodeShape) -> tuple[str, str]:
+    """Return (display, canonical) for one fresh random code of the given shape."""
+    if shape.algorithm == "StructuredGuid":
+        body_display = str(uuid.uuid4()).upper()
+        body_canonical = body_display.replace("-", "")
+    else:
+        body = random_chars(shape.random_length)
+        if shape.include_check:
+            body += check_character(body)
+        body_canonical = body
+        body_display = _group(body, 5 if shape.algorithm == "FiveByFive" else 4)
+    if shape.prefix:
+        return f"{shape.prefix}-{body_display}", shape.prefix_canonical + body_canonical
+    return body_display, body_canonical
+
+
+def generate(shape: CodeShape, quantity: int) -> Iterator[tuple[str, str]]:
+    """Yield `quantity` random codes; uniqueness is the database's job (insert and top up)."""
+    for _ in range(quantity):
+        yield generate_one(shape)

@@ -1,0 +1,387 @@
+"""Redemption domain: code types, codes, shared redemptions, attempts, batches, jobs, audit."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class State(models.TextChoices):
+    INACTIVE = "Inactive"
+    AVAILABLE = "Available"
+    IN_PROGRESS = "InProgress"
+    REDEEMED = "Redeemed"
+    INVALIDATED = "Invalidated"
+    FAILED = "Failed"
+
+
+STATE_ORDER: tuple[str, ...] = tuple(s.value for s in State)
+INITIAL_STATES = frozenset({State.INACTIVE, State.AVAILABLE})
+
+# The legal moves of a personal code. Each arrow is one transition; services check every
+# change against this table through redemption.transitions.guard().
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.INACTIVE: frozenset({State.AVAILABLE, State.INVALIDATED}),
+    State.AVAILABLE: frozenset({State.INVALIDATED, State.REDEEMED, State.IN_PROGRESS}),
+    State.IN_PROGRESS: frozenset({State.REDEEMED, State.FAILED}),
+    State.FAILED: frozenset({State.INVALIDATED, State.IN_PROGRESS}),
+    State.REDEEMED: frozenset(),
+    State.INVALIDATED: frozenset(),
+}
+# Shared (per-profile) redemption records only move through the fulfilment states.
+SHARED_TRANSITIONS: dict[State, frozenset[State]] = {
+    State.IN_PROGRESS: frozenset({State.REDEEMED, State.FAILED}),
+    State.FAILED: frozenset({State.IN_PROGRESS}),
+    State.REDEEMED: frozenset(),
+}
+
+
+class UseType(models.TextChoices):
+    SINGLE = "SINGLE", "Personal (single use)"
+    MULTI = "MULTI", "Shared (multi use)"
+
+
+class CodeType(models.Model):
+    """A campaign: a named group of codes with shared settings."""
+
+    name = models.CharField(max_length=64, unique=True, db_collation=None)
+    description = models.TextField(blank=True, default="")
+    use_type = models.CharField(max_length=6, choices=UseType.choices, default=UseType.SINGLE)
+    scan_code = models.CharField(max_length=80, null=True, blank=True)
+    canonical_scan_code = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    valid_start = models.DateTimeField(null=True, blank=True)
+    valid_end = models.DateTimeField(null=True, blank=True)
+    max_redemptions = models.PositiveIntegerField(null=True, blank=True)
+    redemption_count = models.PositiveIntegerField(default=0)
+    custom_code_info = models.JSONField(default=dict, blank=True)
+    is_disabled = models.BooleanField(default=False)
+    fulfillment_url = models.URLField(max_length=500, blank=True, default="")
+    fulfillment_async = models.BooleanField(default=False)
+    fulfillment_max_retries = models.PositiveSmallIntegerField(default=0)
+    fulfillment_timeout_seconds = models.PositiveIntegerField(default=30)
+    # Needed in clear to sign webhook bodies; shown to ops, never logged.
+    webhook_secret = models.CharField(max_length=128, blank=True, default="")
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(use_type="SINGLE", canonical_scan_code__isnull=True)
+                | Q(use_type="MULTI", canonical_scan_code__isnull=False),
+                name="codetype_scan_code_only_for_multi",
+            ),
+            models.CheckConstraint(
+                condition=Q(valid_start__isnull=True)
+                | Q(valid_end__isnull=True)
+                | Q(valid_end__gt=models.F("valid_start")),
+                name="codetype_window_ordered",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_redemptions__isnull=True)
+                | Q(redemption_count__lte=models.F("max_redemptions")),
+                name="codetype_redemptions_within_cap",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_shared(self) -> bool:
+        return self.use_type == UseType.MULTI
+
+    @property
+    def has_fulfillment(self) -> bool:
+        return bool(self.fulfillment_url)
+
+
+class Batch(models.Model):
+    """One generation or import run: the unit that can be exported or invalidated together."""
+
+    class Kind(models.TextChoices):
+        GENERATE = "generate"
+        IMPORT = "import"
+        ADD = "add"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    code_type = models.ForeignKey(CodeType, on_delete=models.CASCADE, related_name="batches")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    algorithm = models.CharField(max_length=32, blank=True, default="")
+    prefix = models.CharField(max_length=64, blank=True, default="")
+    length = models.PositiveSmallIntegerField(null=True, blank=True)
+    include_check = models.BooleanField(default=False)
+    quantity = models.PositiveIntegerField(default=0)
+    created_by = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField()
+    invalidated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id}"
+
+
+class Code(models.Model):
+    """A personal code, or the namespace anchor that reserves a shared code type's scan code."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    code_type = models.ForeignKey(CodeType, on_delete=models.CASCADE, related_name="codes")
+    is_shared_anchor = models.BooleanField(default=False)
+    scan_code = models.CharField(max_length=80)
+    canonical = models.CharField(max_length=64, unique=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.INACTIVE)
+    version = models.PositiveIntegerField(default=1)
+    custom_code_info = models.JSONField(default=dict, blank=True)
+    custom_redemption_info = models.JSONField(default=dict, blank=True)
+    redeemed_by_profile_id = models.CharField(max_length=128, null=True, blank=True)
+    redeemed_by_profile_name = models.CharField(max_length=200, null=True, blank=True)
+    invalidation_reason = models.TextField(null=True, blank=True)
+    batch = models.ForeignKey(
+        Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="codes"
+    )
+    current_attempt = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField()
+    activated_at = models.DateTimeField(null=True, blank=True)
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+    invalidated_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["code_type", "state", "id"], name="code_type_state_id"),
+            models.Index(fields=["code_type", "id"], name="code_type_id"),
+            models.Index(fields=["batch", "state"], name="code_batch_state"),
+            models.Index(fields=["redeemed_by_profile_id"], name="code_redeemed_by"),
+            models.Index(fields=["redeemed_at"], name="code_redeemed_at"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(state="Redeemed")
+                | (Q(redeemed_by_profile_id__isnull=False) & Q(redeemed_at__isnull=False)),
+                name="code_redeemed_has_redeemer_and_time",
+            ),
+            models.CheckConstraint(condition=Q(state__in=STATE_ORDER), name="code_state_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.scan_code
+
+
+class SharedRedemption(models.Model):
+    """One profile's redemption of a shared code type."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    code_type = models.ForeignKey(
+        CodeType, on_delete=models.CASCADE, related_name="shared_redemptions"
+    )
+    profile_id = models.CharField(max_length=128)
+    profile_name = models.CharField(max_length=200, null=True, blank=True)
+    state = models.CharField(max_length=12, choices=State.choices)
+    version = models.PositiveIntegerField(default=1)
+    custom_code_info = models.JSONField(default=dict, blank=True)
+    custom_redemption_info = models.JSONField(default=dict, blank=True)
+    current_attempt = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField()
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["profile_id"], name="shared_profile"),
+            models.Index(fields=["code_type", "state"], name="shared_type_state"),
+            models.Index(fields=["redeemed_at"], name="shared_redeemed_at"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["code_type", "profile_id"], name="shared_one_per_profile"
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="Redeemed") | Q(redeemed_at__isnull=False),
+                name="shared_redeemed_has_time",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=["InProgress", "Redeemed", "Failed"]),
+                name="shared_state_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code_type_id}:{self.profile_id}"
+
+
+class Attempt(models.Model):
+    """One fulfilment attempt of a personal code or of a shared redemption."""
+
+    code = models.ForeignKey(
+        Code, null=True, blank=True, on_delete=models.CASCADE, related_name="attempts"
+    )
+    shared = models.ForeignKey(
+        SharedRedemption, null=True, blank=True, on_delete=models.CASCADE, related_name="attempts"
+    )
+    attempt = models.PositiveIntegerField()
+    profile_id = models.CharField(max_length=128)
+    profile_name = models.CharField(max_length=200, null=True, blank=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.IN_PROGRESS)
+    started_at = models.DateTimeField()
+    deadline_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.CharField(max_length=100, null=True, blank=True)
+    error_msg = models.TextField(null=True, blank=True)
+    response = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["attempt"]
+        indexes = [models.Index(fields=["state", "deadline_at"], name="attempt_state_deadline")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(code__isnull=False, shared__isnull=True)
+                | Q(code__isnull=True, shared__isnull=False),
+                name="attempt_one_owner",
+            ),
+            models.UniqueConstraint(fields=["code", "attempt"], name="attempt_code_unique"),
+            models.UniqueConstraint(fields=["shared", "attempt"], name="attempt_shared_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.attempt} ({self.state})"
+
+
+class Job(models.Model):
+    """A background job with progress: generate, import, export, delete-all, reset-all."""
+
+    class Kind(models.TextChoices):
+        GENERATE = "generate"
+        IMPORT = "import"
+        EXPORT = "export"
+        DELETE_CODES = "delete_codes"
+        RESET_CODES = "reset_codes"
+        INVALIDATE_BATCH = "invalidate_batch"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    code_type = models.ForeignKey(
+        CodeType, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    code_type_name = models.CharField(max_length=64, blank=True, default="")
+    batch = models.ForeignKey(
+        Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    params = models.JSONField(default=dict, blank=True)
+    total = models.PositiveBigIntegerField(default=0)
+    done = models.PositiveBigIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    error_count = models.PositiveBigIntegerField(default=0)
+    summary = models.JSONField(default=dict, blank=True)
+    upload = models.CharField(max_length=300, blank=True, default="")
+    created_by = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["-created_at"], name="job_created")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        if not self.total:
+            return 100 if self.status == self.Status.SUCCEEDED else 0
+        return min(100, int(self.done * 100 / self.total))
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.SUCCEEDED, self.Status.FAILED}
+
+
+class AuditEvent(models.Model):
+    """Append-only record of who changed what."""
+
+    at = models.DateTimeField(db_index=True)
+    actor_kind = models.CharField(max_length=16)
+    actor_id = models.CharField(max_length=128, blank=True, default="")
+    actor_label = models.CharField(max_length=200, blank=True, default="")
+    action = models.CharField(max_length=64, db_index=True)
+    code_type_name = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    target_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    scan_code = models.CharField(max_length=80, blank=True, default="")
+    profile_id = models.CharField(max_length=128, blank=True, default="", db_index=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
+
+
+class ServerKey(models.Model):
+    """Credential of a backend calling the server API; only a hash of the secret is kept."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to an Idempotency-Key, replayed for retries of the same request."""
+
+    credential = models.CharField(max_length=160)
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.BinaryField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["credential", "key"], name="idempotency_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class RedeemFailure(models.Model):
+    """One failed redeem, counted per profile and per client IP for rate limiting."""
+
+    bucket = models.CharField(max_length=200)
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["bucket", "at"], name="redeem_failure_bucket_at")]
+
+    def __str__(self) -> str:
+        return self.bucket

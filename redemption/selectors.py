@@ -1,0 +1,133 @@
+"""Every read used by views and the API; select_related lives here."""
+
+from collections import defaultdict
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+
+from redemption import codes
+from redemption import exceptions as exc
+from redemption.models import (
+    STATE_ORDER,
+    Attempt,
+    AuditEvent,
+    Code,
+    CodeType,
+    SharedRedemption,
+    State,
+)
+
+
+def empty_counts() -> dict[str, int]:
+    return dict.fromkeys(STATE_ORDER, 0)
+
+
+def state_counts(code_type: CodeType) -> dict[str, int]:
+    """Per-state counts of one code type (personal codes, or shared redemptions)."""
+    return state_counts_by_type([code_type]).get(code_type.pk, empty_counts())
+
+
+def state_counts_by_type(code_types: list[CodeType] | None = None) -> dict[int, dict[str, int]]:
+    """Per-state counts for many code types in two GROUP BY queries."""
+    result: dict[int, dict[str, int]] = defaultdict(empty_counts)
+    code_qs = Code.objects.filter(is_shared_anchor=False)
+    shared_qs = SharedRedemption.objects.all()
+    if code_types is not None:
+        ids = [ct.pk for ct in code_types]
+        code_qs = code_qs.filter(code_type_id__in=ids)
+        shared_qs = shared_qs.filter(code_type_id__in=ids)
+    for qs in (code_qs, shared_qs):
+        for row in qs.values("code_type_id", "state").annotate(n=Count("*")).order_by():
+            result[row["code_type_id"]][row["state"]] = row["n"]
+    return result
+
+
+def inventory_summary() -> list[dict[str, Any]]:
+    """One row per code type: use type, per-state counts, total, disabled flag."""
+    types = list(CodeType.objects.all())
+    counts = state_counts_by_type(types)
+    rows = []
+    for ct in types:
+        c = counts.get(ct.pk, empty_counts())
+        rows.append({"code_type": ct, "counts": c, "total": sum(c.values())})
+    return rows
+
+
+def code_type_get(name: str) -> CodeType:
+    try:
+        return CodeType.objects.get(name=name)
+    except CodeType.DoesNotExist:
+        raise exc.CodeTypeNotFound(details={"codeType": name}) from None
+
+
+def code_lookup(scan_code: str) -> Code:
+    """Find a personal code by any spelling; raise NOT_FOUND or INVALID_SCAN_CODE (typo)."""
+    canon = codes.canonical(scan_code or "")
+    if not codes.is_valid_canonical(canon):
+        raise exc.InvalidScanCode()
+    code = (
+        Code.objects.select_related("code_type", "batch")
+        .filter(canonical=canon, is_shared_anchor=False)
+        .first()
+    )
+    if code is None:
+        from redemption.services.redeem import _check_character_fails
+
+        if _check_character_fails(canon):
+            raise exc.InvalidScanCode("The scan code has a typing mistake (check character).")
+        raise exc.CodeNotFound()
+    return code
+
+
+def code_attempts(code: Code) -> QuerySet[Attempt]:
+    return Attempt.objects.filter(code=code).order_by("attempt")
+
+
+def code_history(code: Code) -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.filter(target_id=str(code.pk)).order_by("at", "id")
+
+
+def codes_of_type(code_type: CodeType) -> QuerySet[Code]:
+    return Code.objects.filter(code_type=code_type, is_shared_anchor=False).select_related(
+        "code_type"
+    )
+
+
+def redeemed_by_profile(
+    profile_id: str, *, code_type_name: str | None = None, redeemed_only: bool = True
+) -> list[Code | SharedRedemption]:
+    """Codes and shared redemptions of one profile, newest first."""
+    personal = Code.objects.select_related("code_type").filter(
+        redeemed_by_profile_id=profile_id, is_shared_anchor=False
+    )
+    shared = SharedRedemption.objects.select_related("code_type").filter(profile_id=profile_id)
+    if redeemed_only:
+        personal = personal.filter(state=State.REDEEMED)
+        shared = shared.filter(state=State.REDEEMED)
+    if code_type_name is not None:
+        personal = personal.filter(code_type__name=code_type_name)
+        shared = shared.filter(code_type__name=code_type_name)
+    records: list[Code | SharedRedemption] = [*personal, *shared]
+    records.sort(key=lambda r: r.redeemed_at or r.updated_at, reverse=True)
+    return records
+
+
+def profile_attempts(profile_id: str) -> QuerySet[Attempt]:
+    """Every fulfilment attempt a profile made, newest first."""
+    return (
+        Attempt.objects.filter(profile_id=profile_id)
+        .select_related("code__code_type", "shared__code_type")
+        .order_by("-started_at")
+    )
+
+
+def totals_by_state() -> dict[str, int]:
+    counts = empty_counts()
+    for qs in (Code.objects.filter(is_shared_anchor=False), SharedRedemption.objects.all()):
+        for row in qs.values("state").annotate(n=Count("*")).order_by():
+            counts[row["state"]] += row["n"]
+    return counts
+
+
+def attempted_filter(profile_id: str) -> Q:
+    return Q(redeemed_by_profile_id=profile_id)

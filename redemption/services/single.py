@@ -1,0 +1,264 @@
+"""Single-code operations: add, activate, invalidate, edit custom info, reset."""
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from redemption import codes
+from redemption import exceptions as exc
+from redemption.actors import Actor
+from redemption.models import INITIAL_STATES, Attempt, Batch, Code, State
+from redemption.services._common import (
+    audit,
+    canonical_or_error,
+    check_code_type_matches,
+    check_json_object,
+    get_code,
+    get_code_type,
+    require_ops,
+    require_support,
+)
+from redemption.transitions import guard
+
+
+def _initial_state(value: Any, field: str = "codeState") -> str:
+    if value is None:
+        return State.INACTIVE
+    if value not in INITIAL_STATES:
+        raise exc.invalid_fields({field: "must be Inactive or Available"})
+    return str(value)
+
+
+def code_add(
+    *,
+    actor: Actor,
+    code_type_name: str,
+    scan_code: str,
+    state: str | None = None,
+    custom_code_info: dict[str, Any] | None = None,
+) -> Code:
+    """Add one personal code (Inactive unless asked otherwise)."""
+    require_ops(actor)
+    canon = canonical_or_error(scan_code)
+    state = _initial_state(state)
+    info = check_json_object(custom_code_info, "customCodeInfo")
+    ct = get_code_type(code_type_name)
+    if ct.is_shared:
+        raise exc.TypeMustBeSingleUse()
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            batch = Batch.objects.create(
+                code_type=ct,
+                kind=Batch.Kind.ADD,
+                quantity=1,
+                created_by=actor.label[:200],
+                created_at=now,
+            )
+            code = Code.objects.create(
+                code_type=ct,
+                scan_code=codes.display(scan_code),
+                canonical=canon,
+                state=state,
+                custom_code_info=info,
+                batch=batch,
+                created_at=now,
+                activated_at=now if state == State.AVAILABLE else None,
+                updated_at=now,
+            )
+            audit(
+                actor=actor,
+                action="code.add",
+                code_type_name=ct.name,
+                target_id=str(code.pk),
+                scan_code=code.scan_code,
+                details={"state": state},
+                at=now,
+            )
+    except IntegrityError:
+        raise exc.CodeDuplicate(details={"scanCode": codes.display(scan_code)}) from None
+    return code
+
+
+def code_activate(
+    *,
+    actor: Actor,
+    scan_code: str,
+    code_type_name: str | None = None,
+    custom_code_info: dict[str, Any] | None = None,
+) -> Code:
+    """Make an Inactive code Available (a retail card has been sold)."""
+    require_support(actor)
+    info = check_json_object(custom_code_info, "customCodeInfo") if custom_code_info else None
+    with transaction.atomic():
+        code = get_code(scan_code, for_update=True)
+        check_code_type_matches(code, code_type_name)
+        guard(code.state, State.AVAILABLE)
+        now = timezone.now()
+        code.state = State.AVAILABLE
+        code.activated_at = now
+        code.updated_at = now
+        code.version += 1
+        fields = ["state", "activated_at", "updated_at", "version"]
+        if info is not None:
+            code.custom_code_info = info
+            fields.append("custom_code_info")
+        code.save(update_fields=fields)
+        audit(
+            actor=actor,
+            action="code.activate",
+            code_type_name=code.code_type.name,
+            target_id=str(code.pk),
+            scan_code=code.scan_code,
+            at=now,
+        )
+    return code
+
+
+def code_invalidate(
+    *,
+    actor: Actor,
+    scan_code: str,
+    code_type_name: str | None = None,
+    reason: str | None = None,
+) -> Code:
+    """Invalidate a code that is lost, stolen or fraudulent."""
+    require_support(actor)
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 1000):
+        raise exc.invalid_fields({"invalidationReason": "must be text of at most 1000 characters"})
+    with transaction.atomic():
+        code = get_code(scan_code, for_update=True)
+        check_code_type_matches(code, code_type_name)
+        guard(code.state, State.INVALIDATED)
+        now = timezone.now()
+        previous = code.state
+        code.state = State.INVALIDATED
+        code.invalidated_at = now
+        code.invalidation_reason = reason or None
+        code.updated_at = now
+        code.version += 1
+        code.save(
+            update_fields=[
+                "state",
+                "invalidated_at",
+                "invalidation_reason",
+                "updated_at",
+                "version",
+            ]
+        )
+        audit(
+            actor=actor,
+            action="code.invalidate",
+            code_type_name=code.code_type.name,
+            target_id=str(code.pk),
+            scan_code=code.scan_code,
+            details={"reason": reason or "", "from": previous},
+            at=now,
+        )
+    return code
+
+
+def code_update_custom_info(
+    *,
+    actor: Actor,
+    scan_code: str,
+    version: int,
+    custom_code_info: dict[str, Any],
+    code_type_name: str | None = None,
+) -> Code:
+    """Replace a code's customCodeInfo if `version` is still current (any state)."""
+    require_support(actor)
+    info = check_json_object(custom_code_info, "customCodeInfo")
+    with transaction.atomic():
+        code = get_code(scan_code, for_update=True)
+        check_code_type_matches(code, code_type_name)
+        if code.code_type.is_disabled:
+            raise exc.CodeTypeDisabled()
+        if version != code.version:
+            raise exc.VersionMismatch(details={"version": code.version})
+        now = timezone.now()
+        code.custom_code_info = info
+        code.version += 1
+        code.updated_at = now
+        code.save(update_fields=["custom_code_info", "version", "updated_at"])
+        audit(
+            actor=actor,
+            action="code.update_custom_info",
+            code_type_name=code.code_type.name,
+            target_id=str(code.pk),
+            scan_code=code.scan_code,
+            at=now,
+        )
+    return code
+
+
+def code_reset(*, actor: Actor, scan_code: str, state: str = State.INACTIVE) -> Code:
+    """Put one code back to Inactive or Available, clearing redemption data and attempts."""
+    require_support(actor)
+    target = _initial_state(state, "state")
+    with transaction.atomic():
+        code = get_code(scan_code, for_update=True)
+        previous = {"state": code.state, "redeemedByProfileId": code.redeemed_by_profile_id}
+        now = timezone.now()
+        Attempt.objects.filter(code=code).delete()
+        code.state = target
+        code.redeemed_by_profile_id = None
+        code.redeemed_by_profile_name = None
+        code.redeemed_at = None
+        code.custom_redemption_info = {}
+        code.invalidated_at = None
+        code.invalidation_reason = None
+        code.current_attempt = 0
+        code.activated_at = now if target == State.AVAILABLE else None
+        code.version += 1
+        code.updated_at = now
+        code.save()
+        audit(
+            actor=actor,
+            action="code.reset",
+            code_type_name=code.code_type.name,
+            target_id=str(code.pk),
+            scan_code=code.scan_code,
+            details={"to": target, "from": previous},
+            at=now,
+        )
+    return code
+
+
+def batch_invalidate(*, actor: Actor, batch_id: Any, reason: str = "") -> int:
+    """Invalidate every code of one batch that is not redeemed or in progress; return the count."""
+    require_ops(actor)
+    with transaction.atomic():
+        batch = Batch.objects.select_related("code_type").filter(pk=batch_id).first()
+        if batch is None:
+            raise exc.invalid_fields({"batchId": "no such batch"})
+        now = timezone.now()
+        count = Code.objects.filter(
+            batch=batch, state__in=[State.INACTIVE, State.AVAILABLE, State.FAILED]
+        ).update(
+            state=State.INVALIDATED,
+            invalidated_at=now,
+            invalidation_reason=reason or None,
+            version=F("version") + 1,
+            updated_at=now,
+        )
+        batch.invalidated_at = now
+        batch.save(update_fields=["invalidated_at"])
+        audit(
+            actor=actor,
+            action="batch.invalidate",
+            code_type_name=batch.code_type.name,
+            target_id=str(batch.pk),
+            details={"count": count, "reason": reason},
+            at=now,
+        )
+    return count
+
+
+def code_type_for_single(code_type_name: str) -> Any:
+    ct = get_code_type(code_type_name)
+    if ct.is_shared:
+        raise exc.TypeMustBeSingleUse()
+    return ct

@@ -1,0 +1,73 @@
+"""Shared fixtures: actors for every role, and factories for the domain."""
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from redemption.actors import Actor, Profile
+from tests import factories
+
+
+@pytest.fixture
+def system_actor() -> Actor:
+    return Actor.system("test")
+
+
+def _staff(username: str, role: str | None, *, superuser: bool = False) -> User:
+    user = User.objects.create_user(username=username, password="pw-" + username + "-123!")
+    if superuser:
+        user.is_superuser = True
+        user.is_staff = True
+        user.save()
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def ops_user(db) -> User:
+    return _staff("olive-ops", "Ops")
+
+
+@pytest.fixture
+def support_user(db) -> User:
+    return _staff("sam-support", "Support")
+
+
+@pytest.fixture
+def viewer_user(db) -> User:
+    return _staff("vera-viewer", "Viewer")
+
+
+@pytest.fixture
+def admin_user(db) -> User:
+    return _staff("ada-admin", None, superuser=True)
+
+
+@pytest.fixture
+def ops(ops_user) -> Actor:
+    return Actor.staff(ops_user)
+
+
+@pytest.fixture
+def support(support_user) -> Actor:
+    return Actor.staff(support_user)
+
+
+@pytest.fixture
+def viewer(viewer_user) -> Actor:
+    return Actor.staff(viewer_user)
+
+
+@pytest.fixture
+def profile() -> Profile:
+    return Profile("p-42", "Ann")
+
+
+@pytest.fixture
+def code_type(db):
+    return factories.CodeTypeFactory()
+
+
+@pytest.fixture
+def shared_type(db):
+    return factories.SharedCodeTypeFactory()
