@@ -20,6 +20,9 @@ class CodeTypeFactory(factory.django.DjangoModelFactory):
 class SharedCodeTypeFactory(CodeTypeFactory):
     """A shared type with its namespace anchor row, as code_type_create makes it."""
 
+    class Meta:
+        skip_postgeneration_save = True
+
     use_type = UseType.MULTI
     scan_code = factory.Sequence(lambda n: f"SHARED{n:04d}")
     canonical_scan_code = factory.LazyAttribute(lambda o: codes.canonical(o.scan_code))
