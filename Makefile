@@ -6,8 +6,12 @@ VENV        ?= .venv
 PY           = $(VENV)/bin/python
 PORT        ?= 8000
 PYTEST_ARGS ?=
-CHROMIUM    ?= /usr/bin/chromium
 STAMP        = $(VENV)/.installed
+# System Chromium for Playwright: $CHROMIUM, else `chromium` on PATH, else the
+# Debian location (installed by `make browser`).
+ifeq ($(origin CHROMIUM),undefined)
+CHROMIUM    := $(or $(shell command -v chromium 2>/dev/null),/usr/bin/chromium)
+endif
 
 SHELL       := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -51,10 +55,9 @@ browser: ## Make sure Chromium is installed (apt-get install chromium as root if
 	  fi; \
 	  echo "chromium: $(CHROMIUM)"
 
-# Settings refuse to start without DJANGO_SECRET_KEY unless DEBUG is on or
-# PORTAL_ALLOW_DEV_SECRET is set; checks, mypy's Django plugin and the test run
-# need settings, so allow the built-in dev key there (an exported value wins).
-test lint bench: export PORTAL_ALLOW_DEV_SECRET ?= 1
+# Production settings refuse to start without DJANGO_SECRET_KEY; checks, mypy's
+# Django plugin and the tests use the test settings (a throwaway key, plain HTTP).
+test lint: export DJANGO_SETTINGS_MODULE ?= portal.settings_test
 # The e2e conftest reads $CHROMIUM too, so export it for pytest.
 test: export CHROMIUM := $(CHROMIUM)
 test: venv browser ## Lint, format check, Django checks, migration check, then pytest (PYTEST_ARGS=...)
@@ -88,7 +91,8 @@ bench: venv ## Run the benchmark (bench/run.py)
 
 clean: ## Remove var/, test-output/ and tool caches (keeps the venv)
 	rm -rf var/ test-output/ test-results/ .pytest_cache/ .mypy_cache/ .ruff_cache/ .hypothesis/
-	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -print0 | xargs -0 rm -rf
+	find . \( -path ./.git -o -path ./$(VENV) \) -prune -o -type d -name __pycache__ -print0 \
+	  | xargs -0 -r rm -rf
 
 distclean: clean ## clean, and remove the venv too
 	rm -rf $(VENV)

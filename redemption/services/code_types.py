@@ -128,7 +128,7 @@ def code_type_create(
         name=name,
         description=description or "",
         use_type=use_type,
-        scan_code=codes.display(scan_code) if canon else None,
+        scan_code=codes.display(scan_code or "") if canon else None,
         canonical_scan_code=canon,
         valid_start=valid_start,
         valid_end=valid_end,
