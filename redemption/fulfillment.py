@@ -3,21 +3,26 @@
 Nothing here touches the database; callers make sure no transaction is open while calling.
 """
 
+import contextlib
 import hashlib
 import hmac
+import http.client
 import json
+import socket
+import ssl
+import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.db import connection
 
 SIGNATURE_HEADER = "X-Redemption-Signature"
 MAX_REPLY_BYTES = 64 * 1024
+MAX_INFO_BYTES = 16 * 1024
 MAX_CALL_SECONDS = 10
-REPLY_KEYS = {"success", "complete", "customRedemptionInfo", "errorCode", "errorMsg"}
+REPLY_KEYS = frozenset({"success", "complete", "customRedemptionInfo", "errorCode", "errorMsg"})
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,11 @@ class Reply:
         return self.transport_error is not None
 
 
+def call_seconds(timeout_seconds: int) -> int:
+    """The connect+read budget of one webhook call: min(timeoutSeconds, 10), at least 1."""
+    return max(1, min(timeout_seconds, MAX_CALL_SECONDS))
+
+
 def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
     """Return the signature header value `t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`."""
     t = int(time.time()) if timestamp is None else timestamp
@@ -47,7 +57,7 @@ def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
 def verify(secret: str, body: bytes, header: str, *, tolerance: int = 300) -> bool:
     """Check a signature header against the body (what a receiver does)."""
     try:
-        parts = dict(item.split("=", 1) for item in header.split(","))
+        parts = dict(item.strip().split("=", 1) for item in header.split(","))
         t = int(parts["t"])
     except (ValueError, KeyError):
         return False
@@ -57,21 +67,35 @@ def verify(secret: str, body: bytes, header: str, *, tolerance: int = 300) -> bo
     return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
-def parse_reply(data: Any) -> Reply:
-    """Read a reply object; raise ValueError when it is not of the documented shape."""
+def parse_reply(data: Any, *, strict: bool = True) -> Reply:
+    """Read a reply object; raise ValueError when it is not of the documented shape.
+
+    `strict` refuses unknown fields (the async-response API); webhook replies are read with
+    strict=False so that a receiver adding its own fields does not fail a redemption.
+    """
     if not isinstance(data, dict):
         raise ValueError("reply must be a JSON object")
     unknown = set(data) - REPLY_KEYS
-    if unknown:
+    if strict and unknown:
         raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
-    success, complete = data.get("success"), data.get("complete", False)
-    if not isinstance(success, bool) or not isinstance(complete, bool):
-        raise ValueError("success and complete must be true or false")
+    success = data.get("success")
+    if not isinstance(success, bool):
+        raise ValueError("success must be true or false")
+    complete = data.get("complete")
+    if complete is None and not success:
+        complete = True  # a failure is final whether or not the receiver says so
+    if not isinstance(complete, bool):
+        raise ValueError("complete must be true or false")
     info = data.get("customRedemptionInfo")
-    if info is not None and not isinstance(info, dict):
-        raise ValueError("customRedemptionInfo must be an object")
+    if info is not None:
+        if not isinstance(info, dict):
+            raise ValueError("customRedemptionInfo must be an object")
+        if len(json.dumps(info, separators=(",", ":")).encode()) > MAX_INFO_BYTES:
+            raise ValueError("customRedemptionInfo must be at most 16 KB of JSON")
     error_code = data.get("errorCode")
-    if error_code is not None and not isinstance(error_code, (str, int)):
+    if error_code is not None and (
+        isinstance(error_code, bool) or not isinstance(error_code, str | int)
+    ):
         raise ValueError("errorCode must be a string or number")
     error_msg = data.get("errorMsg")
     if error_msg is not None and not isinstance(error_msg, str):
@@ -82,39 +106,79 @@ def parse_reply(data: Any) -> Reply:
         custom_redemption_info=info,
         error_code=None if error_code is None else str(error_code)[:100],
         error_msg=error_msg[:2000] if error_msg else None,
-        raw=data,
+        raw={key: data[key] for key in REPLY_KEYS if key in data},
     )
 
 
 def call(*, url: str, secret: str, payload: dict[str, Any], timeout_seconds: int) -> Reply:
-    """POST the signed payload and return the reply; transport problems become a Reply too."""
-    assert not connection.in_atomic_block, "never call a webhook inside a transaction"
+    """POST the signed payload and return the reply; transport problems become a Reply too.
+
+    The whole exchange (connect, send, headers, body) ends within call_seconds(timeout_seconds):
+    a watchdog shuts the socket down, so a server that trickles bytes cannot hold us longer.
+    Redirects are not followed and no proxy is used.
+    """
+    if connection.in_atomic_block:
+        raise RuntimeError("a webhook must never be called inside a database transaction")
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-    request = urllib.request.Request(  # noqa: S310 - URL is an http(s) URL validated on save
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "redemption-portal-fulfilment/1",
-            SIGNATURE_HEADER: sign(secret, body),
-        },
-    )
-    limit = max(1, min(timeout_seconds, MAX_CALL_SECONDS))
+    target = urlsplit(url)
+    if target.scheme not in {"http", "https"} or not target.hostname:
+        return _failure("the fulfilment URL is not an http(s) URL")
+    limit = call_seconds(timeout_seconds)
+    conn: http.client.HTTPConnection
     try:
-        with urllib.request.urlopen(request, timeout=limit) as response:  # noqa: S310
-            raw = response.read(MAX_REPLY_BYTES + 1)
-    except urllib.error.HTTPError as err:
-        return _failure(f"HTTP {err.code}")
-    except (urllib.error.URLError, TimeoutError, OSError) as err:
-        reason = getattr(err, "reason", err)
-        return _failure(f"transport error: {reason}")
+        if target.scheme == "https":
+            conn = http.client.HTTPSConnection(
+                target.hostname, target.port, timeout=limit, context=ssl.create_default_context()
+            )
+        else:
+            conn = http.client.HTTPConnection(target.hostname, target.port, timeout=limit)
+    except ValueError as err:  # e.g. a port out of range
+        return _failure(f"bad fulfilment URL: {err}")
+    path = (target.path or "/") + (f"?{target.query}" if target.query else "")
+    timed_out = threading.Event()
+    watchdog = threading.Timer(limit, _abort, args=(conn, timed_out))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        conn.request(
+            "POST",
+            path,
+            body=body,
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "User-Agent": "redemption-portal-fulfilment/1",
+                SIGNATURE_HEADER: sign(secret, body),
+            },
+        )
+        response = conn.getresponse()
+        status = response.status
+        raw = response.read(MAX_REPLY_BYTES + 1)
+    except (OSError, http.client.HTTPException) as err:
+        if timed_out.is_set() or isinstance(err, TimeoutError):
+            return _failure(f"no reply within {limit} s")
+        return _failure(f"transport error: {type(err).__name__}: {err}")
+    finally:
+        watchdog.cancel()
+        conn.close()
+    if timed_out.is_set():
+        return _failure(f"no reply within {limit} s")
+    if not 200 <= status < 300:
+        return _failure(f"HTTP {status}")
     if len(raw) > MAX_REPLY_BYTES:
         return _failure("reply larger than 64 KB")
     try:
-        return parse_reply(json.loads(raw))
+        return parse_reply(json.loads(raw), strict=False)
     except (ValueError, UnicodeDecodeError) as err:
         return _failure(f"malformed reply: {err}")
+
+
+def _abort(conn: http.client.HTTPConnection, timed_out: threading.Event) -> None:
+    timed_out.set()
+    sock = conn.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _failure(message: str) -> Reply:

@@ -19,7 +19,8 @@ def _staff(username: str, role: str | None, *, superuser: bool = False) -> User:
         user.is_staff = True
         user.save()
     if role:
-        user.groups.add(Group.objects.get(name=role))
+        # get_or_create: a transactional test's flush removes the groups the migration made.
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
     return user
 
 

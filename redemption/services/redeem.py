@@ -109,9 +109,10 @@ def _check_character_fails(canon: str) -> bool:
     """True when the code looks like one of a check-character batch but its check is wrong."""
     shapes = {
         codes.CodeShape(algorithm=a, length=n, prefix=p, include_check=True)
-        for a, n, p in Batch.objects.filter(include_check=True)
+        for a, n, p in Batch.objects.filter(include_check=True, length__isnull=False)
         .values_list("algorithm", "length", "prefix")
         .distinct()
+        if n is not None
     }
     return any(shape.check_fails(canon) for shape in shapes)
 
@@ -202,7 +203,7 @@ def _start_personal_attempt(
             profile_id=profile.id,
             profile_name=profile.name,
             started_at=now,
-            deadline_at=now + timedelta(seconds=ct.fulfillment_timeout_seconds),
+            deadline_at=attempt_deadline(ct, now),
         )
         audit(
             actor=actor,
@@ -253,7 +254,7 @@ def _redeem_shared(
                     profile_id=profile.id,
                     profile_name=profile.name,
                     started_at=now,
-                    deadline_at=now + timedelta(seconds=ct.fulfillment_timeout_seconds),
+                    deadline_at=attempt_deadline(ct, now),
                 )
             audit(
                 actor=actor,
@@ -301,7 +302,7 @@ def _redeem_shared_again(
             profile_id=profile.id,
             profile_name=profile.name,
             started_at=now,
-            deadline_at=now + timedelta(seconds=ct.fulfillment_timeout_seconds),
+            deadline_at=attempt_deadline(ct, now),
         )
         audit(
             actor=actor,
@@ -318,6 +319,22 @@ def _redeem_shared_again(
 
 
 # --- fulfilment -------------------------------------------------------------------------------
+
+# A synchronous attempt is finished by the request that made the call, within
+# call_seconds(timeoutSeconds). Its window adds this grace so that a timeout sweep can only
+# ever close attempts whose caller died, never race a reply that is being recorded.
+SYNC_GRACE_SECONDS = 5
+# The reason a timed-out attempt failed, and the one an abandoned attempt row is closed with.
+TIMEOUT_MSG = "no complete reply within timeoutSeconds"
+ABANDONED_MSG = "closed: the record was no longer waiting for this attempt"
+
+
+def attempt_deadline(ct: CodeType, started_at: datetime) -> datetime:
+    """When an attempt started at `started_at` times out (SPEC §6.4, §6.5)."""
+    if ct.fulfillment_async:
+        return started_at + timedelta(seconds=ct.fulfillment_timeout_seconds)
+    seconds = fulfillment.call_seconds(ct.fulfillment_timeout_seconds) + SYNC_GRACE_SECONDS
+    return started_at + timedelta(seconds=seconds)
 
 
 def webhook_payload(*, ct: CodeType, owner: Record, attempt: Attempt) -> dict[str, Any]:
@@ -348,20 +365,36 @@ def _fulfil(
         payload=webhook_payload(ct=ct, owner=owner, attempt=attempt),
         timeout_seconds=ct.fulfillment_timeout_seconds,
     )
-    record = apply_reply(
+    record, row, _ = _record_reply(
         actor=actor,
         owner_id=owner.pk,
         shared=isinstance(owner, SharedRedemption),
         attempt_no=attempt.attempt,
         reply=reply,
+        attempt_pk=attempt.pk,
     )
-    if record.state == State.FAILED and record.current_attempt == attempt.attempt:
-        if reply.is_transport_failure or (reply.success and not reply.complete):
-            raise exc.ScriptFailure(details={"reason": reply.transport_error or "incomplete"})
+    if record is None or row is None:
         raise exc.RedemptionFailed(
-            details={"errorCode": reply.error_code, "errorMsg": reply.error_msg}
+            "The redemption was reset or deleted while it was being fulfilled."
         )
+    if row.state == State.FAILED:
+        raise _attempt_error(row, reply)
     return RedeemResult(record)
+
+
+def _attempt_error(row: Attempt, reply: fulfillment.Reply) -> exc.RedemptionError:
+    """The error a redeem caller gets for its own failed attempt."""
+    if row.error_code == exc.AsyncTimeout.code:
+        return exc.AsyncTimeout(details={"attempt": row.attempt})
+    if row.error_code == exc.ScriptFailure.code:
+        return exc.ScriptFailure(details={"attempt": row.attempt, "reason": row.error_msg})
+    return exc.RedemptionFailed(
+        details={"attempt": row.attempt, "errorCode": reply.error_code, "errorMsg": reply.error_msg}
+    )
+
+
+def _owner_filter(owner_id: UUID, shared: bool) -> dict[str, UUID]:
+    return {"shared_id": owner_id} if shared else {"code_id": owner_id}
 
 
 def _lock_owner(owner_id: UUID, shared: bool) -> Record | None:
@@ -370,51 +403,108 @@ def _lock_owner(owner_id: UUID, shared: bool) -> Record | None:
     return locks.code_for_update(code_id=owner_id)
 
 
+def _scan_code(owner: Record) -> str:
+    if isinstance(owner, SharedRedemption):
+        return owner.code_type.scan_code or ""
+    return owner.scan_code
+
+
 def apply_reply(
     *, actor: Actor, owner_id: UUID, shared: bool, attempt_no: int, reply: fulfillment.Reply
 ) -> Record:
     """Record a webhook or async reply for one attempt, if that attempt is still in progress."""
+    record, _, _ = _record_reply(
+        actor=actor, owner_id=owner_id, shared=shared, attempt_no=attempt_no, reply=reply
+    )
+    if record is None:
+        raise exc.CodeByIdNotFound()
+    return record
+
+
+def _record_reply(
+    *,
+    actor: Actor,
+    owner_id: UUID,
+    shared: bool,
+    attempt_no: int,
+    reply: fulfillment.Reply,
+    attempt_pk: int | None = None,
+) -> tuple[Record | None, Attempt | None, bool]:
+    """Apply `reply` under the owner's row lock; return (record, attempt row, applied).
+
+    A reply for an attempt that is no longer the one in progress (finished, timed out, reset)
+    changes no state. If that attempt timed out, the late reply is stored on its row (and
+    audited) so support can see what the receiver said after the window closed.
+    `attempt_pk` pins the exact attempt row: after a staff reset attempt numbers start again
+    at 1, and a webhook reply from before the reset must not finish a newer attempt 1.
+    """
     now = timezone.now()
     with transaction.atomic():
         owner = _lock_owner(owner_id, shared)
         if owner is None:
-            raise exc.CodeByIdNotFound()
-        if owner.state != State.IN_PROGRESS or owner.current_attempt != attempt_no:
-            return owner  # reset, timed out or finished meanwhile: this reply is stale
-        ct = owner.code_type
-        attempt = Attempt.objects.get(
-            **({"shared": owner} if shared else {"code": owner}), attempt=attempt_no
+            return None, None, False
+        row = Attempt.objects.filter(**_owner_filter(owner_id, shared), attempt=attempt_no).first()
+        if row is not None and attempt_pk is not None and row.pk != attempt_pk:
+            row = None  # the attempt this reply answers was deleted (reset)
+        live = (
+            row is not None
+            and row.state == State.IN_PROGRESS
+            and owner.state == State.IN_PROGRESS
+            and owner.current_attempt == attempt_no
         )
+        if not live:
+            late = row is not None and row.error_code == exc.AsyncTimeout.code
+            if late and reply.raw is not None:
+                assert row is not None
+                row.response = reply.raw
+                row.save(update_fields=["response"])
+                audit(
+                    actor=actor,
+                    action="attempt.late_reply",
+                    code_type_name=owner.code_type.name,
+                    target_id=str(owner.pk),
+                    scan_code=_scan_code(owner),
+                    profile_id=row.profile_id,
+                    details={"attempt": attempt_no, "success": reply.success},
+                    at=now,
+                )
+            return owner, row, False
+        assert row is not None
+        ct = owner.code_type
         if reply.success and reply.complete:
             new_state = State.REDEEMED
         elif reply.success and ct.fulfillment_async:
             new_state = State.IN_PROGRESS
         else:
             new_state = State.FAILED
-        attempt.response = reply.raw
+        row.response = reply.raw
+        row_fields = ["response"]
+        if new_state == State.FAILED:
+            if reply.is_transport_failure:
+                row.error_code, row.error_msg = exc.ScriptFailure.code, reply.transport_error
+            elif reply.success:  # success without complete on a synchronous type
+                row.error_code = exc.ScriptFailure.code
+                row.error_msg = "a synchronous webhook must reply complete:true"
+            else:
+                row.error_code = exc.RedemptionFailed.code
+                row.error_msg = reply.error_msg or reply.error_code
+            row_fields += ["error_code", "error_msg"]
+        if new_state != State.IN_PROGRESS:
+            row.state = new_state
+            row.finished_at = now
+            row_fields += ["state", "finished_at"]
+        row.save(update_fields=row_fields)
+        owner_fields = ["state", "version", "updated_at"]
         if reply.custom_redemption_info is not None:
             owner.custom_redemption_info = reply.custom_redemption_info
-        if new_state == State.FAILED:
-            attempt.error_code = (
-                exc.ScriptFailure.code
-                if reply.is_transport_failure
-                else (reply.error_code or exc.RedemptionFailed.code)
-            )
-            if reply.success and not reply.complete:
-                attempt.error_code = exc.ScriptFailure.code
-                attempt.error_msg = "a synchronous webhook must reply complete:true"
-            else:
-                attempt.error_msg = reply.transport_error or reply.error_msg
-        if new_state != State.IN_PROGRESS:
-            attempt.state = new_state
-            attempt.finished_at = now
-        attempt.save()
+            owner_fields.append("custom_redemption_info")
         owner.state = new_state
         owner.version += 1
         owner.updated_at = now
         if new_state == State.REDEEMED:
             owner.redeemed_at = now
-        owner.save()
+            owner_fields.append("redeemed_at")
+        owner.save(update_fields=owner_fields)
         if new_state == State.FAILED and shared:
             locks.code_type_give_slot_back(code_type_id=ct.pk)
         audit(
@@ -422,12 +512,12 @@ def apply_reply(
             action=f"{'shared' if shared else 'code'}.fulfilment",
             code_type_name=ct.name,
             target_id=str(owner.pk),
-            scan_code=(ct.scan_code or "") if shared else owner.scan_code,  # type: ignore[union-attr]
-            profile_id=attempt.profile_id,
-            details={"attempt": attempt_no, "state": new_state, "errorCode": attempt.error_code},
+            scan_code=_scan_code(owner),
+            profile_id=row.profile_id,
+            details={"attempt": attempt_no, "state": new_state, "errorCode": row.error_code},
             at=now,
         )
-    return owner
+    return owner, row, True
 
 
 def expire_if_due(
@@ -435,42 +525,68 @@ def expire_if_due(
 ) -> bool:
     """Fail an InProgress record whose attempt window has passed; update the object passed in."""
     owner: Record = code if code is not None else shared  # type: ignore[assignment]
-    now = now or timezone.now()
     is_shared = shared is not None
+    now = now or timezone.now()
+    # Cheap unlocked look first: most touches find nothing due and need no write transaction.
+    if not Attempt.objects.filter(
+        **_owner_filter(owner.pk, is_shared), state=State.IN_PROGRESS, deadline_at__lte=now
+    ).exists():
+        return False
+    expired, _, locked = _expire(owner_id=owner.pk, shared=is_shared, now=now)
+    _copy_state(owner, locked)
+    return expired
+
+
+def _expire(*, owner_id: UUID, shared: bool, now: datetime) -> tuple[bool, int, Record | None]:
+    """Under the owner's lock: fail its current attempt if due; close abandoned attempt rows.
+
+    Returns (whether the current attempt timed out, how many attempt rows were closed, owner).
+
+    An attempt row is abandoned when it is still InProgress but its owner no longer waits for
+    it (the owner is in another state or on another attempt). Nothing finishes such a row, so
+    it is closed here; otherwise every sweep would pick it up again.
+    """
+    stamp = timezone.now()
     with transaction.atomic():
-        locked = _lock_owner(owner.pk, is_shared)
-        if locked is None or locked.state != State.IN_PROGRESS:
-            _copy_state(owner, locked)
-            return False
-        attempt = Attempt.objects.filter(
-            **({"shared_id": owner.pk} if is_shared else {"code_id": owner.pk}),
-            attempt=locked.current_attempt,
-        ).first()
-        if attempt is None or attempt.deadline_at > now:
-            _copy_state(owner, locked)
-            return False
-        attempt.state = State.FAILED
-        attempt.finished_at = now
-        attempt.error_code = exc.AsyncTimeout.code
-        attempt.error_msg = "no complete reply within timeoutSeconds"
-        attempt.save(update_fields=["state", "finished_at", "error_code", "error_msg"])
+        locked = _lock_owner(owner_id, shared)
+        if locked is None:
+            return False, 0, None
+        rows = Attempt.objects.filter(**_owner_filter(owner_id, shared), state=State.IN_PROGRESS)
+        waiting = locked.state == State.IN_PROGRESS
+        abandoned = rows.exclude(attempt=locked.current_attempt) if waiting else rows
+        closed = abandoned.update(
+            state=State.FAILED,
+            finished_at=stamp,
+            error_code=exc.AsyncTimeout.code,
+            error_msg=ABANDONED_MSG,
+        )
+        if not waiting:
+            return False, closed, locked
+        row = rows.filter(attempt=locked.current_attempt).first()
+        if row is None or row.deadline_at > now:
+            return False, closed, locked
+        row.state = State.FAILED
+        row.finished_at = stamp
+        row.error_code = exc.AsyncTimeout.code
+        row.error_msg = TIMEOUT_MSG
+        row.save(update_fields=["state", "finished_at", "error_code", "error_msg"])
         locked.state = State.FAILED
         locked.version += 1
-        locked.updated_at = now
+        locked.updated_at = stamp
         locked.save(update_fields=["state", "version", "updated_at"])
-        if is_shared:
+        if shared:
             locks.code_type_give_slot_back(code_type_id=locked.code_type_id)
         audit(
             actor=Actor.system("timeout"),
             action="attempt.timeout",
             code_type_name=locked.code_type.name,
             target_id=str(locked.pk),
-            profile_id=attempt.profile_id,
-            details={"attempt": attempt.attempt},
-            at=now,
+            scan_code=_scan_code(locked),
+            profile_id=row.profile_id,
+            details={"attempt": row.attempt},
+            at=stamp,
         )
-    _copy_state(owner, locked)
-    return True
+    return True, closed + 1, locked
 
 
 def _copy_state(target: Record, source: Record | None) -> None:
@@ -487,22 +603,25 @@ def _copy_state(target: Record, source: Record | None) -> None:
         setattr(target, name, getattr(source, name))
 
 
-def process_async_response(
-    *, actor: Actor, redemption_id: Any, attempt: Any, async_response: Any
-) -> Record:
-    """Finish (or advance) an async attempt reported by the client app's backend."""
-    owner: Record | None = None
+def _find_redemption(redemption_id: Any) -> tuple[Record, bool]:
     try:
         rid = UUID(str(redemption_id))
     except ValueError:
         raise exc.CodeByIdNotFound() from None
-    owner = Code.objects.select_related("code_type").filter(pk=rid).first()
-    shared = False
-    if owner is None:
-        owner = SharedRedemption.objects.select_related("code_type").filter(pk=rid).first()
-        shared = True
-    if owner is None:
-        raise exc.CodeByIdNotFound()
+    code = Code.objects.select_related("code_type").filter(pk=rid, is_shared_anchor=False).first()
+    if code is not None:
+        return code, False
+    sr = SharedRedemption.objects.select_related("code_type").filter(pk=rid).first()
+    if sr is not None:
+        return sr, True
+    raise exc.CodeByIdNotFound()
+
+
+def process_async_response(
+    *, actor: Actor, redemption_id: Any, attempt: Any, async_response: Any
+) -> Record:
+    """Finish (or advance) an async attempt reported by the client app's backend."""
+    owner, shared = _find_redemption(redemption_id)
     ct = owner.code_type
     if not ct.has_fulfillment or not ct.fulfillment_async:
         raise exc.TypeNotAsync()
@@ -513,39 +632,49 @@ def process_async_response(
     except ValueError as err:
         raise exc.AsyncBadResponse(str(err)) from None
     if owner.state == State.IN_PROGRESS:
-        expired = expire_if_due(
+        expire_if_due(
             code=None if shared else owner,  # type: ignore[arg-type]
-            shared=owner if shared else None,
-        )  # type: ignore[arg-type]
-        if expired and owner.current_attempt == attempt:
-            raise exc.AsyncTimeout()
-    if owner.state != State.IN_PROGRESS:
-        raise exc.NotInProgress(details={"codeState": owner.state})
-    if owner.current_attempt != attempt:
-        raise exc.AttemptMismatch(details={"currentAttempt": owner.current_attempt})
-    record = apply_reply(
+            shared=owner if shared else None,  # type: ignore[arg-type]
+        )
+    record, row, applied = _record_reply(
         actor=actor, owner_id=owner.pk, shared=shared, attempt_no=attempt, reply=reply
     )
-    if record.current_attempt != attempt:
-        raise exc.AttemptMismatch(details={"currentAttempt": record.current_attempt})
-    return record
+    if record is None:
+        raise exc.CodeByIdNotFound()
+    if applied:
+        return record
+    if (
+        row is not None
+        and attempt == record.current_attempt
+        and row.state == State.FAILED
+        and row.error_code == exc.AsyncTimeout.code
+    ):
+        raise exc.AsyncTimeout(details={"attempt": attempt, "codeState": record.state})
+    if record.state != State.IN_PROGRESS:
+        raise exc.NotInProgress(details={"codeState": record.state})
+    raise exc.AttemptMismatch(details={"currentAttempt": record.current_attempt})
 
 
 def sweep_timeouts(*, now: datetime | None = None, limit: int = 10_000) -> int:
-    """Fail every InProgress attempt whose window has passed; return how many."""
+    """Fail every InProgress attempt whose window has passed; return how many attempts closed.
+
+    Walks the due attempts once in primary-key order, so it ends even if a row cannot be
+    closed; each record is locked and re-checked on its own (no long transaction).
+    """
     now = now or timezone.now()
-    count = 0
-    stale = Attempt.objects.filter(state=State.IN_PROGRESS, deadline_at__lte=now).values_list(
-        "code_id", "shared_id"
-    )[:limit]
-    for code_id, shared_id in stale:
-        if code_id:
-            code = Code.objects.filter(pk=code_id).first()
-            if code and expire_if_due(code=code, now=now):
-                count += 1
-        elif shared_id:
-            sr = SharedRedemption.objects.filter(pk=shared_id).first()
-            if sr and expire_if_due(shared=sr, now=now):
-                count += 1
+    closed = 0
+    last_pk = 0
+    while closed < limit:
+        batch = list(
+            Attempt.objects.filter(state=State.IN_PROGRESS, deadline_at__lte=now, pk__gt=last_pk)
+            .order_by("pk")
+            .values_list("pk", "code_id", "shared_id")[:500]
+        )
+        if not batch:
+            break
+        owners = {(code_id or shared_id, shared_id is not None) for _, code_id, shared_id in batch}
+        last_pk = batch[-1][0]
+        for owner_id, shared in owners:
+            closed += _expire(owner_id=owner_id, shared=shared, now=now)[1]
     ratelimit.prune()
-    return count
+    return closed
