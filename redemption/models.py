@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from redemption.ids import uuid7
+
 
 class State(models.TextChoices):
     INACTIVE = "Inactive"
@@ -129,8 +131,11 @@ class Batch(models.Model):
 class Code(models.Model):
     """A personal code, or the namespace anchor that reserves a shared code type's scan code."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    code_type = models.ForeignKey(CodeType, on_delete=models.CASCADE, related_name="codes")
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    # The composite indexes below lead with these columns, so no single-column index is needed.
+    code_type = models.ForeignKey(
+        CodeType, on_delete=models.CASCADE, related_name="codes", db_index=False
+    )
     is_shared_anchor = models.BooleanField(default=False)
     scan_code = models.CharField(max_length=80)
     canonical = models.CharField(max_length=64, unique=True)
@@ -142,7 +147,12 @@ class Code(models.Model):
     redeemed_by_profile_name = models.CharField(max_length=200, null=True, blank=True)
     invalidation_reason = models.TextField(null=True, blank=True)
     batch = models.ForeignKey(
-        Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="codes"
+        Batch,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="codes",
+        db_index=False,
     )
     current_attempt = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField()
@@ -155,9 +165,17 @@ class Code(models.Model):
         indexes = [
             models.Index(fields=["code_type", "state", "id"], name="code_type_state_id"),
             models.Index(fields=["code_type", "id"], name="code_type_id"),
-            models.Index(fields=["batch", "state"], name="code_batch_state"),
-            models.Index(fields=["redeemed_by_profile_id"], name="code_redeemed_by"),
-            models.Index(fields=["redeemed_at"], name="code_redeemed_at"),
+            models.Index(fields=["batch", "id"], name="code_batch_id"),
+            models.Index(
+                fields=["redeemed_by_profile_id"],
+                name="code_redeemed_by",
+                condition=Q(redeemed_by_profile_id__isnull=False),
+            ),
+            models.Index(
+                fields=["redeemed_at"],
+                name="code_redeemed_at",
+                condition=Q(redeemed_at__isnull=False),
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -175,7 +193,7 @@ class Code(models.Model):
 class SharedRedemption(models.Model):
     """One profile's redemption of a shared code type."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     code_type = models.ForeignKey(
         CodeType, on_delete=models.CASCADE, related_name="shared_redemptions"
     )

@@ -1,0 +1,26 @@
+"""Time-ordered UUIDs (version 7): new rows land at the right edge of the primary-key index."""
+
+import os
+import time
+import uuid
+
+
+def uuid7() -> uuid.UUID:
+    """Return a UUIDv7: 48-bit Unix milliseconds, then 74 random bits (RFC 9562)."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10))
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80
+    value |= 0x7 << 76  # version
+    value |= ((rand >> 62) & 0xFFF) << 64  # rand_a, 12 bits
+    value |= 0b10 << 62  # variant
+    value |= rand & 0x3FFF_FFFF_FFFF_FFFF  # rand_b, 62 bits
+    return uuid.UUID(int=value)
+
+
+# The same in SQL for PostgreSQL bulk inserts (gen_random_uuid() with its first 48 bits replaced
+# by the clock and the version nibble set to 7).
+POSTGRES_UUID7_SQL = (
+    "encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing"
+    " substring(int8send(floor(extract(epoch from clock_timestamp()) * 1000)::bigint) from 3)"
+    " from 1 for 6), 52, 1), 53, 1), 'hex')::uuid"
+)
