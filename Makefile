@@ -83,7 +83,8 @@ run: export PY := $(PY)
 run: export PORT := $(PORT)
 run: venv ## Migrate, load demo data, then run the dev server (PORT=8000) and task worker
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py load_demo_data
+	$(PY) manage.py load_demo_data --url http://127.0.0.1:$(PORT)/
+	$(PY) manage.py sweep_timeouts --schedule
 	exec scripts/run-dev
 
 bench: venv ## Run the benchmark (bench/run.py)

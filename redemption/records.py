@@ -108,3 +108,21 @@ def audit_record(e: AuditEvent) -> dict[str, Any]:
         "action": e.action,
         "details": e.details,
     }
+
+
+def job_record(job: Any) -> dict[str, Any]:
+    """JSON shape of a background job (SPEC §5); resultUrl only for a succeeded generate job."""
+    result_url = None
+    if job.kind == "generate" and job.status == "succeeded":
+        result_url = f"/api/v1/server/jobs/{job.pk}/result.csv"
+    return {
+        "jobId": str(job.pk),
+        "kind": job.kind,
+        "status": job.status,
+        "total": job.total,
+        "done": job.done,
+        "errors": job.errors,
+        "createdAt": ts(job.created_at),
+        "finishedAt": ts(job.finished_at),
+        "resultUrl": result_url,
+    }

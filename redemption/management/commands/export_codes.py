@@ -1,0 +1,46 @@
+"""Export a code type's codes as CSV to stdout or a file."""
+
+import csv
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from redemption import exceptions as exc
+from redemption import selectors
+from redemption.management.commands.generate_codes import command_error
+from redemption.models import STATE_ORDER
+from redemption.services import bulk
+
+
+class Command(BaseCommand):
+    help = (
+        "Write a code type's codes as CSV (scanCode,codeState,codeType,batchId,customCodeInfo,"
+        "redeemedByProfileId,redeemedAt,createdAt), streamed, to stdout or --output."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("code_type")
+        parser.add_argument("--state", choices=STATE_ORDER, default=None)
+        parser.add_argument("--batch", default=None, help="Only the codes of this batch id.")
+        parser.add_argument("-o", "--output", default=None, help="File to write (default stdout).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            ct = selectors.code_type_get(options["code_type"])
+            rows = bulk.export_rows(code_type=ct, state=options["state"], batch_id=options["batch"])
+        except exc.RedemptionError as err:
+            raise command_error(err) from None
+        if options["output"]:
+            with open(options["output"], "w", newline="", encoding="utf-8") as fh:
+                count = _write(csv.writer(fh, lineterminator="\n"), rows)
+            self.stderr.write(f"Wrote {count:,} codes to {options['output']}.", style_func=str)
+        else:
+            _write(csv.writer(self.stdout, lineterminator="\n"), rows)
+
+
+def _write(writer: Any, rows: Any) -> int:
+    count = -1
+    for row in rows:
+        writer.writerow(row)
+        count += 1
+    return max(count, 0)
