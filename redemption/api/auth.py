@@ -1,0 +1,56 @@
+"""Bearer credentials: server keys for /server/ paths, user tokens for /client/ paths."""
+
+from dataclasses import dataclass
+
+from django.http import HttpRequest
+
+from redemption import exceptions as exc
+from redemption.actors import Actor, Profile
+from redemption.models import ServerKey
+from redemption.services import keys
+
+SERVER, CLIENT, PUBLIC = "server", "client", "public"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is calling, and the scope their Idempotency-Keys live in."""
+
+    actor: Actor
+    scope: str
+    key: ServerKey | None = None
+    profile: Profile | None = None
+    client_ip: str | None = None
+
+
+ANONYMOUS = Identity(actor=Actor.system("anonymous"), scope="anonymous")
+
+
+def bearer(request: HttpRequest) -> str:
+    """Return the bearer credential; raise AUTHENTICATION_REQUIRED or INVALID_CREDENTIALS."""
+    header = request.META.get("HTTP_AUTHORIZATION", "").strip()
+    if not header:
+        raise exc.AuthenticationRequired()
+    scheme, _, credential = header.partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential:
+        raise exc.InvalidCredentials("Use 'Authorization: Bearer <credential>'.")
+    return credential
+
+
+def authenticate(request: HttpRequest, kind: str) -> Identity:
+    """Check the credential the path needs (a server key or a user token)."""
+    if kind == PUBLIC:
+        return ANONYMOUS
+    credential = bearer(request)
+    if kind == SERVER:
+        key = keys.server_key_authenticate(credential)
+        return Identity(actor=Actor.server_key(key), scope=f"server_key:{key.pk}", key=key)
+    profile = keys.user_token_verify(credential)
+    # No proxy is trusted (no TRUSTED_PROXY setting), so the peer address is the client.
+    return Identity(
+        actor=Actor.profile(profile.id, profile.name),
+        scope=f"profile:{profile.id}",
+        profile=profile,
+        client_ip=request.META.get("REMOTE_ADDR") or None,
+    )

@@ -1,0 +1,82 @@
+"""The one mapping from exceptions to the JSON error envelope (SPEC §5, §10)."""
+
+import json
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse, UnreadablePostError
+
+from redemption import exceptions as exc
+from redemption.records import code_record
+
+logger = logging.getLogger("redemption.api")
+
+JSON = "application/json"
+
+
+class PathNotFound(exc.RedemptionError):
+    """No API endpoint lives at this path."""
+
+    code = "NOT_FOUND"
+    reason_code = 40404
+    http_status = 404
+    default_message = "There is no API endpoint at this path."
+
+
+# Raised for anything the API did not expect; its code and reason code come from the base class.
+InternalError = exc.RedemptionError
+
+
+def json_response(
+    body: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> HttpResponse:
+    """Serialise `body` as compact UTF-8 JSON."""
+    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
+    return HttpResponse(payload.encode(), status=status, content_type=JSON, headers=headers)
+
+
+def as_redemption_error(error: BaseException) -> exc.RedemptionError:
+    """Translate any exception into the domain error the client will see."""
+    if isinstance(error, exc.RedemptionError):
+        return error
+    if isinstance(error, PermissionDenied):
+        return exc.PermissionDeniedError()
+    if isinstance(error, RequestDataTooBig):
+        return exc.RequestTooLarge()
+    if isinstance(error, UnreadablePostError):  # the client went away mid-body
+        return exc.invalid_fields({"body": "could not be read to the end"})
+    if isinstance(error, (OperationalError, InterfaceError)):
+        logger.warning("database unavailable: %s", error.__class__.__name__)
+        return exc.ServiceUnavailable()
+    logger.error("unexpected error in the JSON API", exc_info=error)
+    return InternalError()
+
+
+def error_body(error: exc.RedemptionError) -> dict[str, Any]:
+    """The envelope `{"error": {code, reasonCode, message, details}}` for one domain error."""
+    details = dict(error.details)
+    record = getattr(error, "record", None)
+    if record is not None:
+        details["record"] = code_record(record)
+    return {
+        "error": {
+            "code": error.code,
+            "reasonCode": error.reason_code,
+            "message": error.message,
+            "details": details,
+        }
+    }
+
+
+def error_response(error: BaseException) -> HttpResponse:
+    """Build the JSON error response (status, envelope, headers) for any exception."""
+    err = as_redemption_error(error)
+    headers: dict[str, str] = {}
+    retry_after = err.details.get("retryAfterSeconds")
+    if isinstance(retry_after, int):
+        headers["Retry-After"] = str(retry_after)
+    if err.http_status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    return json_response(error_body(err), status=err.http_status, headers=headers)

@@ -1,0 +1,442 @@
+"""The OpenAPI 3.1 document, generated from the endpoint table so the two cannot drift."""
+
+import json
+from functools import cache
+from typing import Any
+
+from redemption import exceptions as exc
+from redemption.api import auth
+from redemption.api.errors import JSON, InternalError, PathNotFound
+from redemption.api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from redemption.api.idempotency import REPLAYED_HEADER
+from redemption.api.validation import object_schema
+from redemption.api.views import CSV, ENDPOINTS, Operation
+from redemption.models import STATE_ORDER
+from redemption.services import bulk
+
+TS_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
+REF = "#/components/schemas/"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": REF + name}
+
+
+def _closed(properties: dict[str, Any], *, optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [k for k in properties if k not in optional],
+        "additionalProperties": False,
+    }
+
+
+TS = {"type": "string", "pattern": TS_PATTERN, "description": "ISO 8601 UTC with milliseconds"}
+TS_OR_NULL = {**TS, "type": ["string", "null"]}
+STR_OR_NULL = {"type": ["string", "null"]}
+OBJECT = {"type": "object"}
+STATE = {"type": "string", "enum": list(STATE_ORDER)}
+
+CODE_RECORD_PROPERTIES: dict[str, Any] = {
+    "redemptionCodeId": {"type": "string", "format": "uuid"},
+    "scanCode": {"type": "string"},
+    "codeType": {"type": "string"},
+    "codeUseType": {"type": "string", "enum": ["SINGLE", "MULTI"]},
+    "codeState": STATE,
+    "version": {"type": "integer", "minimum": 1},
+    "customCodeInfo": OBJECT,
+    "customRedemptionInfo": OBJECT,
+    "redeemedByProfileId": STR_OR_NULL,
+    "redeemedByProfileName": STR_OR_NULL,
+    "invalidationReason": STR_OR_NULL,
+    "batchId": {"type": ["string", "null"], "format": "uuid"},
+    "currentAttempt": {"type": "integer", "minimum": 0, "description": "0 = none yet"},
+    "createdAt": TS,
+    "activatedAt": TS_OR_NULL,
+    "redeemedAt": TS_OR_NULL,
+    "invalidatedAt": TS_OR_NULL,
+    "updatedAt": TS,
+}
+
+SCHEMAS: dict[str, Any] = {
+    "CodeRecord": _closed(CODE_RECORD_PROPERTIES),
+    "Attempt": _closed(
+        {
+            "attempt": {"type": "integer", "minimum": 1},
+            "profileId": {"type": "string"},
+            "state": STATE,
+            "startedAt": TS,
+            "finishedAt": TS_OR_NULL,
+            "errorCode": STR_OR_NULL,
+            "errorMsg": STR_OR_NULL,
+            "response": {"type": ["object", "null"]},
+        }
+    ),
+    "AuditEvent": _closed(
+        {
+            "at": TS,
+            "actorKind": {"type": "string"},
+            "actor": {"type": "string"},
+            "action": {"type": "string"},
+            "details": OBJECT,
+        }
+    ),
+    "CodeLookup": _closed(
+        {
+            **CODE_RECORD_PROPERTIES,
+            "attempts": {"type": "array", "items": _ref("Attempt")},
+            "history": {"type": "array", "items": _ref("AuditEvent")},
+        }
+    ),
+    "CodeList": _closed({"codes": {"type": "array", "items": _ref("CodeRecord")}}),
+    "CodeType": _closed(
+        {
+            "codeType": {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]{1,64}$"},
+            "description": {"type": "string"},
+            "codeUseType": {"type": "string", "enum": ["SINGLE", "MULTI"]},
+            "scanCode": {"type": ["string", "null"], "description": "MULTI only"},
+            "validStart": TS_OR_NULL,
+            "validEnd": TS_OR_NULL,
+            "maxRedemptions": {"type": ["integer", "null"], "minimum": 1},
+            "redemptionCount": {"type": "integer", "minimum": 0},
+            "customCodeInfo": OBJECT,
+            "isDisabled": {"type": "boolean"},
+            "fulfillment": {
+                "oneOf": [
+                    {"type": "null"},
+                    _closed(
+                        {
+                            "url": {"type": "string"},
+                            "async": {"type": "boolean"},
+                            "maxRetries": {"type": "integer", "minimum": 0, "maximum": 10},
+                            "timeoutSeconds": {"type": "integer", "minimum": 1, "maximum": 86400},
+                        }
+                    ),
+                ]
+            },
+            "version": {"type": "integer", "minimum": 1},
+            "createdAt": TS,
+            "updatedAt": TS,
+            "stateCounts": _closed({s: {"type": "integer", "minimum": 0} for s in STATE_ORDER}),
+        }
+    ),
+    "CodeTypeList": _closed({"codeTypes": {"type": "array", "items": _ref("CodeType")}}),
+    "UserToken": _closed(
+        {
+            "token": {"type": "string", "pattern": r"^ut_"},
+            "profileId": {"type": "string"},
+            "expiresAt": TS,
+        }
+    ),
+    "GeneratedCodes": _closed(
+        {
+            "batchId": {"type": "string", "format": "uuid"},
+            "generatedScanCodes": {"type": "array", "items": {"type": "string"}},
+        }
+    ),
+    "JobError": _closed(
+        {
+            "line": {"type": ["integer", "null"]},
+            "scanCode": STR_OR_NULL,
+            "code": {"type": "string"},
+            "message": {"type": "string"},
+        }
+    ),
+    "Job": _closed(
+        {
+            "jobId": {"type": "string", "format": "uuid"},
+            "kind": {"type": "string"},
+            "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
+            "total": {"type": "integer", "minimum": 0},
+            "done": {"type": "integer", "minimum": 0},
+            "errors": {"type": "array", "items": _ref("JobError")},
+            "createdAt": TS,
+            "finishedAt": TS_OR_NULL,
+            "resultUrl": STR_OR_NULL,
+        }
+    ),
+    "CsvText": {"type": "string"},
+    "OpenApiDocument": {"type": "object", "required": ["openapi", "info", "paths"]},
+    "Health": _closed({"status": {"const": "ok"}}),
+    "Ready": _closed({"status": {"const": "ready"}}),
+}
+
+DETAILS: dict[str, dict[str, Any]] = {
+    exc.InvalidParameter.code: {
+        "type": "object",
+        "required": ["fields"],
+        "properties": {
+            "fields": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "Each bad field (or header, or 'body') and what it must be.",
+            }
+        },
+    },
+    exc.RedeemedBySelf.code: {
+        "type": "object",
+        "required": ["record"],
+        "properties": {"record": _ref("CodeRecord")},
+    },
+    exc.MaxFailedExceeded.code: {
+        "type": "object",
+        "required": ["retryAfterSeconds"],
+        "properties": {"retryAfterSeconds": {"type": "integer", "minimum": 1}},
+    },
+    exc.MethodNotAllowed.code: {
+        "type": "object",
+        "required": ["allowed"],
+        "properties": {"allowed": {"type": "array", "items": {"type": "string"}}},
+    },
+}
+
+ALL_ERRORS: tuple[type[exc.RedemptionError], ...] = (
+    *exc.ALL_ERRORS,
+    bulk.JobNotFound,
+    PathNotFound,
+    InternalError,
+)
+
+
+def error_schema_name(error: type[exc.RedemptionError]) -> str:
+    return f"Error_{error.code}"
+
+
+def _error_schema(error: type[exc.RedemptionError]) -> dict[str, Any]:
+    return _closed(
+        {
+            "error": {
+                **_closed(
+                    {
+                        "code": {"const": error.code},
+                        "reasonCode": {"const": error.reason_code},
+                        "message": {"type": "string"},
+                        "details": DETAILS.get(error.code, OBJECT),
+                    }
+                ),
+                "description": error.default_message,
+            }
+        }
+    )
+
+
+def _headers_for(status: int, op: Operation, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if op.method == "POST":
+        headers[REPLAYED_HEADER] = {
+            "description": "'true' when this is the stored answer to an earlier request "
+            "with the same Idempotency-Key.",
+            "schema": {"type": "string", "enum": ["true"]},
+        }
+    if status == 401:
+        headers["WWW-Authenticate"] = {"required": True, "schema": {"type": "string"}}
+    if status == 429:
+        headers["Retry-After"] = {
+            "required": True,
+            "description": "Seconds until a redeem may be tried again.",
+            "schema": {"type": "string", "pattern": r"^\d+$"},
+        }
+    for name in extra:
+        headers[name] = {"required": True, "schema": {"type": "string"}}
+    return headers
+
+
+def operation_errors(op: Operation) -> list[type[exc.RedemptionError]]:
+    """Every error this operation can answer with (its own plus the pipeline's)."""
+    found: list[type[exc.RedemptionError]] = [exc.InvalidParameter]
+    if op.auth != auth.PUBLIC:
+        found += [exc.AuthenticationRequired, exc.InvalidCredentials, exc.ServiceUnavailable]
+    if op.body is not None or op.csv_body:
+        found.append(exc.RequestTooLarge)
+    if op.method == "POST":
+        found += [exc.IdempotencyKeyInUse, exc.IdempotencyKeyReused]
+    found += [*op.errors, InternalError]
+    unique: dict[str, type[exc.RedemptionError]] = {}
+    for error in found:
+        unique.setdefault(error.code, error)
+    return list(unique.values())
+
+
+def _operation(op: Operation, params: list[dict[str, Any]]) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for reply in op.replies:
+        responses[str(reply.status)] = {
+            "description": reply.description,
+            "headers": _headers_for(reply.status, op, reply.headers),
+            "content": {reply.content_type: {"schema": _ref(reply.schema)}},
+        }
+    by_status: dict[int, list[type[exc.RedemptionError]]] = {}
+    for error in operation_errors(op):
+        by_status.setdefault(error.http_status, []).append(error)
+    for status, errors in sorted(by_status.items()):
+        schemas = [_ref(error_schema_name(e)) for e in errors]
+        responses[str(status)] = {
+            "description": ", ".join(e.code for e in errors),
+            "headers": _headers_for(status, op),
+            "content": {JSON: {"schema": schemas[0] if len(schemas) == 1 else {"oneOf": schemas}}},
+        }
+    parameters = list(params)
+    for f in op.query:
+        parameters.append(
+            {"name": f.name, "in": "query", "required": f.required, "schema": f.schema()}
+        )
+    if op.method == "POST":
+        parameters.append(
+            {
+                "name": IDEMPOTENCY_HEADER,
+                "in": "header",
+                "required": False,
+                "description": "Makes a retry safe: the first answer is stored for 24 hours "
+                "and replayed for the same request under the same credential.",
+                "schema": {"type": "string", "pattern": "^[\\x20-\\x7e]{1,255}$"},
+            }
+        )
+    result: dict[str, Any] = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "tags": [op.tag],
+        "security": {
+            auth.SERVER: [{"serverKey": []}],
+            auth.CLIENT: [{"userToken": []}],
+            auth.PUBLIC: [],
+        }[op.auth],
+        "parameters": parameters,
+        "responses": responses,
+    }
+    if op.description:
+        result["description"] = op.description
+    if op.body is not None:
+        result["requestBody"] = {
+            "required": True,
+            "content": {JSON: {"schema": object_schema(op.body)}},
+        }
+    if op.csv_body:
+        result["requestBody"] = {
+            "required": True,
+            "content": {CSV: {"schema": {"type": "string", "maxLength": 200 * 1024 * 1024}}},
+        }
+    return result
+
+
+def _probe(summary: str, schema: str, errors: list[type[exc.RedemptionError]]) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        "200": {"description": summary, "content": {JSON: {"schema": _ref(schema)}}}
+    }
+    for error in errors:
+        responses[str(error.http_status)] = {
+            "description": error.code,
+            "content": {JSON: {"schema": _ref(error_schema_name(error))}},
+        }
+    return {"get": {"summary": summary, "tags": ["meta"], "security": [], "responses": responses}}
+
+
+def _error_table() -> str:
+    rows = [f"| {e.code} | {e.reason_code} | {e.http_status} |" for e in ALL_ERRORS]
+    return "\n".join(["| code | reasonCode | HTTP |", "|---|---|---|", *rows])
+
+
+DESCRIPTION = """\
+JSON API of the Redemption Code Portal.
+
+**Credentials.** `Authorization: Bearer <credential>`. Paths under `/api/v1/server/` take a
+server key (`rk_…`, created with `manage.py create_server_key <name>`, shown once); paths under
+`/api/v1/client/` take a user token (`ut_…`) minted by `POST /api/v1/server/user-tokens`.
+No credential: 401 `AUTHENTICATION_REQUIRED`. Malformed, unknown, tampered, revoked, expired
+or the wrong kind for the path: 401 `INVALID_CREDENTIALS`.
+
+**Input.** JSON bodies need `Content-Type: application/json` (UTF-8) and at most 1 MiB
+(413 `REQUEST_TOO_LARGE`); the CSV import takes `text/csv` up to 200 MiB. Unknown fields,
+wrong types, values out of range and malformed JSON give 400 `INVALID_PARAMETER_VALUE` with
+`details.fields` naming each bad field. Unknown query parameters are refused the same way.
+
+**Errors** always look like
+`{"error": {"code", "reasonCode", "message", "details"}}`. Any `/api/v1/` path that names no
+endpoint answers 404 `NOT_FOUND` (reasonCode 40404); a method a path does not offer answers
+405 `METHOD_NOT_ALLOWED` with an `Allow` header. An unexpected failure answers 500
+`INTERNAL_ERROR` (reasonCode 0) and is logged; 503 `SERVICE_UNAVAILABLE` means the database
+cannot be reached.
+
+**Idempotency.** Every POST accepts `Idempotency-Key` (1-255 printable ASCII characters),
+scoped to the credential and kept at least 24 hours. A retry with the same key, method, path
+and body gets the first status and body again with `Idempotent-Replayed: true`; the same key
+on a different request gets 422 `IDEMPOTENCY_KEY_REUSED`; a retry while the first is still
+running gets 409 `IDEMPOTENCY_KEY_IN_USE`. Answers 429, 500 and 503 are not stored, and a
+request refused by input validation is not remembered either.
+
+**Rate limit.** Failed redeems (the outcomes that name the code) count per profile and, for
+user tokens, per client IP; past the limit a redeem answers 429
+`REDEMPTION_CODE_MAX_FAILED_EXCEEDED_FOR_USER` with `Retry-After`.
+
+"""
+
+
+@cache
+def document() -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document."""
+    paths: dict[str, Any] = {}
+    for endpoint in ENDPOINTS:
+        params = [
+            {
+                "name": p.name,
+                "in": "path",
+                "required": True,
+                "description": p.description,
+                "schema": dict(p.schema),
+            }
+            for p in endpoint.params
+        ]
+        paths[endpoint.template] = {
+            op.method.lower(): _operation(op, params) for op in endpoint.operations
+        }
+    paths["/healthz"] = _probe("The process is up", "Health", [])
+    paths["/readyz"] = _probe("The database answers", "Ready", [exc.ServiceUnavailable])
+    schemas = dict(SCHEMAS)
+    for error in ALL_ERRORS:
+        schemas[error_schema_name(error)] = _error_schema(error)
+    return {
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "info": {
+            "title": "Redemption Code Portal API",
+            "version": "1",
+            "description": DESCRIPTION + "**Error catalogue**\n\n" + _error_table(),
+        },
+        "servers": [{"url": "/"}],
+        "tags": [
+            {"name": "client", "description": "Called by a client app for one end user."},
+            {"name": "server", "description": "Called by the client app's backend."},
+            {"name": "meta", "description": "This document and health probes."},
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "serverKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A server key (rk_…).",
+                },
+                "userToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A user token (ut_…) for one profile.",
+                },
+            },
+            "responses": {
+                "NotFound": {
+                    "description": "No endpoint at this path (any method).",
+                    "content": {JSON: {"schema": _ref(error_schema_name(PathNotFound))}},
+                },
+                "MethodNotAllowed": {
+                    "description": "The path exists but not with this method.",
+                    "headers": {"Allow": {"required": True, "schema": {"type": "string"}}},
+                    "content": {JSON: {"schema": _ref(error_schema_name(exc.MethodNotAllowed))}},
+                },
+            },
+        },
+    }
+
+
+@cache
+def document_bytes() -> bytes:
+    return json.dumps(document(), ensure_ascii=False, separators=(",", ":")).encode()

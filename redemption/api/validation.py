@@ -1,0 +1,268 @@
+"""Strict request input: JSON parsing and field specs that also feed the OpenAPI document."""
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.http import QueryDict
+
+from redemption import exceptions as exc
+
+INT32_MAX = 2_147_483_647
+MAX_DEPTH = 32
+MIN_YEAR = 1970  # earlier years are no validity window, and not every strftime pads them
+BODY = "body"  # the name used in details.fields for problems with the body as a whole
+CODE_TYPE_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
+URL_PATTERN = r"^https?://[^\s/$.?#][^\s]*$"
+
+
+class FieldError(ValueError):
+    """One field's value is unacceptable; the message says what is expected."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One input field: how to check it and how to describe it in the OpenAPI document."""
+
+    name: str
+    kind: str  # string | integer | boolean | object | datetime | enum
+    required: bool = False
+    nullable: bool = False
+    min: int | None = None
+    max: int | None = None
+    choices: tuple[str, ...] = ()
+    pattern: str | None = None
+    description: str = ""
+    default: Any = None
+    inner: tuple["Field", ...] = ()  # a nested object with exactly these keys, checked here
+    inner_doc: tuple["Field", ...] = ()  # a nested object documented here, checked by a service
+
+    def schema(self) -> dict[str, Any]:
+        """The JSON Schema (2020-12, as OpenAPI 3.1 uses it) of this field."""
+        s: dict[str, Any]
+        if self.kind == "string":
+            s = {"type": "string"}
+            if self.min is not None:
+                s["minLength"] = self.min
+            if self.max is not None:
+                s["maxLength"] = self.max
+            if self.pattern:
+                s["pattern"] = self.pattern
+        elif self.kind == "integer":
+            s = {"type": "integer", "minimum": self.min, "maximum": self.max}
+        elif self.kind == "boolean":
+            s = {"type": "boolean"}
+        elif self.kind == "datetime":
+            s = {"type": "string", "format": "date-time"}
+        elif self.kind == "enum":
+            s = {"type": "string", "enum": list(self.choices)}
+        elif self.inner or self.inner_doc:
+            s = object_schema(self.inner or self.inner_doc)
+        else:
+            s = {"type": "object"}
+        if self.nullable:
+            if "enum" in s:
+                s["enum"] = [*s["enum"], None]
+            s["type"] = [s["type"], "null"]
+        if self.description:
+            s["description"] = self.description
+        if self.default is not None:
+            s["default"] = self.default
+        return s
+
+    def clean(self, value: Any, path: str) -> Any:
+        """Return the checked value; raise FieldError, or invalid_fields for nested objects."""
+        if value is None:
+            if self.nullable:
+                return None
+            raise FieldError("must not be null")
+        kind = self.kind
+        if kind in {"string", "enum", "datetime"} and not isinstance(value, str):
+            raise FieldError("must be a string")
+        if kind == "string":
+            if self.min is not None and len(value) < self.min:
+                raise FieldError(f"must be at least {self.min} characters")
+            if self.max is not None and len(value) > self.max:
+                raise FieldError(f"must be at most {self.max} characters")
+            if self.pattern and not re.fullmatch(self.pattern, value):
+                raise FieldError(f"must match {self.pattern}")
+            return value
+        if kind == "enum":
+            if value not in self.choices:
+                raise FieldError(f"must be one of {', '.join(self.choices)}")
+            return value
+        if kind == "datetime":
+            return parse_datetime(value)
+        if kind == "integer":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise FieldError("must be a whole number")
+            if (self.min is not None and value < self.min) or (
+                self.max is not None and value > self.max
+            ):
+                raise FieldError(f"must be from {self.min} to {self.max}")
+            return value
+        if kind == "boolean":
+            if not isinstance(value, bool):
+                raise FieldError("must be true or false")
+            return value
+        if not isinstance(value, dict):
+            raise FieldError("must be a JSON object")
+        if self.inner:
+            return clean_object(self.inner, value, prefix=f"{path}.")
+        return value
+
+
+def parse_datetime(value: str) -> datetime:
+    """Read an ISO 8601 timestamp with an offset (or Z) into an aware UTC datetime."""
+    if len(value) > 40:
+        raise FieldError("must be an ISO 8601 timestamp with a time zone")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise FieldError("must be an ISO 8601 timestamp with a time zone") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise FieldError("must include a time zone (for example Z or +00:00)")
+    try:
+        value_utc = parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise FieldError("must be between 1970 and 9999") from None
+    if not MIN_YEAR <= value_utc.year <= 9999:
+        raise FieldError("must be between 1970 and 9999")
+    return value_utc
+
+
+def object_schema(fields: Sequence[Field]) -> dict[str, Any]:
+    """A closed object schema with these fields."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {f.name: f.schema() for f in fields},
+        "additionalProperties": False,
+    }
+    required = [f.name for f in fields if f.required]
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def clean_object(
+    fields: Sequence[Field],
+    data: Mapping[str, Any],
+    *,
+    prefix: str = "",
+    fixed: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Check every field; return the present ones; raise one error naming every bad field."""
+    by_name = {f.name: f for f in fields}
+    errors: dict[str, str] = {}
+    cleaned: dict[str, Any] = {}
+    for key in data:
+        if key not in by_name:
+            errors[prefix + key] = (fixed or {}).get(key, "unknown field")
+    for name, f in by_name.items():
+        if name not in data:
+            if f.required:
+                errors[prefix + name] = "is required"
+            continue
+        try:
+            cleaned[name] = f.clean(data[name], prefix + name)
+        except FieldError as err:
+            errors[prefix + name] = str(err)
+        except exc.RedemptionError as err:  # a nested object's own field errors
+            errors.update(err.details.get("fields", {}))
+    if errors:
+        raise exc.invalid_fields(errors)
+    return cleaned
+
+
+def clean_query(fields: Sequence[Field], query: QueryDict) -> dict[str, Any]:
+    """Check query parameters: known names only, each given once."""
+    errors: dict[str, str] = {}
+    data: dict[str, Any] = {}
+    for key, values in query.lists():
+        if len(values) != 1:
+            errors[key] = "may be given only once"
+        else:
+            data[key] = values[0]
+    for key, value in data.items():
+        if not text_ok(key) or not text_ok(value):
+            errors[key if text_ok(key) else BODY] = "must not contain NUL or unpaired surrogates"
+    if errors:
+        raise exc.invalid_fields(errors)
+    return clean_object(fields, data)
+
+
+def text_ok(value: str) -> bool:
+    """True when a string can be stored by every supported database."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_tree(value: Any, depth: int) -> str | None:
+    """Return what is wrong with a parsed JSON value (depth, NUL, surrogates), or None."""
+    if depth > MAX_DEPTH:
+        return f"must not nest deeper than {MAX_DEPTH} levels"
+    if isinstance(value, str):
+        return None if text_ok(value) else "must not contain NUL or unpaired surrogates"
+    if isinstance(value, dict):
+        for k, v in value.items():
+            problem = (
+                None if text_ok(k) else "keys must not contain NUL or unpaired surrogates"
+            ) or _check_tree(v, depth + 1)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for v in value:
+            problem = _check_tree(v, depth + 1)
+            if problem:
+                return problem
+    return None
+
+
+def _pairs_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """Parse a request body that must be one JSON object of clean strings."""
+    if not raw:
+        raise exc.invalid_fields({BODY: "a JSON object is required"})
+    try:
+        data = json.loads(
+            raw,
+            object_pairs_hook=_pairs_without_duplicates,
+            parse_constant=_reject_constant,
+        )
+    except RecursionError:
+        raise exc.invalid_fields({BODY: f"must not nest deeper than {MAX_DEPTH} levels"}) from None
+    except ValueError as err:  # includes JSONDecodeError and UnicodeDecodeError
+        message = str(err).splitlines()[0][:200] if str(err) else "malformed JSON"
+        raise exc.invalid_fields({BODY: f"malformed JSON: {message}"}) from None
+    if not isinstance(data, dict):
+        raise exc.invalid_fields({BODY: "must be a JSON object"})
+    errors: dict[str, str] = {}
+    for key, value in data.items():
+        problem = (
+            None if text_ok(key) else "keys must not contain NUL or unpaired surrogates"
+        ) or _check_tree(value, 1)
+        if problem:
+            errors[key if text_ok(key) else BODY] = problem
+    if errors:
+        raise exc.invalid_fields(errors)
+    return data
