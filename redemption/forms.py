@@ -1,0 +1,331 @@
+"""Input validation of the staff portal's forms (the services re-check everything)."""
+
+import json
+from typing import Any, cast
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from redemption import codes
+from redemption.models import STATE_ORDER, State, UseType
+
+UTC_HELP = "UTC, e.g. 2026-12-24 18:00"
+INITIAL_STATE_CHOICES = [(State.INACTIVE, "Inactive"), (State.AVAILABLE, "Available")]
+STATE_CHOICES = [(s, s) for s in STATE_ORDER]
+# Dangerous states: delete/reset leave them alone unless the operator ticks them explicitly.
+PROTECTED_STATES = (State.REDEEMED, State.IN_PROGRESS)
+
+
+class UTCDateTimeInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(format="%Y-%m-%dT%H:%M", **kwargs)
+
+
+class JSONObjectField(forms.JSONField):
+    """A JSON object typed into a textarea; empty means {}."""
+
+    default_error_messages = {"invalid": 'Enter valid JSON, e.g. {"sku": "GC-25"}.'}
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault(
+            "widget", forms.Textarea(attrs={"rows": 5, "class": "mono", "spellcheck": "false"})
+        )
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return value
+        if value in (None, ""):
+            return ""
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+    def clean(self, value: Any) -> Any:
+        result = super().clean(value)
+        if result in (None, ""):
+            return {}
+        if not isinstance(result, dict):
+            raise ValidationError('Must be a JSON object, e.g. {"sku": "GC-25"}.')
+        return result
+
+
+class CodeTypeForm(forms.Form):
+    """Create or edit a code type, including its fulfilment webhook."""
+
+    name = forms.RegexField(
+        regex=r"^[A-Za-z0-9_.\-]{1,64}$",
+        max_length=64,
+        label="Code type name",
+        help_text="1–64 characters of A–Z a–z 0–9 _ . - ; cannot be changed later.",
+        error_messages={"invalid": "Use 1–64 characters of A–Z a–z 0–9 _ . -"},
+    )
+    use_type = forms.ChoiceField(
+        choices=UseType.choices,
+        initial=UseType.SINGLE,
+        label="Use type",
+        widget=forms.RadioSelect,
+        help_text=(
+            "Personal: one code per person. Shared: one public code everyone may redeem once."
+        ),
+    )
+    description = forms.CharField(
+        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    scan_code = forms.CharField(
+        required=False,
+        max_length=80,
+        label="Shared scan code",
+        help_text="Shared types only: the public code, e.g. FREESTUFF.",
+    )
+    valid_start = forms.DateTimeField(
+        required=False, label="Valid from (UTC)", widget=UTCDateTimeInput(), help_text=UTC_HELP
+    )
+    valid_end = forms.DateTimeField(
+        required=False, label="Valid until (UTC)", widget=UTCDateTimeInput(), help_text=UTC_HELP
+    )
+    max_redemptions = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="Redemption cap",
+        help_text="Shared types only; empty means unlimited.",
+    )
+    custom_code_info = JSONObjectField(label="Custom code info (JSON object)")
+    is_disabled = forms.BooleanField(
+        required=False, label="Disabled (nobody can redeem codes of this type)"
+    )
+    fulfillment_url = forms.URLField(
+        required=False,
+        max_length=500,
+        label="Fulfilment webhook URL",
+        help_text="Empty: codes are redeemed at once, without a webhook.",
+    )
+    fulfillment_async = forms.BooleanField(
+        required=False, label="Asynchronous (the backend reports the result later)"
+    )
+    fulfillment_max_retries = forms.IntegerField(
+        min_value=0, max_value=10, initial=0, label="Max retries"
+    )
+    fulfillment_timeout_seconds = forms.IntegerField(
+        min_value=1, max_value=86400, initial=30, label="Timeout (seconds)"
+    )
+    version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, editing: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.editing = editing
+        if editing:
+            self.fields["name"].disabled = True
+            self.fields["use_type"].disabled = True
+
+    def clean(self) -> dict[str, Any]:
+        data: dict[str, Any] = super().clean() or {}
+        use_type = data.get("use_type")
+        if use_type == UseType.MULTI and not data.get("scan_code"):
+            self.add_error("scan_code", "A shared code type needs its scan code.")
+        if use_type == UseType.SINGLE:
+            if data.get("scan_code"):
+                self.add_error("scan_code", "Only shared code types have a scan code.")
+            if data.get("max_redemptions"):
+                self.add_error("max_redemptions", "Only shared code types have a cap.")
+        start, end = data.get("valid_start"), data.get("valid_end")
+        if start and end and end <= start:
+            self.add_error("valid_end", "Must be later than the start.")
+        return data
+
+    def fulfillment(self) -> dict[str, Any] | None:
+        data = self.cleaned_data
+        if not data.get("fulfillment_url"):
+            return None
+        return {
+            "url": data["fulfillment_url"],
+            "async": bool(data.get("fulfillment_async")),
+            "maxRetries": data.get("fulfillment_max_retries") or 0,
+            "timeoutSeconds": data.get("fulfillment_timeout_seconds") or 30,
+        }
+
+
+# Service field names (API spelling) -> form field, to put service errors next to their input.
+CODE_TYPE_FIELD_MAP = {
+    "codeType": "name",
+    "codeUseType": "use_type",
+    "scanCode": "scan_code",
+    "validStart": "valid_start",
+    "validEnd": "valid_end",
+    "maxRedemptions": "max_redemptions",
+    "customCodeInfo": "custom_code_info",
+    "isDisabled": "is_disabled",
+    "fulfillment.url": "fulfillment_url",
+    "fulfillment.async": "fulfillment_async",
+    "fulfillment.maxRetries": "fulfillment_max_retries",
+    "fulfillment.timeoutSeconds": "fulfillment_timeout_seconds",
+}
+
+
+class GenerateForm(forms.Form):
+    quantity = forms.IntegerField(
+        min_value=1,
+        max_value=10_000_000,
+        help_text="1 to 10,000,000. Runs as a background job; you can watch its progress.",
+    )
+    state = forms.ChoiceField(
+        choices=INITIAL_STATE_CHOICES,
+        initial=State.INACTIVE,
+        label="Initial state",
+        help_text="Inactive codes must be activated (e.g. when a retail card is sold).",
+    )
+    algorithm = forms.ChoiceField(
+        choices=[(a, a) for a in codes.ALGORITHMS],
+        initial=codes.DEFAULT_ALGORITHM,
+        label="Algorithm",
+        help_text="Crockford: groups of 4; FiveByFive: 5 groups of 5; StructuredGuid: a UUID.",
+    )
+    length = forms.IntegerField(
+        required=False,
+        min_value=codes.MIN_LENGTH,
+        max_value=codes.MAX_LENGTH,
+        initial=codes.DEFAULT_LENGTH,
+        help_text=f"Crockford only: {codes.MIN_LENGTH}–{codes.MAX_LENGTH} characters.",
+    )
+    code_prefix = forms.CharField(
+        required=False, max_length=24, label="Prefix", help_text="Optional, e.g. XMAS."
+    )
+    include_check = forms.BooleanField(
+        required=False,
+        label="Add a check character (catches typing mistakes)",
+    )
+    custom_code_info = JSONObjectField(label="Custom code info for every code (JSON object)")
+
+    def algorithm_details(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        details: dict[str, Any] = {}
+        if data.get("algorithm") == "Crockford" and data.get("length"):
+            details["length"] = data["length"]
+        if data.get("include_check"):
+            details["includeCheck"] = True
+        return details
+
+
+GENERATE_FIELD_MAP = {
+    "quantity": "quantity",
+    "codeState": "state",
+    "state": "state",
+    "prefix": "code_prefix",
+    "algorithmName": "algorithm",
+    "length": "length",
+    "algorithmDetails.length": "length",
+    "algorithmDetails.includeCheck": "include_check",
+    "customCodeInfo": "custom_code_info",
+}
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(
+        label="CSV file",
+        help_text="One code per line: scanCode[,codeState][,customCodeInfo]. Up to 200 MB.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv,text/plain"}),
+    )
+
+
+class AddCodeForm(forms.Form):
+    scan_code = forms.CharField(max_length=80, label="Scan code")
+    state = forms.ChoiceField(choices=INITIAL_STATE_CHOICES, initial=State.INACTIVE)
+    custom_code_info = JSONObjectField(label="Custom code info (JSON object)")
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        max_length=1000,
+        label="Reason",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Shown on the code page and kept in the audit log.",
+    )
+
+
+class OptionalReasonForm(ReasonForm):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].required = False
+        self.fields["reason"].label = "Invalidation reason (optional)"
+
+
+class BulkCodesForm(forms.Form):
+    """Delete or reset every code of a type in the chosen states (SPEC §7.3)."""
+
+    states = forms.MultipleChoiceField(
+        choices=STATE_CHOICES,
+        widget=forms.CheckboxSelectMultiple,
+        label="States to include",
+    )
+    confirm_name = forms.CharField(
+        max_length=64,
+        label="Type the code type's name to confirm",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
+    def __init__(self, *args: Any, code_type_name: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.code_type_name = code_type_name
+        if not self.is_bound:
+            self.initial.setdefault("states", [s for s in STATE_ORDER if s not in PROTECTED_STATES])
+
+    def clean_confirm_name(self) -> str:
+        value = self.cleaned_data["confirm_name"]
+        if value != self.code_type_name:
+            raise ValidationError(
+                "That is not this code type's name; nothing was changed. "
+                "Type it exactly (it is case-sensitive)."
+            )
+        return value
+
+
+class ResetCodesForm(BulkCodesForm):
+    to_state = forms.ChoiceField(
+        choices=INITIAL_STATE_CHOICES, initial=State.INACTIVE, label="Reset to"
+    )
+
+
+class LookupForm(forms.Form):
+    q = forms.CharField(
+        max_length=120,
+        label="Scan code",
+        help_text="Any spelling: case, spaces and hyphens do not matter.",
+        widget=forms.TextInput(
+            attrs={"autofocus": True, "spellcheck": "false", "autocomplete": "off"}
+        ),
+    )
+
+
+class TestCodeForm(forms.Form):
+    code_type = forms.ChoiceField(label="Code type")
+    state = forms.ChoiceField(choices=STATE_CHOICES, initial=State.AVAILABLE)
+
+    def __init__(self, *args: Any, code_type_choices: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["code_type"]).choices = code_type_choices
+
+
+class CodeResetForm(forms.Form):
+    state = forms.ChoiceField(choices=INITIAL_STATE_CHOICES, label="Reset to")
+
+
+class CustomInfoForm(forms.Form):
+    custom_code_info = JSONObjectField(label="Custom code info (JSON object)")
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+class ProfileForm(forms.Form):
+    profile = forms.CharField(
+        max_length=128,
+        label="Profile id",
+        widget=forms.TextInput(attrs={"spellcheck": "false", "autocomplete": "off"}),
+    )
+
+
+class ServerKeyForm(forms.Form):
+    name = forms.CharField(
+        max_length=100,
+        label="Name",
+        help_text="Which backend uses it, e.g. “web shop production”.",
+    )

@@ -1,0 +1,1 @@
+"""Portal pages (thin: read through selectors, write through services)."""

@@ -1,0 +1,459 @@
+"""Design › Marketplace › Redemption Codes: inventories, code types and bulk work on them."""
+
+import csv
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_POST
+from django_tables2 import RequestConfig
+
+from redemption import exceptions as exc
+from redemption import portal_selectors, selectors, services
+from redemption.filters import CodeFilter
+from redemption.forms import (
+    CODE_TYPE_FIELD_MAP,
+    GENERATE_FIELD_MAP,
+    PROTECTED_STATES,
+    AddCodeForm,
+    BulkCodesForm,
+    CodeTypeForm,
+    GenerateForm,
+    ImportForm,
+    ReasonForm,
+    ResetCodesForm,
+)
+from redemption.models import STATE_ORDER, CodeType, SharedRedemption
+from redemption.tables import (
+    AttemptTable,
+    BatchTable,
+    CodeTable,
+    InventoryTable,
+    SharedRedemptionTable,
+)
+from redemption.views._common import (
+    ops_required,
+    page,
+    report_error,
+    staff_actor,
+    viewer_required,
+)
+
+NAV = "design"
+PER_PAGE = 50
+
+
+def _code_type_or_404(name: str) -> CodeType:
+    try:
+        return selectors.code_type_get(name)
+    except exc.CodeTypeNotFound:
+        raise Http404("No code type has that name.") from None
+
+
+def _type_url(ct: CodeType | str) -> str:
+    return reverse("redemption:code_type_detail", args=[str(ct)])
+
+
+def _job_url(job: Any) -> str:
+    return reverse("redemption:job_detail", args=[job.pk])
+
+
+@viewer_required
+def inventory(request: HttpRequest) -> HttpResponse:
+    """One row per code type: use type, per-state counts, total, disabled flag."""
+    rows = selectors.inventory_summary()
+    table = InventoryTable(rows, order_by="name")
+    RequestConfig(request, paginate=False).configure(table)
+    totals = dict.fromkeys(STATE_ORDER, 0)
+    for row in rows:
+        for state, n in row["counts"].items():
+            totals[state] += n
+    return page(
+        request,
+        "redemption/inventory.html",
+        {"table": table, "rows": rows, "totals": totals, "grand_total": sum(totals.values())},
+        nav=NAV,
+    )
+
+
+@viewer_required
+def code_type_detail(request: HttpRequest, name: str) -> HttpResponse:
+    """A type's settings, counts, codes (keyset pages), batches and failed attempts."""
+    ct = _code_type_or_404(name)
+    counts = selectors.state_counts(ct)
+    after, before = request.GET.get("after"), request.GET.get("before")
+    context: dict[str, Any] = {
+        "ct": ct,
+        "counts": counts,
+        "total": sum(counts.values()),
+        "failed_attempts": AttemptTable(
+            portal_selectors.recent_failed_attempts(ct), show_code=not ct.is_shared
+        ),
+    }
+    if ct.is_shared:
+        qs = SharedRedemption.objects.filter(code_type=ct)
+        state = request.GET.get("state")
+        if state in STATE_ORDER:
+            qs = qs.filter(state=state)
+        keyset = portal_selectors.keyset_page(qs, after=after, before=before, per_page=PER_PAGE)
+        context["codes_table"] = SharedRedemptionTable(keyset.rows)
+        context["state_filter"] = state
+    else:
+        code_filter = CodeFilter(request.GET, queryset=portal_selectors.codes_filtered(ct))
+        if code_filter.is_valid():
+            keyset = portal_selectors.keyset_page(
+                code_filter.qs, after=after, before=before, per_page=PER_PAGE
+            )
+        else:
+            keyset = portal_selectors.KeysetPage(rows=[], after=None, before=None, is_first=True)
+        context["filter"] = code_filter
+        context["codes_table"] = CodeTable(keyset.rows)
+        context["batches_table"] = BatchTable(portal_selectors.batches_of_type(ct))
+    context["keyset"] = keyset
+    context["export_query"] = _export_query(request)
+    return page(request, "redemption/code_type_detail.html", context, nav=NAV)
+
+
+def _export_query(request: HttpRequest) -> str:
+    params = {k: request.GET[k] for k in ("state", "batch") if request.GET.get(k)}
+    if not params:
+        return ""
+    from urllib.parse import urlencode
+
+    return "?" + urlencode(params)
+
+
+def _code_type_kwargs(form: CodeTypeForm) -> dict[str, Any]:
+    data = form.cleaned_data
+    return {
+        "description": data.get("description") or "",
+        "valid_start": data.get("valid_start"),
+        "valid_end": data.get("valid_end"),
+        "custom_code_info": data.get("custom_code_info") or {},
+        "is_disabled": bool(data.get("is_disabled")),
+        "fulfillment": form.fulfillment(),
+    }
+
+
+@ops_required
+def code_type_create(request: HttpRequest) -> HttpResponse:
+    form = CodeTypeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        shared = data["use_type"] == "MULTI"
+        try:
+            ct = services.code_type_create(
+                actor=staff_actor(request),
+                name=data["name"],
+                use_type=data["use_type"],
+                scan_code=data.get("scan_code") or None if shared else None,
+                max_redemptions=data.get("max_redemptions") if shared else None,
+                **_code_type_kwargs(form),
+            )
+        except exc.RedemptionError as error:
+            report_error(request, error, form, CODE_TYPE_FIELD_MAP)
+        else:
+            messages.success(request, f"Code type “{ct.name}” created.")
+            return redirect(_type_url(ct))
+    return page(
+        request, "redemption/code_type_form.html", {"form": form, "creating": True}, nav=NAV
+    )
+
+
+def _initial_from(ct: CodeType) -> dict[str, Any]:
+    return {
+        "name": ct.name,
+        "use_type": ct.use_type,
+        "description": ct.description,
+        "scan_code": ct.scan_code or "",
+        "valid_start": ct.valid_start,
+        "valid_end": ct.valid_end,
+        "max_redemptions": ct.max_redemptions,
+        "custom_code_info": ct.custom_code_info,
+        "is_disabled": ct.is_disabled,
+        "fulfillment_url": ct.fulfillment_url,
+        "fulfillment_async": ct.fulfillment_async,
+        "fulfillment_max_retries": ct.fulfillment_max_retries,
+        "fulfillment_timeout_seconds": ct.fulfillment_timeout_seconds,
+        "version": ct.version,
+    }
+
+
+@ops_required
+def code_type_edit(request: HttpRequest, name: str) -> HttpResponse:
+    ct = _code_type_or_404(name)
+    form = CodeTypeForm(request.POST or None, initial=_initial_from(ct), editing=True)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        kwargs = _code_type_kwargs(form)
+        if ct.is_shared:
+            kwargs["scan_code"] = data.get("scan_code")
+            kwargs["max_redemptions"] = data.get("max_redemptions")
+        try:
+            ct = services.code_type_update(
+                actor=staff_actor(request),
+                name=ct.name,
+                expected_version=data.get("version"),
+                **kwargs,
+            )
+        except exc.VersionMismatch:
+            messages.error(
+                request,
+                "Someone else changed this code type while you were editing. "
+                "Your changes were not saved; the form now shows the current settings.",
+            )
+            return redirect("redemption:code_type_edit", name=ct.name)
+        except exc.RedemptionError as error:
+            report_error(request, error, form, CODE_TYPE_FIELD_MAP)
+        else:
+            messages.success(request, f"Code type “{ct.name}” saved.")
+            return redirect(_type_url(ct))
+    return page(
+        request,
+        "redemption/code_type_form.html",
+        {"form": form, "creating": False, "ct": ct},
+        nav=NAV,
+    )
+
+
+@ops_required
+@require_POST
+def code_type_rotate_secret(request: HttpRequest, name: str) -> HttpResponse:
+    ct = _code_type_or_404(name)
+    try:
+        services.code_type_rotate_secret(actor=staff_actor(request), name=ct.name)
+    except exc.RedemptionError as error:
+        report_error(request, error)
+    else:
+        messages.success(
+            request,
+            "A new webhook signing secret is in force; update your fulfilment backend now.",
+        )
+    return redirect("redemption:code_type_edit", name=ct.name)
+
+
+@ops_required
+def code_generate(request: HttpRequest, name: str) -> HttpResponse:
+    """Start a generation job and land on its page."""
+    ct = _code_type_or_404(name)
+    form = GenerateForm(request.POST or None)
+    if ct.is_shared:
+        messages.error(request, "Shared code types have one public code; nothing to generate.")
+        return redirect(_type_url(ct))
+    if request.method == "POST" and form.is_valid():
+        from redemption.services import bulk
+
+        data = form.cleaned_data
+        try:
+            job = bulk.job_generate_start(
+                actor=staff_actor(request),
+                code_type_name=ct.name,
+                quantity=data["quantity"],
+                state=data["state"],
+                custom_code_info=data.get("custom_code_info") or None,
+                prefix=data.get("code_prefix") or None,
+                algorithm=data.get("algorithm") or None,
+                algorithm_details=form.algorithm_details() or None,
+            )
+        except exc.RedemptionError as error:
+            report_error(request, error, form, GENERATE_FIELD_MAP)
+        else:
+            messages.success(request, f"Generating {data['quantity']:,} codes for “{ct.name}”.")
+            return redirect(_job_url(job))
+    return page(request, "redemption/code_generate.html", {"ct": ct, "form": form}, nav=NAV)
+
+
+@ops_required
+def code_import(request: HttpRequest, name: str) -> HttpResponse:
+    """Upload a CSV, start an import job and land on its page."""
+    ct = _code_type_or_404(name)
+    form = ImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        from redemption.services import bulk
+
+        try:
+            job = bulk.job_import_start(
+                actor=staff_actor(request),
+                code_type_name=ct.name,
+                upload=form.cleaned_data["file"],
+            )
+        except exc.RedemptionError as error:
+            report_error(request, error, form, {"file": "file", "upload": "file"})
+        else:
+            messages.success(request, f"Importing codes into “{ct.name}”.")
+            return redirect(_job_url(job))
+    return page(request, "redemption/code_import.html", {"ct": ct, "form": form}, nav=NAV)
+
+
+@ops_required
+def code_add(request: HttpRequest, name: str) -> HttpResponse:
+    ct = _code_type_or_404(name)
+    form = AddCodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            code = services.code_add(
+                actor=staff_actor(request),
+                code_type_name=ct.name,
+                scan_code=data["scan_code"],
+                state=data["state"],
+                custom_code_info=data.get("custom_code_info") or None,
+            )
+        except exc.RedemptionError as error:
+            report_error(
+                request,
+                error,
+                form,
+                {
+                    "scanCode": "scan_code",
+                    "codeState": "state",
+                    "customCodeInfo": "custom_code_info",
+                },
+            )
+        else:
+            messages.success(request, f"Code {code.scan_code} added.")
+            return redirect("redemption:code_detail", canonical=code.canonical)
+    return page(request, "redemption/code_add.html", {"ct": ct, "form": form}, nav=NAV)
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for streaming csv.writer output."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_stream(rows: Iterable[list[str]], filename: str) -> StreamingHttpResponse:
+    """Stream rows as a CSV download without holding them in memory."""
+    writer = csv.writer(_Echo())
+    lines: Iterator[str] = (writer.writerow(row) for row in rows)
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@ops_required
+def code_export(request: HttpRequest, name: str) -> HttpResponseBase:
+    """Stream a type's codes as CSV, optionally only one state and/or one batch."""
+    from redemption.services import bulk
+
+    ct = _code_type_or_404(name)
+    state = request.GET.get("state") or None
+    if state is not None and state not in STATE_ORDER:
+        state = None
+    batch_id = request.GET.get("batch") or None
+    if batch_id is not None and portal_selectors._parse_uuid(batch_id) is None:
+        batch_id = None
+    try:
+        rows = bulk.export_rows(code_type=ct, state=state, batch_id=batch_id)
+    except exc.RedemptionError as error:
+        report_error(request, error)
+        return redirect(_type_url(ct))
+    suffix = "".join(f"-{p}" for p in (state, batch_id and batch_id[:8]) if p)
+    return csv_stream(rows, f"{ct.name}{suffix}.csv")
+
+
+@ops_required
+def batch_invalidate(request: HttpRequest, name: str, batch_id: Any) -> HttpResponse:
+    """Confirm and invalidate every open code of one batch, with a reason."""
+    ct = _code_type_or_404(name)
+    try:
+        batch = portal_selectors.batch_get(code_type=ct, batch_id=batch_id)
+    except exc.RedemptionError:
+        raise Http404("No such batch for this code type.") from None
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            count = services.batch_invalidate(
+                actor=staff_actor(request), batch_id=batch.pk, reason=form.cleaned_data["reason"]
+            )
+        except exc.RedemptionError as error:
+            report_error(request, error, form, {"reason": "reason"})
+        else:
+            messages.success(request, f"Invalidated {count:,} codes of batch {batch.pk}.")
+            return redirect(_type_url(ct))
+    return page(
+        request,
+        "redemption/batch_invalidate.html",
+        {
+            "ct": ct,
+            "batch": batch,
+            "form": form,
+            "open_count": portal_selectors.batch_open_count(batch),
+        },
+        nav=NAV,
+    )
+
+
+def _bulk_confirm(request: HttpRequest, name: str, *, reset: bool) -> HttpResponse:
+    """SPEC §7.3: counts per state, explicit opt-in for Redeemed/InProgress, typed name, job."""
+    from redemption.services import bulk
+
+    ct = _code_type_or_404(name)
+    form_class = ResetCodesForm if reset else BulkCodesForm
+    form = form_class(request.POST or None, code_type_name=ct.name)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            if reset:
+                job = bulk.job_reset_codes_start(
+                    actor=staff_actor(request),
+                    code_type_name=ct.name,
+                    states=data["states"],
+                    to_state=data["to_state"],
+                    confirm_name=data["confirm_name"],
+                )
+            else:
+                job = bulk.job_delete_codes_start(
+                    actor=staff_actor(request),
+                    code_type_name=ct.name,
+                    states=data["states"],
+                    confirm_name=data["confirm_name"],
+                )
+        except exc.RedemptionError as error:
+            report_error(
+                request,
+                error,
+                form,
+                {
+                    "states": "states",
+                    "confirm": "confirm_name",
+                    "confirmName": "confirm_name",
+                    "toState": "to_state",
+                },
+            )
+        else:
+            verb = "Resetting" if reset else "Deleting"
+            messages.success(request, f"{verb} codes of “{ct.name}” in the background.")
+            return redirect(_job_url(job))
+    preview = bulk.delete_reset_preview(code_type_name=ct.name)
+    counts = [(s, preview.get(s, 0), s in PROTECTED_STATES) for s in STATE_ORDER]
+    return page(
+        request,
+        "redemption/codes_bulk_confirm.html",
+        {
+            "ct": ct,
+            "form": form,
+            "reset": reset,
+            "counts": counts,
+            "total": sum(preview.values()),
+            "protected_states": PROTECTED_STATES,
+        },
+        nav=NAV,
+    )
+
+
+@ops_required
+def codes_delete(request: HttpRequest, name: str) -> HttpResponse:
+    return _bulk_confirm(request, name, reset=False)
+
+
+@ops_required
+def codes_reset(request: HttpRequest, name: str) -> HttpResponse:
+    return _bulk_confirm(request, name, reset=True)

@@ -1,0 +1,88 @@
+"""Jobs: list, live progress, errors and result download."""
+
+from uuid import UUID
+
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
+from django_tables2 import RequestConfig
+from django_tables2.paginators import LazyPaginator
+
+from redemption import exceptions as exc
+from redemption import portal_selectors
+from redemption.filters import JobFilter
+from redemption.models import Job
+from redemption.records import ts
+from redemption.tables import JobTable
+from redemption.views._common import ops_required, page, viewer_required
+from redemption.views.design import csv_stream
+
+NAV = "jobs"
+SHOWN_ERRORS = 1000
+
+
+def _job_or_404(job_id: UUID) -> Job:
+    try:
+        return portal_selectors.job_get(job_id)
+    except exc.RedemptionError:
+        raise Http404("No job has that id.") from None
+
+
+@viewer_required
+def job_list(request: HttpRequest) -> HttpResponse:
+    job_filter = JobFilter(request.GET, queryset=portal_selectors.jobs_all())
+    table = JobTable(job_filter.qs if job_filter.is_valid() else Job.objects.none())
+    RequestConfig(request, paginate={"per_page": 25, "paginator_class": LazyPaginator}).configure(
+        table
+    )
+    return page(
+        request, "redemption/job_list.html", {"table": table, "filter": job_filter}, nav=NAV
+    )
+
+
+def job_status_payload(job: Job) -> dict[str, object]:
+    return {
+        "jobId": str(job.pk),
+        "status": job.status,
+        "done": job.done,
+        "total": job.total,
+        "percent": job.percent,
+        "finished": job.is_finished,
+        "errorCount": job.error_count,
+        "finishedAt": ts(job.finished_at),
+    }
+
+
+@viewer_required
+def job_detail(request: HttpRequest, job_id: UUID) -> HttpResponse:
+    job = _job_or_404(job_id)
+    errors = job.errors[:SHOWN_ERRORS] if isinstance(job.errors, list) else []
+    return page(
+        request,
+        "redemption/job_detail.html",
+        {
+            "job": job,
+            "errors": errors,
+            "more_errors": max(0, job.error_count - len(errors)),
+            "has_result": job.kind == Job.Kind.GENERATE and job.status == Job.Status.SUCCEEDED,
+        },
+        nav=NAV,
+    )
+
+
+@viewer_required
+def job_status(request: HttpRequest, job_id: UUID) -> JsonResponse:
+    """Progress of one job, polled by static/redemption/portal.js."""
+    response = JsonResponse(job_status_payload(_job_or_404(job_id)))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@ops_required
+def job_result(request: HttpRequest, job_id: UUID) -> HttpResponseBase:
+    """The generated codes of a finished generation job, as CSV."""
+    from redemption.services import bulk
+
+    job = _job_or_404(job_id)
+    if job.status != Job.Status.SUCCEEDED:
+        raise Http404("The job has no result yet.")
+    return csv_stream(bulk.job_result_rows(job), f"{job.code_type_name or 'job'}-{job.pk}.csv")

@@ -1,0 +1,201 @@
+"""Global Monitoring › Redemption Codes: look up one code, see everything about it, act on it."""
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from redemption import exceptions as exc
+from redemption import portal_selectors, selectors, services
+from redemption.forms import (
+    CodeResetForm,
+    CustomInfoForm,
+    LookupForm,
+    OptionalReasonForm,
+    TestCodeForm,
+)
+from redemption.models import Code, CodeType, State
+from redemption.tables import AttemptTable, HistoryTable
+from redemption.transitions import can
+from redemption.views._common import (
+    page,
+    report_error,
+    staff_actor,
+    support_required,
+    viewer_required,
+)
+
+NAV = "global"
+
+
+def _code_or_404(canonical: str) -> Code:
+    try:
+        return portal_selectors.code_by_canonical(canonical)
+    except exc.CodeNotFound:
+        raise Http404("No redemption code matches that scan code.") from None
+
+
+def _detail(code: Code) -> HttpResponse:
+    return redirect("redemption:code_detail", canonical=code.canonical)
+
+
+@viewer_required
+def lookup(request: HttpRequest) -> HttpResponse:
+    """Find one code by any spelling; also offers "Get test code"."""
+    form = LookupForm(request.GET or None)
+    test_form = TestCodeForm(
+        code_type_choices=portal_selectors.code_types_for_choices(), prefix="test"
+    )
+    if form.is_bound and form.is_valid():
+        try:
+            found = portal_selectors.code_find_any(form.cleaned_data["q"])
+        except exc.RedemptionError as error:
+            form.add_error("q", error.message)
+        else:
+            if isinstance(found, CodeType):
+                messages.info(
+                    request,
+                    f"{found.scan_code} is the shared code of “{found.name}”; "
+                    "each profile's redemption of it is listed here.",
+                )
+                return redirect("redemption:code_type_detail", name=found.name)
+            return _detail(found)
+    return page(
+        request,
+        "redemption/lookup.html",
+        {"form": form, "test_form": test_form},
+        nav=NAV,
+        status=404 if form.is_bound and form.errors else 200,
+    )
+
+
+@viewer_required
+def test_code(request: HttpRequest) -> HttpResponse:
+    """Open the first code of a chosen type and state (for trying a redeem by hand)."""
+    form = TestCodeForm(
+        request.GET or None,
+        code_type_choices=portal_selectors.code_types_for_choices(),
+        prefix="test",
+    )
+    if not form.is_valid():
+        messages.error(request, "Choose a code type and a state.")
+        return redirect("redemption:lookup")
+    ct = selectors.code_type_get(form.cleaned_data["code_type"])
+    state = form.cleaned_data["state"]
+    code = portal_selectors.first_code(code_type=ct, state=state)
+    if code is None:
+        messages.warning(request, f"“{ct.name}” has no {state} code.")
+        return redirect(reverse("redemption:lookup"))
+    return _detail(code)
+
+
+@viewer_required
+def code_detail(request: HttpRequest, canonical: str) -> HttpResponse:
+    """Every field of one code, its custom info as JSON, attempts and history."""
+    code = _code_or_404(canonical)
+    state = code.state
+    context = {
+        "code": code,
+        "ct": code.code_type,
+        "attempts_table": AttemptTable(selectors.code_attempts(code), show_code=False),
+        "history_table": HistoryTable(selectors.code_history(code)),
+        "can_activate": can(state, State.AVAILABLE) and state == State.INACTIVE,
+        "can_invalidate": can(state, State.INVALIDATED),
+        "invalidate_form": OptionalReasonForm(),
+        "reset_form": CodeResetForm(initial={"state": State.INACTIVE}),
+    }
+    return page(request, "redemption/code_detail.html", context, nav=NAV)
+
+
+@support_required
+@require_POST
+def code_activate(request: HttpRequest, canonical: str) -> HttpResponse:
+    code = _code_or_404(canonical)
+    try:
+        services.code_activate(actor=staff_actor(request), scan_code=code.canonical)
+    except exc.RedemptionError as error:
+        report_error(request, error)
+    else:
+        messages.success(request, f"{code.scan_code} is now Available.")
+    return _detail(code)
+
+
+@support_required
+@require_POST
+def code_invalidate(request: HttpRequest, canonical: str) -> HttpResponse:
+    code = _code_or_404(canonical)
+    form = OptionalReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The reason may be at most 1,000 characters.")
+        return _detail(code)
+    try:
+        services.code_invalidate(
+            actor=staff_actor(request),
+            scan_code=code.canonical,
+            reason=form.cleaned_data.get("reason") or None,
+        )
+    except exc.RedemptionError as error:
+        report_error(request, error)
+    else:
+        messages.success(request, f"{code.scan_code} has been invalidated.")
+    return _detail(code)
+
+
+@support_required
+@require_POST
+def code_reset(request: HttpRequest, canonical: str) -> HttpResponse:
+    code = _code_or_404(canonical)
+    form = CodeResetForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose Inactive or Available.")
+        return _detail(code)
+    try:
+        services.code_reset(
+            actor=staff_actor(request), scan_code=code.canonical, state=form.cleaned_data["state"]
+        )
+    except exc.RedemptionError as error:
+        report_error(request, error)
+    else:
+        messages.success(
+            request,
+            f"{code.scan_code} was reset to {form.cleaned_data['state']}; "
+            "its redemption and attempts were cleared.",
+        )
+    return _detail(code)
+
+
+@support_required
+def code_custom_info(request: HttpRequest, canonical: str) -> HttpResponse:
+    """Edit a code's custom info, refusing if someone else changed the code meanwhile."""
+    code = _code_or_404(canonical)
+    form = CustomInfoForm(
+        request.POST or None,
+        initial={"custom_code_info": code.custom_code_info, "version": code.version},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.code_update_custom_info(
+                actor=staff_actor(request),
+                scan_code=code.canonical,
+                version=form.cleaned_data["version"],
+                custom_code_info=form.cleaned_data["custom_code_info"],
+            )
+        except exc.VersionMismatch:
+            messages.error(
+                request,
+                "Someone else changed this code while you were editing; your edit was not "
+                "saved. The form now shows the current custom info.",
+            )
+            return redirect("redemption:code_custom_info", canonical=code.canonical)
+        except exc.RedemptionError as error:
+            report_error(request, error, form, {"customCodeInfo": "custom_code_info"})
+        else:
+            messages.success(request, f"Custom info of {code.scan_code} saved.")
+            return _detail(code)
+    return page(
+        request,
+        "redemption/code_custom_info.html",
+        {"code": code, "ct": code.code_type, "form": form},
+        nav=NAV,
+    )
