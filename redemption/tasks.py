@@ -19,9 +19,13 @@ def run_job_task(job_id: str) -> None:
 
 @task
 def sweep_timeouts_task() -> int:
-    """Fail stale InProgress attempts, then queue the next sweep."""
+    """Fail stale InProgress attempts, drop expired idempotency records, queue the next sweep."""
+    from redemption.api import idempotency
+
     try:
-        return services.sweep_timeouts()
+        swept = services.sweep_timeouts()
+        idempotency.prune()
+        return swept
     finally:
         schedule_sweep()
 

@@ -572,6 +572,23 @@ def test_import_refuses_a_scan_code_whose_display_form_is_too_long(ops, code_typ
     assert job.errors[0]["line"] == 1
 
 
+def test_import_refuses_a_nul_character_in_custom_info_per_line(ops, code_type):
+    content = b'NULL-0001,Available,"{""note"": ""a\\u0000b""}"\nFINE-0002,Available\n'
+
+    job = run_import(ops, code_type, content)
+
+    assert job.status == "succeeded"
+    assert job.summary["imported"] == 1
+    assert job.errors == [
+        {
+            "line": 1,
+            "scanCode": "NULL-0001",
+            "code": "INVALID_PARAMETER_VALUE",
+            "message": "customCodeInfo may not contain NUL characters.",
+        }
+    ]
+
+
 def test_import_keeps_the_first_thousand_errors_and_counts_all(ops, code_type):
     content = b"".join(b"bad!%d\n" % i for i in range(1500)) + b"REAL-CODE-1\n"
 

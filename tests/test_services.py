@@ -41,6 +41,8 @@ def test_ops_creates_both_kinds_of_code_type(ops):
     [
         ({"name": "has space"}, "codeType"),
         ({"name": "x" * 65}, "codeType"),
+        ({"name": ".."}, "codeType"),
+        ({"name": "trailing\n"}, "codeType"),
         ({"name": "ok", "use_type": "BOTH"}, "codeUseType"),
         ({"name": "ok", "use_type": "MULTI"}, "scanCode"),
         ({"name": "ok", "scan_code": "ABCDE"}, "scanCode"),
@@ -125,6 +127,8 @@ def test_add_code_rules(ops, shared_type, code_type):
         code_add(actor=ops, code_type_name=code_type.name, scan_code="ab!")
     with pytest.raises(exc.InvalidParameter):
         code_add(actor=ops, code_type_name=code_type.name, scan_code="GOOD1", state="Redeemed")
+    with pytest.raises(exc.InvalidScanCode):  # 40 canonical characters, 81 as written
+        code_add(actor=ops, code_type_name=code_type.name, scan_code="-".join("A" * 40) + "--")
 
 
 def test_custom_info_needs_the_current_version(support):

@@ -12,6 +12,7 @@ from redemption.actors import Actor
 from redemption.models import AuditEvent, Code, CodeType
 
 MAX_JSON_BYTES = 16 * 1024
+MAX_DISPLAY = 80  # Code.scan_code's column width
 
 
 def audit(
@@ -68,9 +69,10 @@ def canonical_or_error(scan_code: str, *, field: str = "scanCode") -> str:
     if not isinstance(scan_code, str):
         raise exc.InvalidScanCode(details={"fields": {field: "must be a string"}})
     canon = codes.canonical(scan_code)
-    if not codes.is_valid_canonical(canon):
+    if not codes.is_valid_canonical(canon) or len(codes.display(scan_code)) > MAX_DISPLAY:
         raise exc.InvalidScanCode(
-            "A scan code is 4-64 letters and digits (spaces and hyphens are ignored).",
+            "A scan code is 4-64 letters and digits (spaces and hyphens are ignored), "
+            f"at most {MAX_DISPLAY} characters as written.",
             details={"fields": {field: "4-64 characters of A-Z and 0-9"}},
         )
     return canon

@@ -699,6 +699,15 @@ class _ImportRun:
                 )
                 return
             info_json = json.dumps(info, separators=(",", ":"))
+            if "\\u0000" in info_json:
+                # PostgreSQL's jsonb cannot store NUL; refuse the line, not the whole job.
+                self.invalid(
+                    line_no,
+                    shown,
+                    exc.InvalidParameter.code,
+                    "customCodeInfo may not contain NUL characters.",
+                )
+                return
             if len(info_json.encode()) > MAX_JSON_BYTES:
                 self.invalid(
                     line_no,

@@ -106,8 +106,11 @@ def code_type_create(
 ) -> CodeType:
     """Create a code type; a shared type reserves its scan code in the code namespace."""
     require_ops(actor)
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise exc.invalid_fields({"codeType": "1-64 characters of A-Z a-z 0-9 _ . -"})
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or not name.strip("."):
+        # All-dot names ("." or "..") would be rewritten by browsers inside URL paths.
+        raise exc.invalid_fields(
+            {"codeType": "1-64 characters of A-Z a-z 0-9 _ . - (not only dots)"}
+        )
     if use_type not in UseType.values:
         raise exc.invalid_fields({"codeUseType": "must be SINGLE or MULTI"})
     _check_window(valid_start, valid_end)

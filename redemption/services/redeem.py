@@ -144,14 +144,22 @@ def _redeem_personal(
                             profile_id=profile.id,
                             at=now,
                         )
-                code.refresh_from_db()
                 if won:
+                    # The conditional UPDATE wrote exactly these values; no need to read them back.
+                    code.state = State.REDEEMED
+                    code.redeemed_by_profile_id = profile.id
+                    code.redeemed_by_profile_name = profile.name
+                    code.redeemed_at = now
+                    code.custom_redemption_info = info
+                    code.version += 1
+                    code.updated_at = now
                     return RedeemResult(code)
+                _reload(code, ct)
                 continue
             attempt = _start_personal_attempt(actor, code, profile, info)
             if attempt is not None:
                 return _fulfil(actor=actor, ct=ct, owner=code, attempt=attempt, profile=profile)
-            code.refresh_from_db()
+            _reload(code, ct)
             continue
         if code.state == State.FAILED and ct.has_fulfillment:
             if code.redeemed_by_profile_id != profile.id:
@@ -161,10 +169,16 @@ def _redeem_personal(
             attempt = _start_personal_attempt(actor, code, profile, info or None)
             if attempt is not None:
                 return _fulfil(actor=actor, ct=ct, owner=code, attempt=attempt, profile=profile)
-            code.refresh_from_db()
+            _reload(code, ct)
             continue
         break
     raise _personal_state_error(code, profile)
+
+
+def _reload(code: Code, ct: CodeType) -> None:
+    """Re-read a code after losing a race, keeping its already-loaded code type."""
+    code.refresh_from_db()
+    code.code_type = ct
 
 
 def _personal_state_error(code: Code, profile: Profile) -> exc.RedemptionError:
