@@ -2,9 +2,29 @@
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.core.cache import cache
 
 from redemption.actors import Actor, Profile
 from tests import factories
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Start every test with empty counters, as the database rollback does for DB-backed ones.
+
+    With CACHE_URL (Redis) the rate-limit and sign-in counters live in the cache, which no
+    transaction rolls back; delete only this session's keys (its own KEY_PREFIX).
+    """
+    _clear_cache()
+    yield
+    _clear_cache()
+
+
+def _clear_cache() -> None:
+    if hasattr(cache, "delete_pattern"):
+        cache.delete_pattern("*")
+    else:
+        cache.clear()
 
 
 @pytest.fixture
