@@ -5,10 +5,11 @@ The database is the default store; with CACHE_URL set (Redis) the cache is used 
 
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Count
 from django.utils import timezone
 
 from redemption import exceptions as exc
@@ -38,31 +39,45 @@ def _window() -> int:
 
 
 def check(found: list[Bucket]) -> None:
-    """Raise MAX_FAILED_EXCEEDED with a retry delay when any bucket is at its limit."""
-    for bucket in found:
-        retry_after = _retry_after(bucket)
-        if retry_after is not None:
-            raise exc.MaxFailedExceeded(details={"retryAfterSeconds": retry_after})
+    """Raise MAX_FAILED_EXCEEDED with a retry delay when any bucket is at its limit.
 
-
-def _retry_after(bucket: Bucket) -> int | None:
+    One round trip for all buckets: this runs before every redeem.
+    """
     now = timezone.now()
     window = _window()
     if _use_cache():
         slot = int(now.timestamp()) // window
-        count = cache.get(f"redeemfail:{bucket.key}:{slot}", 0)
-        if count >= bucket.limit:
-            return max(1, (slot + 1) * window - int(now.timestamp()))
-        return None
+        counts = cache.get_many([_cache_key(b, slot) for b in found])
+        for bucket in found:
+            if counts.get(_cache_key(bucket, slot), 0) >= bucket.limit:
+                retry = max(1, (slot + 1) * window - int(now.timestamp()))
+                raise exc.MaxFailedExceeded(details={"retryAfterSeconds": retry})
+        return
     since = now - timedelta(seconds=window)
-    recent = list(
+    counts = dict(
+        RedeemFailure.objects.filter(bucket__in=[b.key for b in found], at__gt=since)
+        .values_list("bucket")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for bucket in found:
+        if counts.get(bucket.key, 0) >= bucket.limit:
+            raise exc.MaxFailedExceeded(
+                details={"retryAfterSeconds": _db_retry_after(bucket, since, now, window)}
+            )
+
+
+def _cache_key(bucket: Bucket, slot: int) -> str:
+    return f"redeemfail:{bucket.key}:{slot}"
+
+
+def _db_retry_after(bucket: Bucket, since: datetime, now: datetime, window: int) -> int:
+    """Seconds until the oldest failure that keeps the bucket at its limit leaves the window."""
+    oldest_counted = (
         RedeemFailure.objects.filter(bucket=bucket.key, at__gt=since)
         .order_by("-at")
-        .values_list("at", flat=True)[: bucket.limit]
+        .values_list("at", flat=True)[bucket.limit - 1]
     )
-    if len(recent) < bucket.limit:
-        return None
-    oldest_counted = recent[-1]
     return max(1, math.ceil((oldest_counted + timedelta(seconds=window) - now).total_seconds()))
 
 
@@ -73,7 +88,7 @@ def record_failure(found: list[Bucket]) -> None:
         window = _window()
         slot = int(now.timestamp()) // window
         for bucket in found:
-            key = f"redeemfail:{bucket.key}:{slot}"
+            key = _cache_key(bucket, slot)
             cache.add(key, 0, timeout=window + 5)
             try:
                 cache.incr(key)

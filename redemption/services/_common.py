@@ -15,6 +15,30 @@ MAX_JSON_BYTES = 16 * 1024
 MAX_DISPLAY = 80  # Code.scan_code's column width
 
 
+def audit_fields(
+    *,
+    actor: Actor,
+    action: str,
+    code_type_name: str = "",
+    target_id: str = "",
+    scan_code: str = "",
+    profile_id: str = "",
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The columns of one audit event (everything but its time)."""
+    return {
+        "actor_kind": actor.kind,
+        "actor_id": actor.id,
+        "actor_label": actor.label[:200],
+        "action": action,
+        "code_type_name": code_type_name,
+        "target_id": str(target_id),
+        "scan_code": scan_code,
+        "profile_id": profile_id,
+        "details": details or {},
+    }
+
+
 def audit(
     *,
     actor: Actor,
@@ -29,15 +53,15 @@ def audit(
     """Append one audit event; call inside the transaction that makes the change."""
     return AuditEvent.objects.create(
         at=at or timezone.now(),
-        actor_kind=actor.kind,
-        actor_id=actor.id,
-        actor_label=actor.label[:200],
-        action=action,
-        code_type_name=code_type_name,
-        target_id=str(target_id),
-        scan_code=scan_code,
-        profile_id=profile_id,
-        details=details or {},
+        **audit_fields(
+            actor=actor,
+            action=action,
+            code_type_name=code_type_name,
+            target_id=target_id,
+            scan_code=scan_code,
+            profile_id=profile_id,
+            details=details,
+        ),
     )
 
 

@@ -12,7 +12,7 @@ from redemption import codes, fulfillment, locks, ratelimit
 from redemption import exceptions as exc
 from redemption.actors import Actor, Profile
 from redemption.models import Attempt, Batch, Code, CodeType, SharedRedemption, State
-from redemption.services._common import audit, check_json_object
+from redemption.services._common import audit, audit_fields, check_json_object
 
 # Outcomes that name the code and so count towards the failed-redeem limit (SPEC §8).
 COUNTED_FAILURES: tuple[type[exc.RedemptionError], ...] = (
@@ -130,20 +130,20 @@ def _redeem_personal(
         if code.state == State.AVAILABLE:
             if not ct.has_fulfillment:
                 now = timezone.now()
-                with transaction.atomic():
-                    won = locks.code_claim_for_redeem(
-                        code_id=code.pk, profile=profile, now=now, info=info
-                    )
-                    if won:
-                        audit(
-                            actor=actor,
-                            action="code.redeem",
-                            code_type_name=ct.name,
-                            target_id=str(code.pk),
-                            scan_code=code.scan_code,
-                            profile_id=profile.id,
-                            at=now,
-                        )
+                won = locks.code_claim_for_redeem(
+                    code_id=code.pk,
+                    profile=profile,
+                    now=now,
+                    info=info,
+                    audit_row=audit_fields(
+                        actor=actor,
+                        action="code.redeem",
+                        code_type_name=ct.name,
+                        target_id=str(code.pk),
+                        scan_code=code.scan_code,
+                        profile_id=profile.id,
+                    ),
+                )
                 if won:
                     # The conditional UPDATE wrote exactly these values; no need to read them back.
                     code.state = State.REDEEMED
