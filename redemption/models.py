@@ -403,3 +403,19 @@ class RedeemFailure(models.Model):
 
     def __str__(self) -> str:
         return self.bucket
+
+
+class StateCountDelta(models.Model):
+    """PostgreSQL only: per-type, per-state count changes written by triggers on codes and
+    shared redemptions, so inventory counts never scan millions of rows. The sweep folds the
+    rows into one per (type, state); the counts are SUM(delta)."""
+
+    code_type_id = models.BigIntegerField()
+    state = models.CharField(max_length=12)
+    delta = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["code_type_id", "state"], name="statecount_type_state")]
+
+    def __str__(self) -> str:
+        return f"{self.code_type_id}:{self.state}:{self.delta:+d}"

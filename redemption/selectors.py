@@ -1,11 +1,10 @@
 """Every read used by views and the API; select_related lives here."""
 
-from collections import defaultdict
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 
-from redemption import codes
+from redemption import codes, counts
 from redemption import exceptions as exc
 from redemption.models import (
     STATE_ORDER,
@@ -28,18 +27,9 @@ def state_counts(code_type: CodeType) -> dict[str, int]:
 
 
 def state_counts_by_type(code_types: list[CodeType] | None = None) -> dict[int, dict[str, int]]:
-    """Per-state counts for many code types in two GROUP BY queries."""
-    result: dict[int, dict[str, int]] = defaultdict(empty_counts)
-    code_qs = Code.objects.filter(is_shared_anchor=False)
-    shared_qs = SharedRedemption.objects.all()
-    if code_types is not None:
-        ids = [ct.pk for ct in code_types]
-        code_qs = code_qs.filter(code_type_id__in=ids)
-        shared_qs = shared_qs.filter(code_type_id__in=ids)
-    for qs in (code_qs, shared_qs):
-        for row in qs.values("code_type_id", "state").annotate(n=Count("*")).order_by():
-            result[row["code_type_id"]][row["state"]] = row["n"]
-    return result
+    """Per-state counts for many code types (trigger-kept counters on PostgreSQL)."""
+    ids = None if code_types is None else [ct.pk for ct in code_types]
+    return counts.by_type(ids)
 
 
 def inventory_summary() -> list[dict[str, Any]]:
@@ -122,11 +112,12 @@ def profile_attempts(profile_id: str) -> QuerySet[Attempt]:
 
 
 def totals_by_state() -> dict[str, int]:
-    counts = empty_counts()
-    for qs in (Code.objects.filter(is_shared_anchor=False), SharedRedemption.objects.all()):
-        for row in qs.values("state").annotate(n=Count("*")).order_by():
-            counts[row["state"]] += row["n"]
-    return counts
+    """Per-state totals over every code type."""
+    totals = empty_counts()
+    for per_type in counts.by_type().values():
+        for state, n in per_type.items():
+            totals[state] += n
+    return totals
 
 
 def attempted_filter(profile_id: str) -> Q:

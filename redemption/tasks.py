@@ -20,11 +20,13 @@ def run_job_task(job_id: str) -> None:
 @task
 def sweep_timeouts_task() -> int:
     """Fail stale InProgress attempts, drop expired idempotency records, queue the next sweep."""
+    from redemption import counts
     from redemption.api import idempotency
 
     try:
         swept = services.sweep_timeouts()
         idempotency.prune()
+        counts.compact()
         return swept
     finally:
         schedule_sweep()

@@ -13,21 +13,25 @@ from tests.e2e.helpers import more_rows, populate
 
 pytestmark = pytest.mark.django_db
 
+# Per-state counts are one query over trigger-kept counters on PostgreSQL, two GROUP BYs
+# (codes and shared redemptions) on SQLite.
+COUNTS = 1 if connection.vendor == "postgresql" else 2
+
 # Page -> the queries it runs for a superuser (2 of them load the session and the user).
 PAGES = {
-    "dashboard": (lambda d: reverse("redemption:dashboard"), 7),
-    "inventory": (lambda d: reverse("redemption:inventory"), 5),
-    "type": (lambda d: reverse("redemption:code_type_detail", args=[d["ct"].name]), 8),
+    "dashboard": (lambda d: reverse("redemption:dashboard"), 5 + COUNTS),
+    "inventory": (lambda d: reverse("redemption:inventory"), 3 + COUNTS),
+    "type": (lambda d: reverse("redemption:code_type_detail", args=[d["ct"].name]), 6 + COUNTS),
     "type-filtered": (
         lambda d: (
             reverse("redemption:code_type_detail", args=[d["ct"].name])
             + "?state=Failed&prefix=TEST&created_from=2000-01-01"
         ),
-        8,
+        6 + COUNTS,
     ),
     "shared-type": (
         lambda d: reverse("redemption:code_type_detail", args=[d["shared"].name]),
-        7,
+        5 + COUNTS,
     ),
     "code": (lambda d: reverse("redemption:code_detail", args=[d["failed"].canonical]), 5),
     "profile": (lambda d: reverse("redemption:user_monitoring") + "?profile=p-42", 5),

@@ -1,0 +1,77 @@
+"""Inventory counts (trigger-kept on PostgreSQL) always equal a full GROUP BY of the rows."""
+
+from collections import defaultdict
+
+import pytest
+from django.db.models import Count
+
+from redemption import counts
+from redemption.actors import Profile
+from redemption.models import STATE_ORDER, Code, CodeType, SharedRedemption
+from redemption.services import (
+    bulk,
+    code_add,
+    code_invalidate,
+    code_reset,
+    code_type_create,
+    redeem,
+    shared_redemption_delete,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def counted_from_rows() -> dict[int, dict[str, int]]:
+    result: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(STATE_ORDER, 0))
+    codes = Code.objects.filter(is_shared_anchor=False)
+    for qs in (codes, SharedRedemption.objects.all()):
+        for row in qs.values("code_type_id", "state").annotate(n=Count("*")).order_by():
+            result[row["code_type_id"]][row["state"]] = row["n"]
+    return {k: v for k, v in result.items() if any(v.values())}
+
+
+def counted_fast() -> dict[int, dict[str, int]]:
+    return {k: v for k, v in counts.by_type().items() if any(v.values())}
+
+
+def test_counts_follow_every_kind_of_change(ops, system_actor):
+    code_type_create(actor=ops, name="gift")
+    code_type_create(actor=ops, name="promo", use_type="MULTI", scan_code="PROMO-2026")
+    _, generated = bulk.codes_generate_inline(
+        actor=ops, code_type_name="gift", quantity=50, state="Available"
+    )
+    code_add(actor=ops, code_type_name="gift", scan_code="HAND-MADE-01")
+    assert counted_fast() == counted_from_rows()
+
+    for i, scan in enumerate(generated[:10]):
+        redeem(actor=system_actor, profile=Profile(f"p{i}"), scan_code=scan)
+    code_invalidate(actor=ops, scan_code=generated[10], reason="lost")
+    code_reset(actor=ops, scan_code=generated[0], state="Inactive")
+    for i in range(3):
+        redeem(actor=system_actor, profile=Profile(f"fan{i}"), scan_code="promo 2026")
+    shared_redemption_delete(actor=ops, code_type_name="promo", profile_id="fan0")
+    assert counted_fast() == counted_from_rows()
+    gift = CodeType.objects.get(name="gift").pk
+    assert counted_fast()[gift]["Redeemed"] == 9
+
+    counts.compact()
+    assert counted_fast() == counted_from_rows()
+
+    job = bulk.job_reset_codes_start(
+        actor=ops,
+        code_type_name="gift",
+        states=["Redeemed"],
+        to_state="Available",
+        confirm_name="gift",
+    )
+    bulk.run_job(job.pk)
+    job = bulk.job_delete_codes_start(
+        actor=ops, code_type_name="gift", states=["Invalidated", "Inactive"], confirm_name="gift"
+    )
+    bulk.run_job(job.pk)
+    assert counted_fast() == counted_from_rows()
+    assert counted_fast()[gift] == dict.fromkeys(STATE_ORDER, 0) | {"Available": 48}
+
+    CodeType.objects.filter(name="promo").delete()
+    counts.compact()
+    assert counted_fast() == counted_from_rows()
