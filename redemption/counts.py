@@ -22,10 +22,10 @@ def by_type(code_type_ids: list[int] | None = None) -> dict[int, dict[str, int]]
     """Per-state counts of each code type (personal codes, or shared redemptions)."""
     result: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(STATE_ORDER, 0))
     if uses_triggers():
-        qs = StateCountDelta.objects.all()
+        deltas = StateCountDelta.objects.all()
         if code_type_ids is not None:
-            qs = qs.filter(code_type_id__in=code_type_ids)
-        rows = qs.values("code_type_id", "state").annotate(n=Sum("delta")).order_by()
+            deltas = deltas.filter(code_type_id__in=code_type_ids)
+        rows = deltas.values("code_type_id", "state").annotate(n=Sum("delta")).order_by()
         for row in rows:
             result[row["code_type_id"]][row["state"]] = int(row["n"])
         return result

@@ -12,15 +12,15 @@ from redemption.tables import ServerKeyTable
 from redemption.views._common import admin_required, page, report_error, staff_actor
 
 NAV = "keys"
-FRESH_KEY_SLOT = "redemption:fresh-server-key"
 
 
 @admin_required
 def server_keys(request: HttpRequest) -> HttpResponse:
-    """List keys; a valid POST creates one, whose secret the next page shows this once only."""
+    """List keys; a valid POST creates one and this response alone shows its secret."""
     from redemption.services import keys
 
     form = ServerKeyForm(request.POST or None)
+    created = secret = None
     if request.method == "POST" and form.is_valid():
         try:
             key, secret = keys.server_key_create(
@@ -29,14 +29,11 @@ def server_keys(request: HttpRequest) -> HttpResponse:
         except exc.RedemptionError as error:
             report_error(request, error, form, {"name": "name"})
         else:
+            # Shown in this response only and kept nowhere (not even the session store):
+            # only its hash exists from now on.
             messages.success(request, f"Server key “{key.name}” created. Copy its secret now.")
-            # Handed to the next page through the session and removed as it is shown, so a
-            # reload neither shows it again nor creates a second key.
-            request.session[FRESH_KEY_SLOT] = {"name": key.name, "secret": secret}
-            return redirect("redemption:server_keys")
-    fresh = request.session.pop(FRESH_KEY_SLOT, None) if request.method == "GET" else None
-    secret = fresh["secret"] if fresh else None
-    created = {"name": fresh["name"]} if fresh else None
+            created = {"name": key.name}
+            form = ServerKeyForm()
     table = ServerKeyTable(portal_selectors.server_keys())
     response = page(
         request,

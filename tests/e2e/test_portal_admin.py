@@ -1,6 +1,7 @@
 """A superuser in a real browser: server keys (secret shown once), sign-in and sign-out."""
 
 import pytest
+from django.contrib.sessions.models import Session
 from playwright.sync_api import expect
 
 from redemption.models import ServerKey
@@ -30,10 +31,13 @@ def test_admin_creates_and_revokes_a_server_key(page, live_server, admin_user, s
     assert secret.startswith("rk_")
     expect(page.get_by_role("button", name="Copy")).to_be_visible()
     screenshot("server-key-created")
-    page.reload()
+    page.goto(live_server.url + "/server-keys/")
     assert ServerKey.objects.count() == 1
     expect(page.get_by_test_id("new-secret")).to_have_count(0)
     assert secret not in page.content()
+    # Kept nowhere in clear: not in the key table, not in any session.
+    assert ServerKey.objects.get().key_hash != secret
+    assert all(secret not in str(s.get_decoded()) for s in Session.objects.all())
 
     page.get_by_role("button", name="Revoke server key web shop production").click()
     expect(page.get_by_text("Server key “web shop production” revoked")).to_be_visible()
