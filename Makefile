@@ -60,9 +60,10 @@ browser: ## Make sure Chromium is installed (apt-get install chromium as root if
 test lint: export DJANGO_SETTINGS_MODULE ?= portal.settings_test
 # The e2e conftest reads $CHROMIUM too, so export it for pytest.
 test: export CHROMIUM := $(CHROMIUM)
-test: venv browser ## Lint, format check, Django checks, migration check, then pytest (PYTEST_ARGS=...)
+test: venv browser ## Lint, format check, mypy, Django checks, migration check, then pytest (PYTEST_ARGS=...)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy redemption
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
