@@ -195,7 +195,7 @@ class SharedRedemption(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     code_type = models.ForeignKey(
-        CodeType, on_delete=models.CASCADE, related_name="shared_redemptions"
+        CodeType, on_delete=models.CASCADE, related_name="shared_redemptions", db_index=False
     )
     profile_id = models.CharField(max_length=128)
     profile_name = models.CharField(max_length=200, null=True, blank=True)
@@ -211,7 +211,8 @@ class SharedRedemption(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["profile_id"], name="shared_profile"),
-            models.Index(fields=["code_type", "state"], name="shared_type_state"),
+            models.Index(fields=["code_type", "state", "id"], name="shared_type_state_id"),
+            models.Index(fields=["code_type", "id"], name="shared_type_id"),
             models.Index(fields=["redeemed_at"], name="shared_redeemed_at"),
         ]
         constraints = [

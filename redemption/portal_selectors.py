@@ -5,7 +5,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from django.db.models import Count, Q, QuerySet
+from django.db import connection
+from django.db.models import Count, ForeignKey, Lookup, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -44,12 +45,23 @@ def _parse_uuid(value: str | None) -> UUID | None:
 
 
 def keyset_page(
-    qs: QuerySet[Any], *, after: str | None = None, before: str | None = None, per_page: int = 50
+    qs: QuerySet[Any],
+    *,
+    after: str | None = None,
+    before: str | None = None,
+    per_page: int = 50,
+    leading: tuple[str, ...] = ("code_type_id",),
 ) -> KeysetPage:
-    """Return one page of `qs` ordered by id, never counting the whole set (one query)."""
+    """Return one page of `qs` ordered by id, never counting the whole set (one query).
+
+    `qs` is filtered to one value of each `leading` column; ordering by them too lets the
+    planner walk the (code_type, id) index instead of the primary key, which with 10M codes
+    of one type among others skipped millions of rows for the first page.
+    """
     after_id, before_id = _parse_uuid(after), _parse_uuid(before)
     if before_id is not None:
-        rows = list(qs.filter(pk__lt=before_id).order_by("-pk")[: per_page + 1])
+        descending = [f"-{name}" for name in leading]
+        rows = list(qs.filter(pk__lt=before_id).order_by(*descending, "-pk")[: per_page + 1])
         has_more_before = len(rows) > per_page
         rows = list(reversed(rows[:per_page]))
         return KeysetPage(
@@ -60,7 +72,7 @@ def keyset_page(
         )
     if after_id is not None:
         qs = qs.filter(pk__gt=after_id)
-    rows = list(qs.order_by("pk")[: per_page + 1])
+    rows = list(qs.order_by(*leading, "pk")[: per_page + 1])
     has_more = len(rows) > per_page
     rows = rows[:per_page]
     return KeysetPage(
@@ -112,9 +124,38 @@ def first_code(*, code_type: CodeType, state: str) -> Code | None:
     )
 
 
+class AnyOf(Lookup):
+    """`column = ANY(array)`: PostgreSQL keeps it as an index condition where `column = x`
+    would be folded away from ORDER BY, leaving the planner to walk the primary key."""
+
+    lookup_name = "anyof"
+
+    def get_prep_lookup(self) -> list[int]:
+        return [int(value) for value in self.rhs]
+
+    def as_sql(self, compiler: Any, connection: Any) -> Any:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s)", (*lhs_params, list(self.rhs))
+
+
+ForeignKey.register_lookup(AnyOf)
+
+
+def of_type(model: Any, code_type: CodeType) -> QuerySet[Any]:
+    """Rows of one code type, filtered so a keyset page walks the (code_type, id) index.
+
+    With 10M codes of one type created after 2M of others, `code_type_id = 3 ORDER BY id`
+    scanned the primary key past the 2M (410 ms); `= ANY('{3}') ORDER BY code_type_id, id`
+    reads 51 index entries (0.1 ms).
+    """
+    if connection.vendor == "postgresql":
+        return model.objects.filter(code_type__anyof=[code_type.pk])
+    return model.objects.filter(code_type=code_type)
+
+
 def codes_filtered(code_type: CodeType) -> QuerySet[Code]:
     """Personal codes of one type, the base of the type page's filter set."""
-    return Code.objects.filter(code_type=code_type, is_shared_anchor=False).select_related("batch")
+    return of_type(Code, code_type).filter(is_shared_anchor=False).select_related("batch")
 
 
 def batches_of_type(code_type: CodeType, *, limit: int = 25) -> list[Batch]:

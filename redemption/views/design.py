@@ -96,7 +96,7 @@ def code_type_detail(request: HttpRequest, name: str) -> HttpResponse:
         ),
     }
     if ct.is_shared:
-        qs = SharedRedemption.objects.filter(code_type=ct)
+        qs = portal_selectors.of_type(SharedRedemption, ct)
         state = request.GET.get("state")
         if state in STATE_ORDER:
             qs = qs.filter(state=state)
