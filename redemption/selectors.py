@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from redemption import codes, counts
 from redemption import exceptions as exc
@@ -77,12 +77,6 @@ def code_history(code: Code) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(target_id=str(code.pk)).order_by("at", "id")
 
 
-def codes_of_type(code_type: CodeType) -> QuerySet[Code]:
-    return Code.objects.filter(code_type=code_type, is_shared_anchor=False).select_related(
-        "code_type"
-    )
-
-
 def redeemed_by_profile(
     profile_id: str, *, code_type_name: str | None = None, redeemed_only: bool = True
 ) -> list[Code | SharedRedemption]:
@@ -102,15 +96,6 @@ def redeemed_by_profile(
     return records
 
 
-def profile_attempts(profile_id: str) -> QuerySet[Attempt]:
-    """Every fulfilment attempt a profile made, newest first."""
-    return (
-        Attempt.objects.filter(profile_id=profile_id)
-        .select_related("code__code_type", "shared__code_type")
-        .order_by("-started_at")
-    )
-
-
 def totals_by_state() -> dict[str, int]:
     """Per-state totals over every code type."""
     totals = empty_counts()
@@ -118,7 +103,3 @@ def totals_by_state() -> dict[str, int]:
         for state, n in per_type.items():
             totals[state] += n
     return totals
-
-
-def attempted_filter(profile_id: str) -> Q:
-    return Q(redeemed_by_profile_id=profile_id)

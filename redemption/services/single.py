@@ -255,10 +255,3 @@ def batch_invalidate(*, actor: Actor, batch_id: Any, reason: str = "") -> int:
             at=now,
         )
     return count
-
-
-def code_type_for_single(code_type_name: str) -> Any:
-    ct = get_code_type(code_type_name)
-    if ct.is_shared:
-        raise exc.TypeMustBeSingleUse()
-    return ct
