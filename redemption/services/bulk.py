@@ -276,7 +276,10 @@ def _insert_codes_postgres(
     now: datetime,
     state: str | None,
     info: str | None,
-) -> int:
+    returning: bool = False,
+) -> Any:
+    """Insert through a staging table; return the count, or with `returning` the set of
+    canonical codes that went in."""
     table = Code._meta.db_table
     columns = "scan_code, canonical" if state is not None else "scan_code, canonical, state, info"
     with connection.cursor() as cursor:
@@ -298,9 +301,12 @@ def _insert_codes_postgres(
             " %(now)s::timestamptz,"
             " CASE WHEN COALESCE(s.state, %(state)s::text) = 'Available'"
             " THEN %(now)s::timestamptz END, %(now)s::timestamptz"
-            f" FROM {_STAGE} s ON CONFLICT (canonical) DO NOTHING",
+            f" FROM {_STAGE} s ON CONFLICT (canonical) DO NOTHING"
+            + (" RETURNING canonical" if returning else ""),
             {"type": code_type_id, "state": state, "info": info, "batch": batch_id, "now": now},
         )
+        if returning:
+            return {row[0] for row in cursor.fetchall()}
         return cursor.rowcount
 
 
@@ -354,7 +360,7 @@ def _insert_codes_sqlite(
 def random_candidates(shape: codes.CodeShape) -> Candidates:
     """An endless stream of (display, canonical) codes of the given shape."""
     while True:
-        yield codes.generate_one(shape)
+        yield from codes.generate(shape, 10_000)
 
 
 def batch_fill(
@@ -752,6 +758,9 @@ class _ImportRun:
         self.progress(self.lines, self.job.total)
 
     def _insert(self, pending: dict[str, tuple[int, str, str, str]]) -> None:
+        if connection.vendor == "postgresql":
+            self._insert_then_classify(pending)
+            return
         existing = {
             canon: (batch_id, anchor)
             for canon, batch_id, anchor in Code.objects.filter(
@@ -785,6 +794,39 @@ class _ImportRun:
                 if canon in taken:
                     self.duplicate_in_database(line_no, display, False)
         self.summary["imported"] += added
+
+    def _insert_then_classify(self, pending: dict[str, tuple[int, str, str, str]]) -> None:
+        """Insert the chunk; look up only the codes the unique index turned away.
+
+        An import of fresh codes then costs no duplicate query at all (the IN query over
+        10,000 codes per chunk was a quarter of the import's time).
+        """
+        inserted = _insert_codes_postgres(
+            [(display, canon, state, info) for canon, (_, display, state, info) in pending.items()],
+            code_type_id=self.batch.code_type_id,
+            batch_id=self.batch.pk,
+            now=self.now,
+            state=None,
+            info=None,
+            returning=True,
+        )
+        self.summary["imported"] += len(inserted)
+        refused = [canon for canon in pending if canon not in inserted]
+        if not refused:
+            return
+        owners = {
+            canon: (batch_id, anchor)
+            for canon, batch_id, anchor in Code.objects.filter(canonical__in=refused).values_list(
+                "canonical", "batch_id", "is_shared_anchor"
+            )
+        }
+        for canon in refused:
+            line_no, display, _, _ = pending[canon]
+            batch_id, anchor = owners.get(canon, (None, False))
+            if batch_id == self.batch.pk:
+                self.duplicate_in_file(line_no, display)
+            else:
+                self.duplicate_in_database(line_no, display, anchor)
 
 
 _STATE_NAMES = {s.lower(): s for s in (State.INACTIVE.value, State.AVAILABLE.value)}
