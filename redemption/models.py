@@ -138,7 +138,10 @@ class Code(models.Model):
     )
     is_shared_anchor = models.BooleanField(default=False)
     scan_code = models.CharField(max_length=80)
-    canonical = models.CharField(max_length=64, unique=True)
+    # Unique through Meta.constraints, not unique=True: that would add a second, pattern-ops
+    # index on PostgreSQL. Migration 0006 gives the column the "C" collation there, so the one
+    # unique index serves equality, ON CONFLICT and prefix (LIKE 'AB%') searches alike.
+    canonical = models.CharField(max_length=64)
     state = models.CharField(max_length=12, choices=State.choices, default=State.INACTIVE)
     version = models.PositiveIntegerField(default=1)
     custom_code_info = models.JSONField(default=dict, blank=True)
@@ -178,6 +181,7 @@ class Code(models.Model):
             ),
         ]
         constraints = [
+            models.UniqueConstraint(fields=["canonical"], name="code_canonical_unique"),
             models.CheckConstraint(
                 condition=~Q(state="Redeemed")
                 | (Q(redeemed_by_profile_id__isnull=False) & Q(redeemed_at__isnull=False)),
