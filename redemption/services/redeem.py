@@ -8,7 +8,7 @@ from uuid import UUID
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from redemption import codes, fulfillment, locks, ratelimit
+from redemption import codes, fulfillment, locks, ratelimit, selectors
 from redemption import exceptions as exc
 from redemption.actors import Actor, Profile
 from redemption.models import Attempt, Batch, Code, CodeType, SharedRedemption, State
@@ -83,7 +83,7 @@ def redeem(
 def _redeem(
     *, actor: Actor, profile: Profile, canon: str, code_type_name: str | None, info: dict[str, Any]
 ) -> RedeemResult:
-    code = Code.objects.select_related("code_type").filter(canonical=canon).first()
+    code = selectors.code_with_type(canon)
     if code is None:
         if _check_character_fails(canon):
             raise exc.InvalidScanCode("The scan code has a typing mistake (check character).")
