@@ -13,6 +13,7 @@ from redemption.models import (
     STATE_ORDER,
     Attempt,
     AuditEvent,
+    Batch,
     Code,
     CodeType,
     SharedRedemption,
@@ -64,12 +65,23 @@ def code_lookup(scan_code: str) -> Code:
         .first()
     )
     if code is None:
-        from redemption.services.redeem import _check_character_fails
-
-        if _check_character_fails(canon):
+        if check_character_fails(canon):
             raise exc.InvalidScanCode("The scan code has a typing mistake (check character).")
         raise exc.CodeNotFound()
     return code
+
+
+def check_character_fails(canon: str) -> bool:
+    """True when the code has the shape of a check-character batch but its check is wrong:
+    the person mistyped (INVALID_SCAN_CODE rather than NOT_FOUND)."""
+    shapes = {
+        codes.CodeShape(algorithm=a, length=n, prefix=p, include_check=True)
+        for a, n, p in Batch.objects.filter(include_check=True, length__isnull=False)
+        .values_list("algorithm", "length", "prefix")
+        .distinct()
+        if n is not None
+    }
+    return any(shape.check_fails(canon) for shape in shapes)
 
 
 def code_with_type(canon: str) -> Code | None:

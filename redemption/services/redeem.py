@@ -11,7 +11,7 @@ from django.utils import timezone
 from redemption import codes, fulfillment, locks, ratelimit, selectors
 from redemption import exceptions as exc
 from redemption.actors import Actor, Profile
-from redemption.models import Attempt, Batch, Code, CodeType, SharedRedemption, State
+from redemption.models import Attempt, Code, CodeType, SharedRedemption, State
 from redemption.services._common import audit, audit_fields, check_json_object
 
 # Outcomes that name the code and so count towards the failed-redeem limit (SPEC §8).
@@ -85,7 +85,7 @@ def _redeem(
 ) -> RedeemResult:
     code = selectors.code_with_type(canon)
     if code is None:
-        if _check_character_fails(canon):
+        if selectors.check_character_fails(canon):
             raise exc.InvalidScanCode("The scan code has a typing mistake (check character).")
         raise exc.CodeNotFound()
     ct = code.code_type
@@ -103,18 +103,6 @@ def _redeem(
     if code.is_shared_anchor:
         return _redeem_shared(actor=actor, ct=ct, profile=profile, info=info)
     return _redeem_personal(actor=actor, code=code, profile=profile, info=info)
-
-
-def _check_character_fails(canon: str) -> bool:
-    """True when the code looks like one of a check-character batch but its check is wrong."""
-    shapes = {
-        codes.CodeShape(algorithm=a, length=n, prefix=p, include_check=True)
-        for a, n, p in Batch.objects.filter(include_check=True, length__isnull=False)
-        .values_list("algorithm", "length", "prefix")
-        .distinct()
-        if n is not None
-    }
-    return any(shape.check_fails(canon) for shape in shapes)
 
 
 # --- personal codes ---------------------------------------------------------------------------
