@@ -1,4 +1,9 @@
-"""The one error hierarchy: every domain error carries its API code, reason code and status."""
+"""The one error hierarchy: every domain error carries its API code, reason code and status.
+
+Each error is a class below; the API maps them to its JSON envelope in one place
+(`redemption.api.errors`), the portal turns them into messages. `all_errors()` is the
+catalogue, built from the classes themselves.
+"""
 
 from typing import Any, ClassVar
 
@@ -21,270 +26,337 @@ class RedemptionError(Exception):
         super().__init__(self.message)
 
 
-def _error(
-    name: str, code: str, reason_code: int, http_status: int, message: str
-) -> type[RedemptionError]:
-    cls = type(
-        name,
-        (RedemptionError,),
-        {
-            "code": code,
-            "reason_code": reason_code,
-            "http_status": http_status,
-            "default_message": message,
-            "__doc__": message,
-        },
+class InternalError(RedemptionError):
+    """Anything the service did not expect; the details stay in the server log."""
+
+
+class CodeNotFoundError(RedemptionError):
+    """No redemption code matches that scan code."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_NOT_FOUND", 40395, 404
+    default_message = "No redemption code matches that scan code."
+
+
+class VersionMismatchError(RedemptionError):
+    """The code was changed by someone else; reload and try again."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_VERSION_MISMATCH", 40396, 409
+    default_message = "The code was changed by someone else; reload and try again."
+
+
+class CodeActiveError(RedemptionError):
+    """The code is already active."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_ACTIVE", 40397, 409
+    default_message = "The code is already active."
+
+
+class CodeNotActiveError(RedemptionError):
+    """The code has not been activated yet."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_NOT_ACTIVE", 40398, 409
+    default_message = "The code has not been activated yet."
+
+
+class CodeTypeNotFoundError(RedemptionError):
+    """No code type has that name."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_TYPE_NOT_FOUND", 40399, 404
+    default_message = "No code type has that name."
+
+
+class CodeInvalidatedError(RedemptionError):
+    """The code has been invalidated."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_INVALID", 40400, 409
+    default_message = "The code has been invalidated."
+
+
+class CodeRedeemedError(RedemptionError):
+    """The code has already been redeemed."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_REDEEMED", 40401, 409
+    default_message = "The code has already been redeemed."
+
+
+class RedeemedBySelfError(RedemptionError):
+    """The profile already redeemed this code; the error carries that record."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_REDEEMED_BY_SELF", 40402, 409
+    default_message = "You have already redeemed this code."
+
+    def __init__(self, record: Any = None, message: str | None = None) -> None:
+        super().__init__(message)
+        self.record = record
+
+
+class RedeemedByOtherError(RedemptionError):
+    """The code has already been redeemed by someone else."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_REDEEMED_BY_OTHER", 40403, 409
+    default_message = "The code has already been redeemed by someone else."
+
+
+class InvalidScanCodeError(RedemptionError):
+    """That is not a valid scan code; check it for typing mistakes."""
+
+    code, reason_code, http_status = "INVALID_SCAN_CODE", 40569, 400
+    default_message = "That is not a valid scan code; check it for typing mistakes."
+
+
+class InvalidParameterError(RedemptionError):
+    """Some input fields are missing or invalid; `details.fields` names each one."""
+
+    code, reason_code, http_status = "INVALID_PARAMETER_VALUE", 40660, 400
+    default_message = "Some fields are missing or invalid."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        fields: dict[str, str] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        merged = dict(details or {})
+        if fields is not None:
+            merged["fields"] = dict(fields)
+        super().__init__(message, details=merged)
+        self.fields: dict[str, str] = dict(merged.get("fields") or {})
+
+
+class RedemptionInProgressError(RedemptionError):
+    """A redemption of this code is already in progress."""
+
+    code, reason_code, http_status = "REDEMPTION_IN_PROGRESS", 40750, 409
+    default_message = "A redemption of this code is already in progress."
+
+
+class RedemptionFailedError(RedemptionError):
+    """Fulfilment reported a failure; the redemption did not complete."""
+
+    code, reason_code, http_status = "REDEMPTION_FAILED", 40751, 409
+    default_message = "Fulfilment reported a failure; the redemption did not complete."
+
+
+class RedemptionFailedMaxRetriesError(RedemptionError):
+    """The redemption failed and no retries are left."""
+
+    code, reason_code, http_status = "REDEMPTION_FAILED_MAX_RETRIES", 40752, 409
+    default_message = "The redemption failed and no retries are left."
+
+
+class CodeTypeDisabledError(RedemptionError):
+    """Codes of this type are disabled."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_TYPE_DISABLED", 40753, 409
+    default_message = "Codes of this type are disabled."
+
+
+class CodeTypeMismatchError(RedemptionError):
+    """The code does not belong to that code type."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_TYPE_MISMATCH", 40755, 409
+    default_message = "The code does not belong to that code type."
+
+
+class ScriptFailureError(RedemptionError):
+    """The fulfilment webhook could not be reached or answered badly."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_SCRIPT_FAILURE", 40756, 502
+    default_message = "The fulfilment webhook could not be reached or answered badly."
+
+
+class NotInProgressError(RedemptionError):
+    """The redemption is not in progress."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_NOT_IN_PROGRESS", 40758, 409
+    default_message = "The redemption is not in progress."
+
+
+class AttemptMismatchError(RedemptionError):
+    """That attempt is not the current attempt."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_ATTEMPT_MISMATCH", 40760, 409
+    default_message = "That attempt is not the current attempt."
+
+
+class AsyncBadResponseError(RedemptionError):
+    """The asynchronous response is malformed."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_ASYNC_BAD_RESPONSE", 40761, 400
+    default_message = "The asynchronous response is malformed."
+
+
+class CodeByIdNotFoundError(RedemptionError):
+    """No redemption has that id."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_BY_ID_NOT_FOUND", 40762, 404
+    default_message = "No redemption has that id."
+
+
+class AttemptedByMismatchError(RedemptionError):
+    """Only the profile that attempted this code may retry it."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_ATTEMPTED_BY_REDEEMED_BY_MISMATCH", 40763, 409
+    default_message = "Only the profile that attempted this code may retry it."
+
+
+class MaxFailedExceededError(RedemptionError):
+    """Too many failed redeem attempts; try again later."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_MAX_FAILED_EXCEEDED_FOR_USER", 40765, 429
+    default_message = "Too many failed redeem attempts; try again later."
+
+
+class TypeNotAsyncError(RedemptionError):
+    """The code type does not use asynchronous fulfilment."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_TYPE_NOT_ASYNC", 40767, 409
+    default_message = "The code type does not use asynchronous fulfilment."
+
+
+class AsyncTimeoutError(RedemptionError):
+    """The fulfilment window has passed; the attempt has failed."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_ASYNC_PROCESSING_TIMEOUT", 40768, 409
+    default_message = "The fulfilment window has passed; the attempt has failed."
+
+
+class NotYetValidError(RedemptionError):
+    """The code cannot be redeemed yet."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_NOT_YET_VALID", 40776, 409
+    default_message = "The code cannot be redeemed yet."
+
+
+class ExpiredError(RedemptionError):
+    """The code has expired."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_EXPIRED", 40777, 409
+    default_message = "The code has expired."
+
+
+class MaxRedemptionsReachedError(RedemptionError):
+    """This shared code has reached its redemption limit."""
+
+    code, reason_code, http_status = "MULTI_USE_CODE_MAX_REDEMPTIONS_REACHED", 40778, 409
+    default_message = "This shared code has reached its redemption limit."
+
+
+class TypeMustBeSingleUseError(RedemptionError):
+    """This operation needs a personal (SINGLE) code type."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_TYPE_MUST_BE_SINGLE_USE", 40779, 409
+    default_message = "This operation needs a personal (SINGLE) code type."
+
+
+class CodeDuplicateError(RedemptionError):
+    """A code with that scan code already exists."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_DUPLICATE", 40801, 409
+    default_message = "A code with that scan code already exists."
+
+
+class CodeTypeDuplicateError(RedemptionError):
+    """A code type with that name already exists."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_TYPE_DUPLICATE", 40802, 409
+    default_message = "A code type with that name already exists."
+
+
+class InsufficientCodeSpaceError(RedemptionError):
+    """Too many codes requested for this code shape; use a longer length or another prefix."""
+
+    code, reason_code, http_status = "INSUFFICIENT_CODE_SPACE", 40803, 400
+    default_message = (
+        "Too many codes requested for this code shape; use a longer length or another prefix."
     )
-    return cls
 
 
-CodeNotFound = _error(
-    "CodeNotFound",
-    "REDEMPTION_CODE_NOT_FOUND",
-    40395,
-    404,
-    "No redemption code matches that scan code.",
-)
-VersionMismatch = _error(
-    "VersionMismatch",
-    "REDEMPTION_CODE_VERSION_MISMATCH",
-    40396,
-    409,
-    "The code was changed by someone else; reload and try again.",
-)
-CodeActive = _error(
-    "CodeActive", "REDEMPTION_CODE_ACTIVE", 40397, 409, "The code is already active."
-)
-CodeNotActive = _error(
-    "CodeNotActive",
-    "REDEMPTION_CODE_NOT_ACTIVE",
-    40398,
-    409,
-    "The code has not been activated yet.",
-)
-CodeTypeNotFound = _error(
-    "CodeTypeNotFound", "REDEMPTION_CODE_TYPE_NOT_FOUND", 40399, 404, "No code type has that name."
-)
-CodeInvalid = _error(
-    "CodeInvalid", "REDEMPTION_CODE_INVALID", 40400, 409, "The code has been invalidated."
-)
-CodeRedeemed = _error(
-    "CodeRedeemed", "REDEMPTION_CODE_REDEEMED", 40401, 409, "The code has already been redeemed."
-)
-RedeemedBySelf = _error(
-    "RedeemedBySelf",
-    "REDEMPTION_CODE_REDEEMED_BY_SELF",
-    40402,
-    409,
-    "You have already redeemed this code.",
-)
-RedeemedByOther = _error(
-    "RedeemedByOther",
-    "REDEMPTION_CODE_REDEEMED_BY_OTHER",
-    40403,
-    409,
-    "The code has already been redeemed by someone else.",
-)
-InvalidScanCode = _error(
-    "InvalidScanCode",
-    "INVALID_SCAN_CODE",
-    40569,
-    400,
-    "That is not a valid scan code; check it for typing mistakes.",
-)
-InvalidParameter = _error(
-    "InvalidParameter", "INVALID_PARAMETER_VALUE", 40660, 400, "Some fields are missing or invalid."
-)
-RedemptionInProgress = _error(
-    "RedemptionInProgress",
-    "REDEMPTION_IN_PROGRESS",
-    40750,
-    409,
-    "A redemption of this code is already in progress.",
-)
-RedemptionFailed = _error(
-    "RedemptionFailed",
-    "REDEMPTION_FAILED",
-    40751,
-    409,
-    "Fulfilment reported a failure; the redemption did not complete.",
-)
-RedemptionFailedMaxRetries = _error(
-    "RedemptionFailedMaxRetries",
-    "REDEMPTION_FAILED_MAX_RETRIES",
-    40752,
-    409,
-    "The redemption failed and no retries are left.",
-)
-CodeTypeDisabled = _error(
-    "CodeTypeDisabled",
-    "REDEMPTION_CODE_TYPE_DISABLED",
-    40753,
-    409,
-    "Codes of this type are disabled.",
-)
-CodeTypeMismatch = _error(
-    "CodeTypeMismatch",
-    "REDEMPTION_CODE_TYPE_MISMATCH",
-    40755,
-    409,
-    "The code does not belong to that code type.",
-)
-ScriptFailure = _error(
-    "ScriptFailure",
-    "REDEMPTION_CODE_SCRIPT_FAILURE",
-    40756,
-    502,
-    "The fulfilment webhook could not be reached or answered badly.",
-)
-NotInProgress = _error(
-    "NotInProgress",
-    "REDEMPTION_CODE_NOT_IN_PROGRESS",
-    40758,
-    409,
-    "The redemption is not in progress.",
-)
-AttemptMismatch = _error(
-    "AttemptMismatch",
-    "REDEMPTION_CODE_ATTEMPT_MISMATCH",
-    40760,
-    409,
-    "That attempt is not the current attempt.",
-)
-AsyncBadResponse = _error(
-    "AsyncBadResponse",
-    "REDEMPTION_CODE_ASYNC_BAD_RESPONSE",
-    40761,
-    400,
-    "The asynchronous response is malformed.",
-)
-CodeByIdNotFound = _error(
-    "CodeByIdNotFound", "REDEMPTION_CODE_BY_ID_NOT_FOUND", 40762, 404, "No redemption has that id."
-)
-AttemptedByMismatch = _error(
-    "AttemptedByMismatch",
-    "REDEMPTION_CODE_ATTEMPTED_BY_REDEEMED_BY_MISMATCH",
-    40763,
-    409,
-    "Only the profile that attempted this code may retry it.",
-)
-MaxFailedExceeded = _error(
-    "MaxFailedExceeded",
-    "REDEMPTION_CODE_MAX_FAILED_EXCEEDED_FOR_USER",
-    40765,
-    429,
-    "Too many failed redeem attempts; try again later.",
-)
-TypeNotAsync = _error(
-    "TypeNotAsync",
-    "REDEMPTION_CODE_TYPE_NOT_ASYNC",
-    40767,
-    409,
-    "The code type does not use asynchronous fulfilment.",
-)
-AsyncTimeout = _error(
-    "AsyncTimeout",
-    "REDEMPTION_CODE_ASYNC_PROCESSING_TIMEOUT",
-    40768,
-    409,
-    "The fulfilment window has passed; the attempt has failed.",
-)
-NotYetValid = _error(
-    "NotYetValid", "REDEMPTION_CODE_NOT_YET_VALID", 40776, 409, "The code cannot be redeemed yet."
-)
-Expired = _error("Expired", "REDEMPTION_CODE_EXPIRED", 40777, 409, "The code has expired.")
-MaxRedemptionsReached = _error(
-    "MaxRedemptionsReached",
-    "MULTI_USE_CODE_MAX_REDEMPTIONS_REACHED",
-    40778,
-    409,
-    "This shared code has reached its redemption limit.",
-)
-TypeMustBeSingleUse = _error(
-    "TypeMustBeSingleUse",
-    "REDEMPTION_CODE_TYPE_MUST_BE_SINGLE_USE",
-    40779,
-    409,
-    "This operation needs a personal (SINGLE) code type.",
-)
-CodeDuplicate = _error(
-    "CodeDuplicate",
-    "REDEMPTION_CODE_DUPLICATE",
-    40801,
-    409,
-    "A code with that scan code already exists.",
-)
-CodeTypeDuplicate = _error(
-    "CodeTypeDuplicate",
-    "REDEMPTION_CODE_TYPE_DUPLICATE",
-    40802,
-    409,
-    "A code type with that name already exists.",
-)
-InsufficientCodeSpace = _error(
-    "InsufficientCodeSpace",
-    "INSUFFICIENT_CODE_SPACE",
-    40803,
-    400,
-    "Too many codes requested for this code shape; use a longer length or another prefix.",
-)
-AuthenticationRequired = _error(
-    "AuthenticationRequired",
-    "AUTHENTICATION_REQUIRED",
-    40810,
-    401,
-    "Authentication credentials were not provided.",
-)
-InvalidCredentials = _error(
-    "InvalidCredentials", "INVALID_CREDENTIALS", 40811, 401, "The credentials are invalid."
-)
-IdempotencyKeyInUse = _error(
-    "IdempotencyKeyInUse",
-    "IDEMPOTENCY_KEY_IN_USE",
-    40820,
-    409,
-    "A request with this Idempotency-Key is still being processed.",
-)
-IdempotencyKeyReused = _error(
-    "IdempotencyKeyReused",
-    "IDEMPOTENCY_KEY_REUSED",
-    40821,
-    422,
-    "This Idempotency-Key was used for a different request.",
-)
-RequestTooLarge = _error(
-    "RequestTooLarge", "REQUEST_TOO_LARGE", 40830, 413, "The request body is too large."
-)
-MethodNotAllowed = _error(
-    "MethodNotAllowed", "METHOD_NOT_ALLOWED", 40831, 405, "That method is not allowed here."
-)
-ServiceUnavailable = _error(
-    "ServiceUnavailable",
-    "SERVICE_UNAVAILABLE",
-    40832,
-    503,
-    "The service is temporarily unavailable.",
-)
+class AuthenticationRequiredError(RedemptionError):
+    """Authentication credentials were not provided."""
+
+    code, reason_code, http_status = "AUTHENTICATION_REQUIRED", 40810, 401
+    default_message = "Authentication credentials were not provided."
+
+
+class InvalidCredentialsError(RedemptionError):
+    """The credentials are invalid."""
+
+    code, reason_code, http_status = "INVALID_CREDENTIALS", 40811, 401
+    default_message = "The credentials are invalid."
+
+
+class IdempotencyKeyInUseError(RedemptionError):
+    """A request with this Idempotency-Key is still being processed."""
+
+    code, reason_code, http_status = "IDEMPOTENCY_KEY_IN_USE", 40820, 409
+    default_message = "A request with this Idempotency-Key is still being processed."
+
+
+class IdempotencyKeyReusedError(RedemptionError):
+    """This Idempotency-Key was used for a different request."""
+
+    code, reason_code, http_status = "IDEMPOTENCY_KEY_REUSED", 40821, 422
+    default_message = "This Idempotency-Key was used for a different request."
+
+
+class RequestTooLargeError(RedemptionError):
+    """The request body is too large."""
+
+    code, reason_code, http_status = "REQUEST_TOO_LARGE", 40830, 413
+    default_message = "The request body is too large."
+
+
+class MethodNotAllowedError(RedemptionError):
+    """That method is not allowed here."""
+
+    code, reason_code, http_status = "METHOD_NOT_ALLOWED", 40831, 405
+    default_message = "That method is not allowed here."
+
+
+class ServiceUnavailableError(RedemptionError):
+    """The service is temporarily unavailable."""
+
+    code, reason_code, http_status = "SERVICE_UNAVAILABLE", 40832, 503
+    default_message = "The service is temporarily unavailable."
+
+
+class JobNotFoundError(RedemptionError):
+    """No job has that id (or it has nothing to download)."""
+
+    code, reason_code, http_status = "JOB_NOT_FOUND", 40804, 404
+    default_message = "No job has that id."
+
+
+class PathNotFoundError(RedemptionError):
+    """No API endpoint lives at this path."""
+
+    code, reason_code, http_status = "NOT_FOUND", 40404, 404
+    default_message = "There is no API endpoint at this path."
 
 
 class PermissionDeniedError(RedemptionError, PermissionDenied):
     """The caller may not do this."""
 
-    code = "PERMISSION_DENIED"
-    reason_code = 40812
-    http_status = 403
+    code, reason_code, http_status = "PERMISSION_DENIED", 40812, 403
     default_message = "You do not have permission to do that."
 
 
-def invalid_fields(fields: dict[str, str], message: str | None = None) -> RedemptionError:
+def invalid_fields(fields: dict[str, str], message: str | None = None) -> InvalidParameterError:
     """Build an INVALID_PARAMETER_VALUE error naming each bad field."""
-    return InvalidParameter(message, details={"fields": fields})
+    return InvalidParameterError(message, fields=fields)
 
 
-ALL_ERRORS: tuple[type[RedemptionError], ...] = tuple(
-    {
-        cls.code: cls
-        for cls in [*RedemptionError.__subclasses__()]
-        if cls.code != RedemptionError.code
-    }.values()
-)
+def all_errors() -> tuple[type[RedemptionError], ...]:
+    """Every concrete error class, one per code, in reason-code order."""
+    found: dict[str, type[RedemptionError]] = {}
+    pending = list(RedemptionError.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        found.setdefault(cls.code, cls)
+    return tuple(sorted(found.values(), key=lambda cls: (cls.reason_code, cls.code)))
+
+
+ALL_ERRORS: tuple[type[RedemptionError], ...] = all_errors()

@@ -92,7 +92,7 @@ def code_find_any(raw: str) -> Code | CodeType:
     """Find a personal code, or the shared code type whose scan code this is, by any spelling."""
     canon = codes.canonical(raw or "")
     if not codes.is_valid_canonical(canon):
-        raise exc.InvalidScanCode(
+        raise exc.InvalidScanCodeError(
             "A scan code is 4-64 letters and digits (spaces and hyphens are ignored)."
         )
     shared = CodeType.objects.filter(canonical_scan_code=canon).first()
@@ -111,7 +111,7 @@ def code_by_canonical(canon: str) -> Code:
         .first()
     )
     if code is None:
-        raise exc.CodeNotFound()
+        raise exc.CodeNotFoundError()
     return code
 
 

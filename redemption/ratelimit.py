@@ -51,13 +51,13 @@ def check(found: list[Bucket]) -> None:
         for bucket in found:
             if counts.get(_cache_key(bucket, slot), 0) >= bucket.limit:
                 retry = max(1, (slot + 1) * window - int(now.timestamp()))
-                raise exc.MaxFailedExceeded(details={"retryAfterSeconds": retry})
+                raise exc.MaxFailedExceededError(details={"retryAfterSeconds": retry})
         return
     since = now - timedelta(seconds=window)
     counts = _recent_failures([b.key for b in found], since)
     for bucket in found:
         if counts.get(bucket.key, 0) >= bucket.limit:
-            raise exc.MaxFailedExceeded(
+            raise exc.MaxFailedExceededError(
                 details={"retryAfterSeconds": _db_retry_after(bucket, since, now, window)}
             )
 

@@ -51,14 +51,14 @@ def code_type_get(name: str) -> CodeType:
     try:
         return CodeType.objects.get(name=name)
     except CodeType.DoesNotExist:
-        raise exc.CodeTypeNotFound(details={"codeType": name}) from None
+        raise exc.CodeTypeNotFoundError(details={"codeType": name}) from None
 
 
 def code_lookup(scan_code: str) -> Code:
     """Find a personal code by any spelling; raise NOT_FOUND or INVALID_SCAN_CODE (typo)."""
     canon = codes.canonical(scan_code or "")
     if not codes.is_valid_canonical(canon):
-        raise exc.InvalidScanCode()
+        raise exc.InvalidScanCodeError()
     code = (
         Code.objects.select_related("code_type", "batch")
         .filter(canonical=canon, is_shared_anchor=False)
@@ -66,8 +66,8 @@ def code_lookup(scan_code: str) -> Code:
     )
     if code is None:
         if check_character_fails(canon):
-            raise exc.InvalidScanCode("The scan code has a typing mistake (check character).")
-        raise exc.CodeNotFound()
+            raise exc.InvalidScanCodeError("The scan code has a typing mistake (check character).")
+        raise exc.CodeNotFoundError()
     return code
 
 

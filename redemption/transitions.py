@@ -5,12 +5,12 @@ from redemption.models import SHARED_TRANSITIONS, TRANSITIONS, State
 
 # The error that explains why a code in a given state cannot make the requested move.
 STATE_ERRORS: dict[str, type[exc.RedemptionError]] = {
-    State.INACTIVE: exc.CodeNotActive,
-    State.AVAILABLE: exc.CodeActive,
-    State.IN_PROGRESS: exc.RedemptionInProgress,
-    State.REDEEMED: exc.CodeRedeemed,
-    State.INVALIDATED: exc.CodeInvalid,
-    State.FAILED: exc.RedemptionFailed,
+    State.INACTIVE: exc.CodeNotActiveError,
+    State.AVAILABLE: exc.CodeActiveError,
+    State.IN_PROGRESS: exc.RedemptionInProgressError,
+    State.REDEEMED: exc.CodeRedeemedError,
+    State.INVALIDATED: exc.CodeInvalidatedError,
+    State.FAILED: exc.RedemptionFailedError,
 }
 
 

@@ -134,14 +134,14 @@ def test_inline_generation_returns_the_codes_of_one_batch(ops, code_type):
 
 @pytest.mark.parametrize("quantity", [0, 1001, -5, True, "10", 2.0, None])
 def test_inline_generation_refuses_a_bad_quantity(ops, code_type, quantity):
-    with pytest.raises(exc.InvalidParameter) as caught:
+    with pytest.raises(exc.InvalidParameterError) as caught:
         bulk.codes_generate_inline(actor=ops, code_type_name=code_type.name, quantity=quantity)
     assert "quantity" in fields_of(caught.value)
     assert not Batch.objects.exists()
 
 
 def test_job_generation_refuses_more_than_ten_million(ops, code_type):
-    with pytest.raises(exc.InvalidParameter) as caught:
+    with pytest.raises(exc.InvalidParameterError) as caught:
         bulk.job_generate_start(actor=ops, code_type_name=code_type.name, quantity=10_000_001)
     assert "quantity" in fields_of(caught.value)
     assert not Job.objects.exists()
@@ -175,7 +175,7 @@ def test_job_generation_refuses_more_than_ten_million(ops, code_type):
 def test_generation_options_are_validated_before_anything_is_created(
     ops, code_type, options, field
 ):
-    with pytest.raises(exc.InvalidParameter) as caught:
+    with pytest.raises(exc.InvalidParameterError) as caught:
         bulk.job_generate_start(actor=ops, code_type_name=code_type.name, quantity=10, **options)
     assert field in fields_of(caught.value)
     assert not Job.objects.exists()
@@ -185,11 +185,11 @@ def test_generation_options_are_validated_before_anything_is_created(
 def test_generation_needs_an_existing_enabled_personal_type(ops, shared_type):
     disabled = CodeTypeFactory(is_disabled=True)
 
-    with pytest.raises(exc.TypeMustBeSingleUse):
+    with pytest.raises(exc.TypeMustBeSingleUseError):
         bulk.codes_generate_inline(actor=ops, code_type_name=shared_type.name, quantity=5)
-    with pytest.raises(exc.CodeTypeNotFound):
+    with pytest.raises(exc.CodeTypeNotFoundError):
         bulk.job_generate_start(actor=ops, code_type_name="no-such-type", quantity=5)
-    with pytest.raises(exc.CodeTypeDisabled):
+    with pytest.raises(exc.CodeTypeDisabledError):
         bulk.job_generate_start(actor=ops, code_type_name=disabled.name, quantity=5)
     assert not Batch.objects.exists()
 
@@ -251,7 +251,7 @@ def test_generation_is_refused_when_it_would_use_too_much_of_the_code_space(ops,
         for _ in range(12)
     )
 
-    with pytest.raises(exc.InsufficientCodeSpace) as caught:
+    with pytest.raises(exc.InsufficientCodeSpaceError) as caught:
         bulk.job_generate_start(
             actor=ops, code_type_name=code_type.name, quantity=10_000_000, **options
         )
@@ -342,7 +342,7 @@ def test_top_up_gives_up_when_the_candidates_run_out(code_type):
         code_type=code_type, kind="generate", quantity=2, created_at=timezone.now()
     )
 
-    with pytest.raises(exc.InsufficientCodeSpace):
+    with pytest.raises(exc.InsufficientCodeSpaceError):
         bulk.batch_fill(
             batch=batch,
             quantity=2,
@@ -447,7 +447,7 @@ def test_a_queued_or_import_job_has_no_result_url(ops, code_type):
 
 @pytest.mark.parametrize("job_id", ["not-a-uuid", "2f1c3e4a-0000-4000-8000-000000000000", None])
 def test_an_unknown_job_is_not_found(db, job_id):
-    with pytest.raises(bulk.JobNotFound) as caught:
+    with pytest.raises(exc.JobNotFoundError) as caught:
         bulk.job_get(job_id)
     assert caught.value.code == "JOB_NOT_FOUND"
     assert caught.value.reason_code == 40804
@@ -469,7 +469,7 @@ def test_the_result_of_a_generate_job_lists_its_codes(ops, code_type):
 
 def test_only_a_succeeded_generate_job_has_a_result(ops, code_type):
     queued = bulk.job_generate_start(actor=ops, code_type_name=code_type.name, quantity=2)
-    with pytest.raises(bulk.JobNotFound):
+    with pytest.raises(exc.JobNotFoundError):
         bulk.job_result_rows(queued)
 
 
@@ -645,7 +645,7 @@ def test_import_accepts_a_byte_order_mark_and_a_file_object(ops, code_type, tmp_
 
 
 def test_import_into_a_shared_type_is_refused_up_front(ops, shared_type):
-    with pytest.raises(exc.TypeMustBeSingleUse):
+    with pytest.raises(exc.TypeMustBeSingleUseError):
         bulk.job_import_start(actor=ops, code_type_name=shared_type.name, upload=b"ABCD1234\n")
     assert not Job.objects.exists()
 
@@ -716,11 +716,11 @@ def test_export_filters_by_state_and_batch(ops, code_type):
 
 
 def test_export_refuses_an_unknown_state_or_batch(code_type):
-    with pytest.raises(exc.InvalidParameter):
+    with pytest.raises(exc.InvalidParameterError):
         bulk.export_rows(code_type=code_type, state="Lost")
-    with pytest.raises(exc.InvalidParameter):
+    with pytest.raises(exc.InvalidParameterError):
         bulk.export_rows(code_type=code_type, batch_id="nope")
-    with pytest.raises(exc.InvalidParameter):
+    with pytest.raises(exc.InvalidParameterError):
         bulk.export_rows(code_type=code_type, batch_id="2f1c3e4a-0000-4000-8000-000000000000")
 
 
@@ -928,7 +928,7 @@ def test_delete_or_reset_of_a_shared_type_removes_its_redemptions(ops, shared_ty
 
 @pytest.mark.parametrize("confirm", ["STOCKED", "stocked ", "", None, "other"])
 def test_delete_all_needs_the_exact_type_name(ops, stocked_type, confirm):
-    with pytest.raises(exc.InvalidParameter) as caught:
+    with pytest.raises(exc.InvalidParameterError) as caught:
         bulk.job_delete_codes_start(
             actor=ops, code_type_name="stocked", states=["Inactive"], confirm_name=confirm
         )
@@ -949,7 +949,7 @@ def test_delete_all_needs_the_exact_type_name(ops, stocked_type, confirm):
     ],
 )
 def test_reset_all_rechecks_states_and_target(ops, stocked_type, states, to_state, fields):
-    with pytest.raises(exc.InvalidParameter) as caught:
+    with pytest.raises(exc.InvalidParameterError) as caught:
         bulk.job_reset_codes_start(
             actor=ops,
             code_type_name="stocked",
@@ -963,7 +963,7 @@ def test_reset_all_rechecks_states_and_target(ops, stocked_type, states, to_stat
 
 
 def test_delete_all_of_an_unknown_type_is_not_found(ops):
-    with pytest.raises(exc.CodeTypeNotFound):
+    with pytest.raises(exc.CodeTypeNotFoundError):
         bulk.job_delete_codes_start(
             actor=ops, code_type_name="ghost", states=["Inactive"], confirm_name="ghost"
         )

@@ -194,7 +194,7 @@ def test_sync_success_false_fails_with_redemption_failed(webhook):
     )
     code = add_code(make_type(webhook.url))
 
-    with pytest.raises(exc.RedemptionFailed) as caught:
+    with pytest.raises(exc.RedemptionFailedError) as caught:
         redeem(actor=SYSTEM, profile=ANN, scan_code=code.scan_code)
 
     assert caught.value.details["errorCode"] == "OUT_OF_STOCK"
@@ -233,7 +233,7 @@ def test_a_webhook_that_is_down_or_answers_badly_fails_with_script_failure(case,
         ct = make_type(webhook.url)
     code = add_code(ct)
 
-    with pytest.raises(exc.ScriptFailure) as caught:
+    with pytest.raises(exc.ScriptFailureError) as caught:
         redeem(actor=SYSTEM, profile=ANN, scan_code=code.scan_code)
 
     assert caught.value.http_status == 502
@@ -255,7 +255,7 @@ def test_a_webhook_slower_than_the_timeout_fails_within_the_timeout(webhook):
     code = add_code(make_type(webhook.url, timeout=1))
 
     started = time.monotonic()
-    with pytest.raises(exc.ScriptFailure):
+    with pytest.raises(exc.ScriptFailureError):
         redeem(actor=SYSTEM, profile=ANN, scan_code=code.scan_code)
 
     assert time.monotonic() - started < 1.8
@@ -365,7 +365,7 @@ def test_async_accepted_then_finished_by_async_response(shared, webhook):
     assert attempt.state == State.REDEEMED
     assert attempt.response == {**DONE, "customRedemptionInfo": {"item": "sword-9"}}
     assert webhook.calls == 1
-    with pytest.raises(exc.RedeemedBySelf):
+    with pytest.raises(exc.RedeemedBySelfError):
         redeem(actor=SYSTEM, profile=ANN, scan_code=scan_of(ct, None if shared else done))
 
 
@@ -374,7 +374,7 @@ def test_async_response_for_a_wrong_attempt_is_refused(webhook):
     _, record = start_async(webhook, timeout=60)
 
     for wrong in (0, 2, -1):
-        with pytest.raises(exc.AttemptMismatch):
+        with pytest.raises(exc.AttemptMismatchError):
             process_async_response(
                 actor=SYSTEM, redemption_id=record.pk, attempt=wrong, async_response=DONE
             )
@@ -391,7 +391,7 @@ def test_async_response_after_the_window_fails_the_attempt(swept_first, webhook)
     if swept_first:
         assert sweep_timeouts() == 1
 
-    with pytest.raises(exc.AsyncTimeout):
+    with pytest.raises(exc.AsyncTimeoutError):
         process_async_response(
             actor=SYSTEM, redemption_id=record.pk, attempt=1, async_response=DONE
         )
@@ -412,7 +412,7 @@ def test_async_response_for_a_type_that_is_not_async_is_refused(webhook):
     plain = CodeFactory(state=State.AVAILABLE)
 
     for target in (code, plain):
-        with pytest.raises(exc.TypeNotAsync):
+        with pytest.raises(exc.TypeNotAsyncError):
             process_async_response(
                 actor=SYSTEM, redemption_id=target.pk, attempt=1, async_response=DONE
             )
@@ -425,7 +425,7 @@ def test_async_response_twice_for_the_same_attempt_applies_once(webhook):
         actor=SYSTEM, redemption_id=record.pk, attempt=1, async_response=DONE
     )
 
-    with pytest.raises(exc.NotInProgress):
+    with pytest.raises(exc.NotInProgressError):
         process_async_response(
             actor=SYSTEM,
             redemption_id=record.pk,
@@ -490,7 +490,7 @@ BAD_ASYNC_RESPONSES = {
 def test_a_malformed_async_response_is_refused_and_changes_nothing(case, webhook):
     _, record = start_async(webhook, timeout=60)
 
-    with pytest.raises(exc.AsyncBadResponse):
+    with pytest.raises(exc.AsyncBadResponseError):
         process_async_response(
             actor=SYSTEM,
             redemption_id=record.pk,
@@ -509,12 +509,12 @@ def test_async_response_for_an_unknown_id_or_a_bad_attempt_is_refused(webhook):
     anchor = Code.objects.get(code_type=shared_ct, is_shared_anchor=True)
 
     for unknown in ("not-a-uuid", "00000000-0000-0000-0000-000000000000", anchor.pk):
-        with pytest.raises(exc.CodeByIdNotFound):
+        with pytest.raises(exc.CodeByIdNotFoundError):
             process_async_response(
                 actor=SYSTEM, redemption_id=unknown, attempt=1, async_response=DONE
             )
     for bad in ("1", 1.0, True, None):
-        with pytest.raises(exc.InvalidParameter):
+        with pytest.raises(exc.InvalidParameterError):
             process_async_response(
                 actor=SYSTEM, redemption_id=record.pk, attempt=bad, async_response=DONE
             )
@@ -590,11 +590,11 @@ def test_a_redeem_touching_a_stale_attempt_fails_it_lazily_and_may_retry(webhook
     _, record = start_async(webhook, timeout=60, max_retries=1)
 
     for profile in (ANN, BOB):
-        with pytest.raises(exc.RedemptionInProgress):
+        with pytest.raises(exc.RedemptionInProgressError):
             redeem(actor=SYSTEM, profile=profile, scan_code=record.scan_code)
 
     move_deadline_to_past(record)
-    with pytest.raises(exc.AttemptedByMismatch):
+    with pytest.raises(exc.AttemptedByMismatchError):
         redeem(actor=SYSTEM, profile=BOB, scan_code=record.scan_code)
     assert Code.objects.get(pk=record.pk).state == State.FAILED
 
@@ -718,7 +718,7 @@ def test_a_retry_that_succeeds_redeems(shared, webhook):
     code = None if shared else add_code(ct)
     scan = scan_of(ct, code)
 
-    with pytest.raises(exc.RedemptionFailed):
+    with pytest.raises(exc.RedemptionFailedError):
         redeem(actor=SYSTEM, profile=ANN, scan_code=scan)
     result = redeem(actor=SYSTEM, profile=ANN, scan_code=scan, custom_redemption_info={"try": 2})
 
@@ -726,7 +726,7 @@ def test_a_retry_that_succeeds_redeems(shared, webhook):
     assert result.record.current_attempt == 2
     assert [a.state for a in attempts_of(result.record)] == [State.FAILED, State.REDEEMED]
     assert webhook.seen[1].json["customRedemptionInfo"] == {"try": 2}
-    with pytest.raises(exc.RedeemedBySelf):
+    with pytest.raises(exc.RedeemedBySelfError):
         redeem(actor=SYSTEM, profile=ANN, scan_code=scan)
 
 
@@ -906,9 +906,9 @@ def test_example_receiver_grants_and_redeems(mode):
 @pytest.mark.parametrize(
     ("mode", "error"),
     [
-        ("fail", exc.RedemptionFailed),
-        ("error", exc.ScriptFailure),
-        ("garbage", exc.ScriptFailure),
+        ("fail", exc.RedemptionFailedError),
+        ("error", exc.ScriptFailureError),
+        ("garbage", exc.ScriptFailureError),
     ],
 )
 def test_example_receiver_modes_that_fail(mode, error):
@@ -936,7 +936,7 @@ def test_example_receiver_refuses_requests_signed_with_a_rotated_secret():
         )
         code_type_rotate_secret(actor=SYSTEM, name=ct.name)
 
-        with pytest.raises(exc.ScriptFailure):
+        with pytest.raises(exc.ScriptFailureError):
             redeem(actor=SYSTEM, profile=ANN, scan_code=second.scan_code)
 
     assert attempts_of(second)[0].error_msg == "HTTP 401"

@@ -66,16 +66,16 @@ def test_code_type_input_is_checked_field_by_field(ops, kwargs, field):
 
 def test_window_must_be_ordered(ops):
     now = timezone.now()
-    with pytest.raises(exc.InvalidParameter):
+    with pytest.raises(exc.InvalidParameterError):
         code_type_create(actor=ops, name="w", valid_start=now, valid_end=now)
 
 
 def test_duplicate_names_and_scan_codes_are_refused(ops):
     code_type_create(actor=ops, name="dup")
-    with pytest.raises(exc.CodeTypeDuplicate):
+    with pytest.raises(exc.CodeTypeDuplicateError):
         code_type_create(actor=ops, name="dup")
     code_add(actor=ops, code_type_name="dup", scan_code="SAME-CODE")
-    with pytest.raises(exc.CodeDuplicate):
+    with pytest.raises(exc.CodeDuplicateError):
         code_type_create(actor=ops, name="shared", use_type="MULTI", scan_code="same code")
     assert not CodeType.objects.filter(name="shared").exists()
 
@@ -83,7 +83,7 @@ def test_duplicate_names_and_scan_codes_are_refused(ops):
 def test_personal_and_shared_codes_share_one_namespace(ops):
     code_type_create(actor=ops, name="p")
     code_type_create(actor=ops, name="s", use_type="MULTI", scan_code="PROMO-OIL")
-    with pytest.raises(exc.CodeDuplicate):
+    with pytest.raises(exc.CodeDuplicateError):
         code_add(actor=ops, code_type_name="p", scan_code="promo 011")
 
 
@@ -119,15 +119,15 @@ def test_add_code_rules(ops, shared_type, code_type):
     code = code_add(actor=ops, code_type_name=code_type.name, scan_code="k7qm 3xj9")
     assert (code.scan_code, code.canonical, code.state) == ("K7QM 3XJ9", "K7QM3XJ9", "Inactive")
     assert code.batch.kind == Batch.Kind.ADD
-    with pytest.raises(exc.TypeMustBeSingleUse):
+    with pytest.raises(exc.TypeMustBeSingleUseError):
         code_add(actor=ops, code_type_name=shared_type.name, scan_code="ANY-CODE")
-    with pytest.raises(exc.CodeTypeNotFound):
+    with pytest.raises(exc.CodeTypeNotFoundError):
         code_add(actor=ops, code_type_name="missing", scan_code="ANY-CODE")
-    with pytest.raises(exc.InvalidScanCode):
+    with pytest.raises(exc.InvalidScanCodeError):
         code_add(actor=ops, code_type_name=code_type.name, scan_code="ab!")
-    with pytest.raises(exc.InvalidParameter):
+    with pytest.raises(exc.InvalidParameterError):
         code_add(actor=ops, code_type_name=code_type.name, scan_code="GOOD1", state="Redeemed")
-    with pytest.raises(exc.InvalidScanCode):  # 40 canonical characters, 81 as written
+    with pytest.raises(exc.InvalidScanCodeError):  # 40 canonical characters, 81 as written
         code_add(actor=ops, code_type_name=code_type.name, scan_code="-".join("A" * 40) + "--")
 
 
@@ -137,7 +137,7 @@ def test_custom_info_needs_the_current_version(support):
         actor=support, scan_code=code.scan_code, version=1, custom_code_info={"coins": 5}
     )
     assert (updated.version, updated.custom_code_info) == (2, {"coins": 5})
-    with pytest.raises(exc.VersionMismatch):
+    with pytest.raises(exc.VersionMismatchError):
         code_update_custom_info(
             actor=support, scan_code=code.scan_code, version=1, custom_code_info={}
         )
@@ -148,12 +148,12 @@ def test_redeem_checks_type_disabled_and_window_in_order(system_actor, ops):
     other = CodeTypeFactory()
     code = CodeFactory(code_type=ct, scan_code="WIND-0001")
     me = Profile("me")
-    with pytest.raises(exc.CodeTypeMismatch):
+    with pytest.raises(exc.CodeTypeMismatchError):
         redeem(actor=system_actor, profile=me, scan_code="WIND-0001", code_type_name=other.name)
-    with pytest.raises(exc.CodeTypeNotFound):
+    with pytest.raises(exc.CodeTypeNotFoundError):
         redeem(actor=system_actor, profile=me, scan_code="WIND-0001", code_type_name="nope")
     code_type_update(actor=ops, name=ct.name, is_disabled=True)
-    with pytest.raises(exc.CodeTypeDisabled):
+    with pytest.raises(exc.CodeTypeDisabledError):
         redeem(actor=system_actor, profile=me, scan_code="WIND-0001")
     now = timezone.now()
     code_type_update(
@@ -163,7 +163,7 @@ def test_redeem_checks_type_disabled_and_window_in_order(system_actor, ops):
         valid_start=now + timedelta(days=1),
         valid_end=now + timedelta(days=2),
     )
-    with pytest.raises(exc.NotYetValid):
+    with pytest.raises(exc.NotYetValidError):
         redeem(actor=system_actor, profile=me, scan_code="WIND-0001")
     code_type_update(
         actor=ops,
@@ -171,7 +171,7 @@ def test_redeem_checks_type_disabled_and_window_in_order(system_actor, ops):
         valid_start=now - timedelta(days=2),
         valid_end=now - timedelta(days=1),
     )
-    with pytest.raises(exc.Expired):
+    with pytest.raises(exc.ExpiredError):
         redeem(actor=system_actor, profile=me, scan_code="WIND-0001")
     code.refresh_from_db()
     assert code.state == State.AVAILABLE
@@ -193,10 +193,10 @@ def test_a_typo_in_a_check_character_code_is_reported_as_invalid(system_actor):
     display, canon = codes.generate_one(shape)
     body = canon[2:]
     typo = "GC" + body[:-1] + codes.ALPHABET[(codes.ALPHABET.index(body[-1]) + 1) % 32]
-    with pytest.raises(exc.InvalidScanCode):
+    with pytest.raises(exc.InvalidScanCodeError):
         redeem(actor=system_actor, profile=Profile("me"), scan_code=typo)
     # A well-formed but unknown code of the same shape is simply not found.
-    with pytest.raises(exc.CodeNotFound):
+    with pytest.raises(exc.CodeNotFoundError):
         redeem(actor=system_actor, profile=Profile("me"), scan_code=display)
 
 
@@ -204,10 +204,10 @@ def test_failed_redeems_are_limited_per_profile(system_actor, settings):
     settings.REDEEM_MAX_FAILED_PER_PROFILE = 3
     me = Profile("guesser")
     for i in range(3):
-        with pytest.raises(exc.CodeNotFound):
+        with pytest.raises(exc.CodeNotFoundError):
             redeem(actor=system_actor, profile=me, scan_code=f"GUESS-{i:04d}")
     CodeFactory(scan_code="REAL-CODE")
-    with pytest.raises(exc.MaxFailedExceeded) as caught:
+    with pytest.raises(exc.MaxFailedExceededError) as caught:
         redeem(actor=system_actor, profile=me, scan_code="REAL-CODE")
     assert 0 < caught.value.details["retryAfterSeconds"] <= settings.REDEEM_FAILED_WINDOW_SECONDS
     # Another profile is not affected; bad input does not count.
@@ -217,7 +217,7 @@ def test_failed_redeems_are_limited_per_profile(system_actor, settings):
 def test_deleting_a_shared_redemption_frees_its_slot(system_actor, ops):
     ct = SharedCodeTypeFactory(scan_code="ONESLOT", max_redemptions=1)
     redeem(actor=system_actor, profile=Profile("a"), scan_code="ONESLOT")
-    with pytest.raises(exc.MaxRedemptionsReached):
+    with pytest.raises(exc.MaxRedemptionsReachedError):
         redeem(actor=system_actor, profile=Profile("b"), scan_code="ONESLOT")
 
     shared_redemption_delete(actor=ops, code_type_name=ct.name, profile_id="a")

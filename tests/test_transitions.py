@@ -59,27 +59,27 @@ def test_guard_accepts_exactly_the_table():
 
 ACTIVATE = {
     State.INACTIVE: None,
-    State.AVAILABLE: exc.CodeActive,
-    State.IN_PROGRESS: exc.RedemptionInProgress,
-    State.REDEEMED: exc.CodeRedeemed,
-    State.INVALIDATED: exc.CodeInvalid,
-    State.FAILED: exc.RedemptionFailed,
+    State.AVAILABLE: exc.CodeActiveError,
+    State.IN_PROGRESS: exc.RedemptionInProgressError,
+    State.REDEEMED: exc.CodeRedeemedError,
+    State.INVALIDATED: exc.CodeInvalidatedError,
+    State.FAILED: exc.RedemptionFailedError,
 }
 INVALIDATE = {
     State.INACTIVE: None,
     State.AVAILABLE: None,
     State.FAILED: None,
-    State.IN_PROGRESS: exc.RedemptionInProgress,
-    State.REDEEMED: exc.CodeRedeemed,
-    State.INVALIDATED: exc.CodeInvalid,
+    State.IN_PROGRESS: exc.RedemptionInProgressError,
+    State.REDEEMED: exc.CodeRedeemedError,
+    State.INVALIDATED: exc.CodeInvalidatedError,
 }
 REDEEM = {
     State.AVAILABLE: None,
-    State.INACTIVE: exc.CodeNotActive,
-    State.IN_PROGRESS: exc.RedemptionInProgress,
-    State.REDEEMED: exc.RedeemedByOther,
-    State.INVALIDATED: exc.CodeInvalid,
-    State.FAILED: exc.RedemptionFailed,
+    State.INACTIVE: exc.CodeNotActiveError,
+    State.IN_PROGRESS: exc.RedemptionInProgressError,
+    State.REDEEMED: exc.RedeemedByOtherError,
+    State.INVALIDATED: exc.CodeInvalidatedError,
+    State.FAILED: exc.RedemptionFailedError,
 }
 
 
@@ -127,7 +127,7 @@ def test_redeem_without_fulfilment(start, error, system_actor):
 
 def test_redeeming_your_own_redeemed_code_says_by_self_and_carries_the_record(system_actor):
     code = make_code(State.REDEEMED)
-    with pytest.raises(exc.RedeemedBySelf) as caught:
+    with pytest.raises(exc.RedeemedBySelfError) as caught:
         redeem(actor=system_actor, profile=Profile("someone-else"), scan_code=code.scan_code)
     assert caught.value.record.pk == code.pk
 

@@ -30,11 +30,11 @@ def bearer(request: HttpRequest) -> str:
     """Return the bearer credential; raise AUTHENTICATION_REQUIRED or INVALID_CREDENTIALS."""
     header = request.META.get("HTTP_AUTHORIZATION", "").strip()
     if not header:
-        raise exc.AuthenticationRequired()
+        raise exc.AuthenticationRequiredError()
     scheme, _, credential = header.partition(" ")
     credential = credential.strip()
     if scheme.lower() != "bearer" or not credential:
-        raise exc.InvalidCredentials("Use 'Authorization: Bearer <credential>'.")
+        raise exc.InvalidCredentialsError("Use 'Authorization: Bearer <credential>'.")
     return credential
 
 

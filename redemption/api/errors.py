@@ -16,19 +16,6 @@ logger = logging.getLogger("redemption.api")
 JSON = "application/json"
 
 
-class PathNotFound(exc.RedemptionError):
-    """No API endpoint lives at this path."""
-
-    code = "NOT_FOUND"
-    reason_code = 40404
-    http_status = 404
-    default_message = "There is no API endpoint at this path."
-
-
-# Raised for anything the API did not expect; its code and reason code come from the base class.
-InternalError = exc.RedemptionError
-
-
 def json_response(
     body: Any, *, status: int = 200, headers: dict[str, str] | None = None
 ) -> HttpResponse:
@@ -44,20 +31,20 @@ def as_redemption_error(error: BaseException) -> exc.RedemptionError:
     if isinstance(error, PermissionDenied):
         return exc.PermissionDeniedError()
     if isinstance(error, RequestDataTooBig):
-        return exc.RequestTooLarge()
+        return exc.RequestTooLargeError()
     if isinstance(error, UnreadablePostError):  # the client went away mid-body
         return exc.invalid_fields({"body": "could not be read to the end"})
     if isinstance(error, (OperationalError, InterfaceError)):
         logger.warning("database unavailable: %s", error.__class__.__name__)
-        return exc.ServiceUnavailable()
+        return exc.ServiceUnavailableError()
     logger.error("unexpected error in the JSON API", exc_info=error)
-    return InternalError()
+    return exc.InternalError()
 
 
 def error_body(error: exc.RedemptionError) -> dict[str, Any]:
     """The envelope `{"error": {code, reasonCode, message, details}}` for one domain error."""
     details = dict(error.details)
-    record = getattr(error, "record", None)
+    record = error.record if isinstance(error, exc.RedeemedBySelfError) else None
     if record is not None:
         details["record"] = code_record(record)
     return {

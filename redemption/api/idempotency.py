@@ -69,7 +69,7 @@ class HashingReader(io.RawIOBase):
             return 0
         self._seen += len(data)
         if self._seen > self._limit:
-            raise exc.RequestTooLarge()
+            raise exc.RequestTooLargeError()
         self._digest.update(data)
         buffer[: len(data)] = data
         return len(data)
@@ -113,15 +113,15 @@ def _claim(
             continue  # the first request failed and released the key a moment ago
         if existing.status_code is None:
             if hash_now and existing.request_hash and existing.request_hash != hash_now:
-                raise exc.IdempotencyKeyReused()
+                raise exc.IdempotencyKeyReusedError()
             if existing.created_at < now - ABANDONED_AFTER and _take_over(existing, now):
                 existing.created_at = now
                 return existing
-            raise exc.IdempotencyKeyInUse()
+            raise exc.IdempotencyKeyInUseError()
         if (hash_now or hash_later()) != existing.request_hash:
-            raise exc.IdempotencyKeyReused()
+            raise exc.IdempotencyKeyReusedError()
         return _replay(existing)
-    raise exc.IdempotencyKeyInUse()
+    raise exc.IdempotencyKeyInUseError()
 
 
 def _take_over(record: IdempotencyRecord, now: datetime) -> bool:

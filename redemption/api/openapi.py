@@ -6,13 +6,12 @@ from typing import Any
 
 from redemption import exceptions as exc
 from redemption.api import auth
-from redemption.api.errors import JSON, InternalError, PathNotFound
+from redemption.api.errors import JSON
 from redemption.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from redemption.api.idempotency import REPLAYED_HEADER
 from redemption.api.validation import object_schema
 from redemption.api.views import CSV, ENDPOINTS, Operation
 from redemption.models import STATE_ORDER
-from redemption.services import bulk
 
 TS_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
 REF = "#/components/schemas/"
@@ -162,7 +161,7 @@ SCHEMAS: dict[str, Any] = {
 }
 
 DETAILS: dict[str, dict[str, Any]] = {
-    exc.InvalidParameter.code: {
+    exc.InvalidParameterError.code: {
         "type": "object",
         "required": ["fields"],
         "properties": {
@@ -173,29 +172,24 @@ DETAILS: dict[str, dict[str, Any]] = {
             }
         },
     },
-    exc.RedeemedBySelf.code: {
+    exc.RedeemedBySelfError.code: {
         "type": "object",
         "required": ["record"],
         "properties": {"record": _ref("CodeRecord")},
     },
-    exc.MaxFailedExceeded.code: {
+    exc.MaxFailedExceededError.code: {
         "type": "object",
         "required": ["retryAfterSeconds"],
         "properties": {"retryAfterSeconds": {"type": "integer", "minimum": 1}},
     },
-    exc.MethodNotAllowed.code: {
+    exc.MethodNotAllowedError.code: {
         "type": "object",
         "required": ["allowed"],
         "properties": {"allowed": {"type": "array", "items": {"type": "string"}}},
     },
 }
 
-ALL_ERRORS: tuple[type[exc.RedemptionError], ...] = (
-    *exc.ALL_ERRORS,
-    bulk.JobNotFound,
-    PathNotFound,
-    InternalError,
-)
+ALL_ERRORS = exc.ALL_ERRORS
 
 
 def error_schema_name(error: type[exc.RedemptionError]) -> str:
@@ -243,14 +237,18 @@ def _headers_for(status: int, op: Operation, extra: tuple[str, ...] = ()) -> dic
 
 def operation_errors(op: Operation) -> list[type[exc.RedemptionError]]:
     """Every error this operation can answer with (its own plus the pipeline's)."""
-    found: list[type[exc.RedemptionError]] = [exc.InvalidParameter]
+    found: list[type[exc.RedemptionError]] = [exc.InvalidParameterError]
     if op.auth != auth.PUBLIC:
-        found += [exc.AuthenticationRequired, exc.InvalidCredentials, exc.ServiceUnavailable]
+        found += [
+            exc.AuthenticationRequiredError,
+            exc.InvalidCredentialsError,
+            exc.ServiceUnavailableError,
+        ]
     if op.body is not None or op.csv_body:
-        found.append(exc.RequestTooLarge)
+        found.append(exc.RequestTooLargeError)
     if op.method == "POST":
-        found += [exc.IdempotencyKeyInUse, exc.IdempotencyKeyReused]
-    found += [*op.errors, InternalError]
+        found += [exc.IdempotencyKeyInUseError, exc.IdempotencyKeyReusedError]
+    found += [*op.errors, exc.InternalError]
     unique: dict[str, type[exc.RedemptionError]] = {}
     for error in found:
         unique.setdefault(error.code, error)
@@ -389,7 +387,7 @@ def document() -> dict[str, Any]:
             op.method.lower(): _operation(op, params) for op in endpoint.operations
         }
     paths["/healthz"] = _probe("The process is up", "Health", [])
-    paths["/readyz"] = _probe("The database answers", "Ready", [exc.ServiceUnavailable])
+    paths["/readyz"] = _probe("The database answers", "Ready", [exc.ServiceUnavailableError])
     schemas = dict(SCHEMAS)
     for error in ALL_ERRORS:
         schemas[error_schema_name(error)] = _error_schema(error)
@@ -425,12 +423,14 @@ def document() -> dict[str, Any]:
             "responses": {
                 "NotFound": {
                     "description": "No endpoint at this path (any method).",
-                    "content": {JSON: {"schema": _ref(error_schema_name(PathNotFound))}},
+                    "content": {JSON: {"schema": _ref(error_schema_name(exc.PathNotFoundError))}},
                 },
                 "MethodNotAllowed": {
                     "description": "The path exists but not with this method.",
                     "headers": {"Allow": {"required": True, "schema": {"type": "string"}}},
-                    "content": {JSON: {"schema": _ref(error_schema_name(exc.MethodNotAllowed))}},
+                    "content": {
+                        JSON: {"schema": _ref(error_schema_name(exc.MethodNotAllowedError))}
+                    },
                 },
             },
         },

@@ -107,7 +107,7 @@ class Endpoint:
 def _code_type_name(value: str) -> str:
     """A path's code type name; one that cannot exist is simply not found."""
     if not re.fullmatch(CODE_TYPE_PATTERN, value):
-        raise exc.CodeTypeNotFound(details={"codeType": value[:64]})
+        raise exc.CodeTypeNotFoundError(details={"codeType": value[:64]})
     return value
 
 
@@ -121,7 +121,7 @@ def _job_id(value: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError:
-        raise bulk.JobNotFound(details={"jobId": value[:64]}) from None
+        raise exc.JobNotFoundError(details={"jobId": value[:64]}) from None
 
 
 def _type_filter(query: dict[str, Any]) -> str | None:
@@ -496,29 +496,34 @@ ASYNC_REPLY_DOC = (
 # --- the table ------------------------------------------------------------------------------
 
 E = exc
-FIND_ERRORS = (E.InvalidScanCode, E.CodeNotFound, E.CodeTypeNotFound, E.CodeTypeMismatch)
+FIND_ERRORS = (
+    E.InvalidScanCodeError,
+    E.CodeNotFoundError,
+    E.CodeTypeNotFoundError,
+    E.CodeTypeMismatchError,
+)
 REDEEM_ERRORS = (
     *FIND_ERRORS,
-    E.CodeTypeDisabled,
-    E.NotYetValid,
-    E.Expired,
-    E.CodeNotActive,
-    E.CodeInvalid,
-    E.RedeemedBySelf,
-    E.RedeemedByOther,
-    E.RedemptionInProgress,
-    E.RedemptionFailed,
-    E.RedemptionFailedMaxRetries,
-    E.AttemptedByMismatch,
-    E.MaxRedemptionsReached,
-    E.ScriptFailure,
-    E.MaxFailedExceeded,
+    E.CodeTypeDisabledError,
+    E.NotYetValidError,
+    E.ExpiredError,
+    E.CodeNotActiveError,
+    E.CodeInvalidatedError,
+    E.RedeemedBySelfError,
+    E.RedeemedByOtherError,
+    E.RedemptionInProgressError,
+    E.RedemptionFailedError,
+    E.RedemptionFailedMaxRetriesError,
+    E.AttemptedByMismatchError,
+    E.MaxRedemptionsReachedError,
+    E.ScriptFailureError,
+    E.MaxFailedExceededError,
 )
 GENERATE_ERRORS = (
-    E.CodeTypeNotFound,
-    E.TypeMustBeSingleUse,
-    E.CodeTypeDisabled,
-    E.InsufficientCodeSpace,
+    E.CodeTypeNotFoundError,
+    E.TypeMustBeSingleUseError,
+    E.CodeTypeDisabledError,
+    E.InsufficientCodeSpaceError,
 )
 CODE_RECORD = Reply(200, "CodeRecord", "The code record.")
 JOB_ACCEPTED = Reply(202, "Job", "The job was queued; poll Location.", headers=("Location",))
@@ -578,7 +583,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                 client_redeemed_codes,
                 C,
                 (Reply(200, "CodeList", "Redeemed codes only."),),
-                (E.CodeTypeNotFound,),
+                (E.CodeTypeNotFoundError,),
                 query=(CODE_TYPE_OPTIONAL,),
                 tag="client",
             ),
@@ -622,7 +627,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                 code_type_create,
                 S,
                 (Reply(201, "CodeType", "Created."),),
-                (E.InvalidScanCode, E.CodeTypeDuplicate, E.CodeDuplicate),
+                (E.InvalidScanCodeError, E.CodeTypeDuplicateError, E.CodeDuplicateError),
                 body=CODE_TYPE_CREATE_FIELDS,
             ),
         ),
@@ -638,7 +643,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                 code_type_get,
                 S,
                 (Reply(200, "CodeType", "The code type."),),
-                (E.CodeTypeNotFound,),
+                (E.CodeTypeNotFoundError,),
             ),
             Operation(
                 "PATCH",
@@ -647,7 +652,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                 code_type_update,
                 S,
                 (Reply(200, "CodeType", "Updated."),),
-                (E.CodeTypeNotFound, E.InvalidScanCode, E.VersionMismatch, E.CodeDuplicate),
+                (
+                    E.CodeTypeNotFoundError,
+                    E.InvalidScanCodeError,
+                    E.VersionMismatchError,
+                    E.CodeDuplicateError,
+                ),
                 body=CODE_TYPE_UPDATE_FIELDS,
                 fixed={"codeType": "cannot be changed", "codeUseType": "cannot be changed"},
             ),
@@ -699,7 +709,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                 codes_import_job,
                 S,
                 (JOB_ACCEPTED,),
-                (E.CodeTypeNotFound, E.TypeMustBeSingleUse, E.CodeTypeDisabled),
+                (E.CodeTypeNotFoundError, E.TypeMustBeSingleUseError, E.CodeTypeDisabledError),
                 csv_body=True,
                 atomic=False,
                 description="Body: text/csv, up to 200 MiB, streamed. Bad lines do not fail "
@@ -719,7 +729,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                 code_add,
                 S,
                 (Reply(201, "CodeRecord", "Added."),),
-                (E.InvalidScanCode, E.CodeTypeNotFound, E.TypeMustBeSingleUse, E.CodeDuplicate),
+                (
+                    E.InvalidScanCodeError,
+                    E.CodeTypeNotFoundError,
+                    E.TypeMustBeSingleUseError,
+                    E.CodeDuplicateError,
+                ),
                 body=(NEW_SCAN_CODE, CODE_TYPE, INITIAL_STATE, CUSTOM_CODE_INFO),
             ),
         ),
@@ -735,7 +750,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                 code_get,
                 S,
                 (Reply(200, "CodeLookup", "The code record with attempts and history."),),
-                (E.InvalidScanCode, E.CodeNotFound),
+                (E.InvalidScanCodeError, E.CodeNotFoundError),
             ),
         ),
         (SCAN_CODE_PARAM,),
@@ -753,11 +768,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                 (CODE_RECORD,),
                 (
                     *FIND_ERRORS,
-                    E.CodeActive,
-                    E.CodeInvalid,
-                    E.CodeRedeemed,
-                    E.RedemptionInProgress,
-                    E.RedemptionFailed,
+                    E.CodeActiveError,
+                    E.CodeInvalidatedError,
+                    E.CodeRedeemedError,
+                    E.RedemptionInProgressError,
+                    E.RedemptionFailedError,
                 ),
                 body=(CODE_TYPE, CUSTOM_CODE_INFO),
             ),
@@ -775,7 +790,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                 code_invalidate,
                 S,
                 (CODE_RECORD,),
-                (*FIND_ERRORS, E.CodeInvalid, E.CodeRedeemed, E.RedemptionInProgress),
+                (
+                    *FIND_ERRORS,
+                    E.CodeInvalidatedError,
+                    E.CodeRedeemedError,
+                    E.RedemptionInProgressError,
+                ),
                 body=(CODE_TYPE, Field("invalidationReason", "string", nullable=True, max=1000)),
             ),
         ),
@@ -792,7 +812,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                 code_custom_info,
                 S,
                 (CODE_RECORD,),
-                (*FIND_ERRORS, E.VersionMismatch, E.CodeTypeDisabled),
+                (*FIND_ERRORS, E.VersionMismatchError, E.CodeTypeDisabledError),
                 body=(
                     CODE_TYPE,
                     Field("version", "integer", required=True, min=1, max=INT32_MAX),
@@ -813,7 +833,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                 job_get,
                 S,
                 (Reply(200, "Job", "The job."),),
-                (bulk.JobNotFound,),
+                (exc.JobNotFoundError,),
             ),
         ),
         (JOB_PARAM,),
@@ -829,7 +849,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                 job_result,
                 S,
                 (Reply(200, "CsvText", "One scan code per line.", content_type=CSV),),
-                (bulk.JobNotFound,),
+                (exc.JobNotFoundError,),
             ),
         ),
         (JOB_PARAM,),
@@ -866,7 +886,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                 server_profile_codes,
                 S,
                 (Reply(200, "CodeList", "Redeemed, in-progress and failed records."),),
-                (E.CodeTypeNotFound,),
+                (E.CodeTypeNotFoundError,),
                 query=(CODE_TYPE_OPTIONAL,),
             ),
         ),
@@ -884,12 +904,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                 S,
                 (CODE_RECORD,),
                 (
-                    E.CodeByIdNotFound,
-                    E.TypeNotAsync,
-                    E.AsyncBadResponse,
-                    E.AsyncTimeout,
-                    E.NotInProgress,
-                    E.AttemptMismatch,
+                    E.CodeByIdNotFoundError,
+                    E.TypeNotAsyncError,
+                    E.AsyncBadResponseError,
+                    E.AsyncTimeoutError,
+                    E.NotInProgressError,
+                    E.AttemptMismatchError,
                 ),
                 body=(
                     Field("attempt", "integer", required=True, min=1, max=INT32_MAX),
@@ -932,7 +952,7 @@ def _handle(request: HttpRequest, op: Operation, path: dict[str, str]) -> HttpRe
     upload = None
     if op.csv_body:
         if _content_length(request) > settings.IMPORT_MAX_BODY_BYTES:
-            raise exc.RequestTooLarge(details={"limitBytes": settings.IMPORT_MAX_BODY_BYTES})
+            raise exc.RequestTooLargeError(details={"limitBytes": settings.IMPORT_MAX_BODY_BYTES})
         _require_content_type(request, CSV)
         hashing = idempotency.HashingReader(
             request,
@@ -943,7 +963,7 @@ def _handle(request: HttpRequest, op: Operation, path: dict[str, str]) -> HttpRe
         upload = io.BufferedReader(hashing, buffer_size=1 << 16)
     elif op.body is not None:
         if _content_length(request) > settings.API_MAX_BODY_BYTES:
-            raise exc.RequestTooLarge(details={"limitBytes": settings.API_MAX_BODY_BYTES})
+            raise exc.RequestTooLargeError(details={"limitBytes": settings.API_MAX_BODY_BYTES})
         _require_content_type(request, JSON)
         raw = request.body
         body = clean_object(op.body, parse_json_object(raw), fixed=op.fixed)
@@ -986,7 +1006,9 @@ def endpoint_view(endpoint: Endpoint) -> Callable[..., HttpResponseBase]:
     def view(request: HttpRequest, **path: str) -> HttpResponseBase:
         op = by_method.get(request.method or "")
         if op is None:
-            response = error_response(exc.MethodNotAllowed(details={"allowed": list(by_method)}))
+            response = error_response(
+                exc.MethodNotAllowedError(details={"allowed": list(by_method)})
+            )
             response["Allow"] = allow
             return response
         try:
@@ -1001,6 +1023,4 @@ def endpoint_view(endpoint: Endpoint) -> Callable[..., HttpResponseBase]:
 @csrf_exempt
 def not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
     """Any /api/v1/ path that names no endpoint."""
-    from redemption.api.errors import PathNotFound
-
-    return error_response(PathNotFound())
+    return error_response(exc.PathNotFoundError())

@@ -1,7 +1,6 @@
 """Every write goes through these functions (views, API, tasks and commands only translate)."""
 
 from redemption.services.bulk import (
-    JobNotFound,
     codes_generate_inline,
     delete_reset_preview,
     export_rows,
@@ -46,7 +45,6 @@ from redemption.services.single import (
 )
 
 __all__ = [
-    "JobNotFound",
     "RedeemResult",
     "UserToken",
     "apply_reply",

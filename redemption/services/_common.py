@@ -85,16 +85,16 @@ def get_code_type(name: str, *, for_update: bool = False) -> CodeType:
     try:
         return qs.get(name=name)
     except CodeType.DoesNotExist:
-        raise exc.CodeTypeNotFound(details={"codeType": name}) from None
+        raise exc.CodeTypeNotFoundError(details={"codeType": name}) from None
 
 
 def canonical_or_error(scan_code: str, *, field: str = "scanCode") -> str:
     """Return the canonical form of a scan code or raise INVALID_SCAN_CODE."""
     if not isinstance(scan_code, str):
-        raise exc.InvalidScanCode(details={"fields": {field: "must be a string"}})
+        raise exc.InvalidScanCodeError(details={"fields": {field: "must be a string"}})
     canon = codes.canonical(scan_code)
     if not codes.is_valid_canonical(canon) or len(codes.display(scan_code)) > MAX_DISPLAY:
-        raise exc.InvalidScanCode(
+        raise exc.InvalidScanCodeError(
             "A scan code is 4-64 letters and digits (spaces and hyphens are ignored), "
             f"at most {MAX_DISPLAY} characters as written.",
             details={"fields": {field: "4-64 characters of A-Z and 0-9"}},
@@ -110,15 +110,15 @@ def get_code(scan_code: str, *, for_update: bool = False) -> Code:
         qs = qs.select_for_update(of=("self",))
     code = qs.filter(canonical=canon, is_shared_anchor=False).first()
     if code is None:
-        raise exc.CodeNotFound(details={"scanCode": codes.display(scan_code)})
+        raise exc.CodeNotFoundError(details={"scanCode": codes.display(scan_code)})
     return code
 
 
 def check_code_type_matches(code: Code, code_type_name: str | None) -> None:
     if code_type_name is not None and code.code_type.name != code_type_name:
         if not CodeType.objects.filter(name=code_type_name).exists():
-            raise exc.CodeTypeNotFound(details={"codeType": code_type_name})
-        raise exc.CodeTypeMismatch(details={"codeType": code_type_name})
+            raise exc.CodeTypeNotFoundError(details={"codeType": code_type_name})
+        raise exc.CodeTypeMismatchError(details={"codeType": code_type_name})
 
 
 def check_json_object(value: Any, field: str) -> dict[str, Any]:

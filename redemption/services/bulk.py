@@ -81,15 +81,6 @@ Progress = Callable[[int, int], None]
 Candidates = Iterator[tuple[str, str]]
 
 
-class JobNotFound(exc.RedemptionError):
-    """No job has that id (or it has nothing to download)."""
-
-    code = "JOB_NOT_FOUND"
-    reason_code = 40804
-    http_status = 404
-    default_message = "No job has that id."
-
-
 # --- option checks ------------------------------------------------------------------------------
 
 
@@ -148,9 +139,9 @@ def _shape_from_options(*, prefix: Any, algorithm: Any, algorithm_details: Any) 
 def _code_type_for_generation(name: str) -> CodeType:
     ct = get_code_type(name)
     if ct.is_shared:
-        raise exc.TypeMustBeSingleUse()
+        raise exc.TypeMustBeSingleUseError()
     if ct.is_disabled:
-        raise exc.CodeTypeDisabled()
+        raise exc.CodeTypeDisabledError()
     return ct
 
 
@@ -175,7 +166,7 @@ def _check_feasible(shape: codes.CodeShape, quantity: int) -> None:
     issued = already_issued(shape)
     if not codes.feasible(shape, quantity=quantity, already_issued=issued):
         largest = max(0, (shape.space - issued) // codes.SPACE_SAFETY_FACTOR)
-        raise exc.InsufficientCodeSpace(details={"quantity": quantity, "maxQuantity": largest})
+        raise exc.InsufficientCodeSpaceError(details={"quantity": quantity, "maxQuantity": largest})
 
 
 def _prepare_generation(
@@ -393,7 +384,9 @@ def batch_fill(
             if len(chunk) >= want:
                 break
         if not chunk:
-            raise exc.InsufficientCodeSpace("Ran out of candidate codes before the batch was full.")
+            raise exc.InsufficientCodeSpaceError(
+                "Ran out of candidate codes before the batch was full."
+            )
         with transaction.atomic():
             added = _insert_codes(
                 [(display, canon) for canon, display in chunk.items()],
@@ -408,7 +401,7 @@ def batch_fill(
                 on_chunk(done)
         fruitless = 0 if added else fruitless + 1
         if fruitless >= _MAX_FRUITLESS_ROUNDS:
-            raise exc.InsufficientCodeSpace()
+            raise exc.InsufficientCodeSpaceError()
     return done
 
 
@@ -675,7 +668,7 @@ class _ImportRun:
             self.invalid(
                 line_no,
                 shown,
-                exc.InvalidScanCode.code,
+                exc.InvalidScanCodeError.code,
                 "A scan code is 4-64 letters and digits (spaces and hyphens are ignored).",
             )
             return
@@ -685,7 +678,7 @@ class _ImportRun:
             self.invalid(
                 line_no,
                 shown,
-                exc.InvalidParameter.code,
+                exc.InvalidParameterError.code,
                 "codeState must be Inactive or Available.",
             )
             return
@@ -700,7 +693,7 @@ class _ImportRun:
                 self.invalid(
                     line_no,
                     shown,
-                    exc.InvalidParameter.code,
+                    exc.InvalidParameterError.code,
                     "customCodeInfo must be a JSON object.",
                 )
                 return
@@ -710,7 +703,7 @@ class _ImportRun:
                 self.invalid(
                     line_no,
                     shown,
-                    exc.InvalidParameter.code,
+                    exc.InvalidParameterError.code,
                     "customCodeInfo may not contain NUL characters.",
                 )
                 return
@@ -718,7 +711,7 @@ class _ImportRun:
                 self.invalid(
                     line_no,
                     shown,
-                    exc.InvalidParameter.code,
+                    exc.InvalidParameterError.code,
                     "customCodeInfo must be at most 16 KB of JSON.",
                 )
                 return
@@ -730,7 +723,10 @@ class _ImportRun:
     def duplicate_in_file(self, line_no: int, shown: str | None) -> None:
         self.summary["duplicatesInFile"] += 1
         self.error(
-            line_no, shown, exc.CodeDuplicate.code, "This scan code appears earlier in the file."
+            line_no,
+            shown,
+            exc.CodeDuplicateError.code,
+            "This scan code appears earlier in the file.",
         )
 
     def duplicate_in_database(self, line_no: int, shown: str | None, shared: bool) -> None:
@@ -740,7 +736,7 @@ class _ImportRun:
             if shared
             else "A code with this scan code already exists."
         )
-        self.error(line_no, shown, exc.CodeDuplicate.code, message)
+        self.error(line_no, shown, exc.CodeDuplicateError.code, message)
 
     def flush(self) -> None:
         """Commit the pending chunk and write progress to the job row."""
@@ -839,7 +835,9 @@ def _decoded_lines(name: str, run: _ImportRun) -> Iterator[tuple[int, str]]:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
-                run.invalid(line_no, None, exc.InvalidParameter.code, "The line is not UTF-8 text.")
+                run.invalid(
+                    line_no, None, exc.InvalidParameterError.code, "The line is not UTF-8 text."
+                )
                 run.lines = line_no
                 continue
             if line_no == 1:
@@ -881,7 +879,9 @@ def _run_import(job: Job, progress: Progress) -> None:
                 since_flush = 0
         run.lines = total = max(total, run.lines)
         if not records and not run.error_count:
-            run.error(None, None, exc.InvalidParameter.code, "The file has no codes to import.")
+            run.error(
+                None, None, exc.InvalidParameterError.code, "The file has no codes to import."
+            )
         run.flush()
     finally:
         Batch.objects.filter(pk=batch.pk).update(quantity=run.summary["imported"])
@@ -987,7 +987,7 @@ def _export_shared(ct: CodeType, state: str | None):
 def job_result_rows(job: Job) -> Iterator[list[str]]:
     """The codes a succeeded generate job made, as CSV rows under the header `scanCode`."""
     if job.kind != Job.Kind.GENERATE or job.status != Job.Status.SUCCEEDED or job.batch_id is None:
-        raise JobNotFound("This job has no result to download.")
+        raise exc.JobNotFoundError("This job has no result to download.")
     return _result_rows(job.code_type_id, job.batch_id)
 
 
@@ -1084,7 +1084,7 @@ def _start_bulk_job(*, actor: Actor, ct: CodeType, kind: str, params: dict[str, 
 def _run_delete_or_reset(job: Job, progress: Progress) -> None:
     ct = job.code_type
     if ct is None:
-        raise exc.CodeTypeNotFound(details={"codeType": job.code_type_name})
+        raise exc.CodeTypeNotFoundError(details={"codeType": job.code_type_name})
     states: list[str] = job.params["states"]
     to_state: str | None = job.params.get("toState")
     base = _records_of(ct).filter(state__in=states)
@@ -1284,12 +1284,12 @@ def job_run_here(
 
 
 def job_get(job_id: Any) -> Job:
-    """Return the job with that id or raise JobNotFound."""
+    """Return the job with that id or raise exc.JobNotFoundError."""
     try:
         job_uuid = uuid.UUID(str(job_id))
     except ValueError:
-        raise JobNotFound(details={"jobId": str(job_id)}) from None
+        raise exc.JobNotFoundError(details={"jobId": str(job_id)}) from None
     job = Job.objects.select_related("code_type", "batch").filter(pk=job_uuid).first()
     if job is None:
-        raise JobNotFound(details={"jobId": str(job_id)})
+        raise exc.JobNotFoundError(details={"jobId": str(job_id)})
     return job

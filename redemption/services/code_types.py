@@ -145,7 +145,7 @@ def code_type_create(
     try:
         with transaction.atomic():
             if CodeType.objects.filter(name=name).exists():
-                raise exc.CodeTypeDuplicate(details={"codeType": name})
+                raise exc.CodeTypeDuplicateError(details={"codeType": name})
             ct.save()
             if canon:
                 _reserve_scan_code(ct, canon, now)
@@ -158,8 +158,8 @@ def code_type_create(
             )
     except IntegrityError:
         if CodeType.objects.filter(name=name).exists():
-            raise exc.CodeTypeDuplicate(details={"codeType": name}) from None
-        raise exc.CodeDuplicate(details={"scanCode": scan_code}) from None
+            raise exc.CodeTypeDuplicateError(details={"codeType": name}) from None
+        raise exc.CodeDuplicateError(details={"scanCode": scan_code}) from None
     return ct
 
 
@@ -196,7 +196,7 @@ def code_type_update(
         with transaction.atomic():
             ct = get_code_type(name, for_update=True)
             if expected_version is not None and expected_version != ct.version:
-                raise exc.VersionMismatch(details={"version": ct.version})
+                raise exc.VersionMismatchError(details={"version": ct.version})
             if description is not UNSET:
                 ct.description = description or ""
                 changed.append("description")
@@ -259,7 +259,7 @@ def code_type_update(
                 details={"fields": sorted(set(changed))},
             )
     except IntegrityError:
-        raise exc.CodeDuplicate(details={"scanCode": scan_code}) from None
+        raise exc.CodeDuplicateError(details={"scanCode": scan_code}) from None
     ct.refresh_from_db()
     return ct
 
@@ -284,12 +284,12 @@ def shared_redemption_delete(*, actor: Actor, code_type_name: str, profile_id: s
     with transaction.atomic():
         ct = get_code_type(code_type_name, for_update=True)
         if not ct.is_shared:
-            raise exc.TypeMustBeSingleUse(
+            raise exc.TypeMustBeSingleUseError(
                 "Only shared (MULTI) code types have per-profile redemptions."
             )
         sr = SharedRedemption.objects.filter(code_type=ct, profile_id=profile_id).first()
         if sr is None:
-            raise exc.CodeNotFound("That profile has not redeemed this shared code.")
+            raise exc.CodeNotFoundError("That profile has not redeemed this shared code.")
         held_slot = sr.state in {State.REDEEMED, State.IN_PROGRESS}
         sr.delete()
         if held_slot and ct.redemption_count > 0:

@@ -109,10 +109,10 @@ def server_key_revoke(*, actor: Actor, reference: str) -> ServerKey:
 def server_key_authenticate(secret: str) -> ServerKey:
     """Return the active server key for `secret` and note its use (at most once a minute)."""
     if not isinstance(secret, str) or not SERVER_KEY_RE.fullmatch(secret):
-        raise exc.InvalidCredentials()
+        raise exc.InvalidCredentialsError()
     key = ServerKey.objects.filter(key_hash=hash_secret(secret)).first()
     if key is None or key.revoked_at is not None:
-        raise exc.InvalidCredentials()
+        raise exc.InvalidCredentialsError()
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         # Conditional, so many processes racing on one key write it once per resolution.
@@ -184,7 +184,7 @@ def user_token_mint(
 def user_token_verify(token: str) -> Profile:
     """Return the profile a valid, unexpired token was minted for; raise INVALID_CREDENTIALS."""
     if not isinstance(token, str) or not USER_TOKEN_RE.fullmatch(token):
-        raise exc.InvalidCredentials()
+        raise exc.InvalidCredentialsError()
     try:
         claims = signing.loads(
             token[len(USER_TOKEN_PREFIX) :],
@@ -194,7 +194,7 @@ def user_token_verify(token: str) -> Profile:
         )
         profile_id, profile_name, expires = claims["p"], claims["n"], claims["e"]
     except (signing.BadSignature, ValueError, TypeError, KeyError):
-        raise exc.InvalidCredentials() from None
+        raise exc.InvalidCredentialsError() from None
     if not isinstance(expires, int) or expires <= timezone.now().timestamp():
-        raise exc.InvalidCredentials("The user token has expired.")
+        raise exc.InvalidCredentialsError("The user token has expired.")
     return Profile(profile_id, profile_name)

@@ -16,21 +16,21 @@ from redemption.services._common import audit, audit_fields, check_json_object
 
 # Outcomes that name the code and so count towards the failed-redeem limit (SPEC §8).
 COUNTED_FAILURES: tuple[type[exc.RedemptionError], ...] = (
-    exc.CodeNotFound,
-    exc.InvalidScanCode,
-    exc.CodeTypeNotFound,
-    exc.CodeTypeMismatch,
-    exc.CodeTypeDisabled,
-    exc.NotYetValid,
-    exc.Expired,
-    exc.MaxRedemptionsReached,
-    exc.CodeNotActive,
-    exc.CodeInvalid,
-    exc.CodeRedeemed,
-    exc.RedeemedByOther,
-    exc.RedemptionInProgress,
-    exc.RedemptionFailedMaxRetries,
-    exc.AttemptedByMismatch,
+    exc.CodeNotFoundError,
+    exc.InvalidScanCodeError,
+    exc.CodeTypeNotFoundError,
+    exc.CodeTypeMismatchError,
+    exc.CodeTypeDisabledError,
+    exc.NotYetValidError,
+    exc.ExpiredError,
+    exc.MaxRedemptionsReachedError,
+    exc.CodeNotActiveError,
+    exc.CodeInvalidatedError,
+    exc.CodeRedeemedError,
+    exc.RedeemedByOtherError,
+    exc.RedemptionInProgressError,
+    exc.RedemptionFailedMaxRetriesError,
+    exc.AttemptedByMismatchError,
 )
 
 Record = Code | SharedRedemption
@@ -47,12 +47,6 @@ class RedeemResult:
         return self.record.state == State.IN_PROGRESS
 
 
-def _by_self(record: Record) -> exc.RedemptionError:
-    err = exc.RedeemedBySelf()
-    err.record = record  # type: ignore[attr-defined]
-    return err
-
-
 def redeem(
     *,
     actor: Actor,
@@ -67,7 +61,7 @@ def redeem(
         raise exc.invalid_fields({"scanCode": "must be a string"})
     canon = codes.canonical(scan_code)
     if not codes.is_valid_canonical(canon):
-        raise exc.InvalidScanCode(details={"fields": {"scanCode": "4-64 letters and digits"}})
+        raise exc.InvalidScanCodeError(details={"fields": {"scanCode": "4-64 letters and digits"}})
     info = check_json_object(custom_redemption_info, "customRedemptionInfo")
     counters = ratelimit.buckets(profile_id=profile.id, client_ip=client_ip)
     ratelimit.check(counters)
@@ -86,20 +80,20 @@ def _redeem(
     code = selectors.code_with_type(canon)
     if code is None:
         if selectors.check_character_fails(canon):
-            raise exc.InvalidScanCode("The scan code has a typing mistake (check character).")
-        raise exc.CodeNotFound()
+            raise exc.InvalidScanCodeError("The scan code has a typing mistake (check character).")
+        raise exc.CodeNotFoundError()
     ct = code.code_type
     if code_type_name is not None and ct.name != code_type_name:
         if not CodeType.objects.filter(name=code_type_name).exists():
-            raise exc.CodeTypeNotFound(details={"codeType": code_type_name})
-        raise exc.CodeTypeMismatch()
+            raise exc.CodeTypeNotFoundError(details={"codeType": code_type_name})
+        raise exc.CodeTypeMismatchError()
     if ct.is_disabled:
-        raise exc.CodeTypeDisabled()
+        raise exc.CodeTypeDisabledError()
     now = timezone.now()
     if ct.valid_start and now < ct.valid_start:
-        raise exc.NotYetValid()
+        raise exc.NotYetValidError()
     if ct.valid_end and now >= ct.valid_end:
-        raise exc.Expired()
+        raise exc.ExpiredError()
     if code.is_shared_anchor:
         return _redeem_shared(actor=actor, ct=ct, profile=profile, info=info)
     return _redeem_personal(actor=actor, code=code, profile=profile, info=info)
@@ -151,9 +145,9 @@ def _redeem_personal(
             continue
         if code.state == State.FAILED and ct.has_fulfillment:
             if code.redeemed_by_profile_id != profile.id:
-                raise exc.AttemptedByMismatch()
+                raise exc.AttemptedByMismatchError()
             if code.current_attempt > ct.fulfillment_max_retries:
-                raise exc.RedemptionFailedMaxRetries()
+                raise exc.RedemptionFailedMaxRetriesError()
             attempt = _start_personal_attempt(actor, code, profile, info or None)
             if attempt is not None:
                 return _fulfil(actor=actor, ct=ct, owner=code, attempt=attempt, profile=profile)
@@ -172,14 +166,14 @@ def _reload(code: Code, ct: CodeType) -> None:
 def _personal_state_error(code: Code, profile: Profile) -> exc.RedemptionError:
     if code.state == State.REDEEMED:
         if code.redeemed_by_profile_id == profile.id:
-            return _by_self(code)
-        return exc.RedeemedByOther()
+            return exc.RedeemedBySelfError(code)
+        return exc.RedeemedByOtherError()
     return {
-        State.INACTIVE: exc.CodeNotActive,
-        State.INVALIDATED: exc.CodeInvalid,
-        State.IN_PROGRESS: exc.RedemptionInProgress,
-        State.FAILED: exc.RedemptionFailed,
-        State.AVAILABLE: exc.RedemptionInProgress,
+        State.INACTIVE: exc.CodeNotActiveError,
+        State.INVALIDATED: exc.CodeInvalidatedError,
+        State.IN_PROGRESS: exc.RedemptionInProgressError,
+        State.FAILED: exc.RedemptionFailedError,
+        State.AVAILABLE: exc.RedemptionInProgressError,
     }[State(code.state)]()
 
 
@@ -235,7 +229,7 @@ def _redeem_shared(
     try:
         with transaction.atomic():
             if not locks.code_type_take_slot(code_type_id=ct.pk, now=now):
-                raise exc.MaxRedemptionsReached()
+                raise exc.MaxRedemptionsReachedError()
             sr = SharedRedemption.objects.create(
                 code_type=ct,
                 profile_id=profile.id,
@@ -282,20 +276,20 @@ def _redeem_shared_again(
     if sr.state == State.IN_PROGRESS:
         expire_if_due(shared=sr)
     if sr.state == State.REDEEMED:
-        raise _by_self(sr)
+        raise exc.RedeemedBySelfError(sr)
     if sr.state == State.IN_PROGRESS:
-        raise exc.RedemptionInProgress()
+        raise exc.RedemptionInProgressError()
     if sr.current_attempt > ct.fulfillment_max_retries or not ct.has_fulfillment:
-        raise exc.RedemptionFailedMaxRetries()
+        raise exc.RedemptionFailedMaxRetriesError()
     now = timezone.now()
     with transaction.atomic():
         if not locks.code_type_take_slot(code_type_id=ct.pk, now=now):
-            raise exc.MaxRedemptionsReached()
+            raise exc.MaxRedemptionsReachedError()
         if not locks.shared_claim_retry(
             shared_id=sr.pk, expected_attempt=sr.current_attempt, now=now
         ):
             transaction.set_rollback(True)
-            raise exc.RedemptionInProgress()
+            raise exc.RedemptionInProgressError()
         if info:
             SharedRedemption.objects.filter(pk=sr.pk).update(custom_redemption_info=info)
         attempt = Attempt.objects.create(
@@ -376,7 +370,7 @@ def _fulfil(
         attempt_pk=attempt.pk,
     )
     if record is None or row is None:
-        raise exc.RedemptionFailed(
+        raise exc.RedemptionFailedError(
             "The redemption was reset or deleted while it was being fulfilled."
         )
     if row.state == State.FAILED:
@@ -386,11 +380,11 @@ def _fulfil(
 
 def _attempt_error(row: Attempt, reply: fulfillment.Reply) -> exc.RedemptionError:
     """The error a redeem caller gets for its own failed attempt."""
-    if row.error_code == exc.AsyncTimeout.code:
-        return exc.AsyncTimeout(details={"attempt": row.attempt})
-    if row.error_code == exc.ScriptFailure.code:
-        return exc.ScriptFailure(details={"attempt": row.attempt, "reason": row.error_msg})
-    return exc.RedemptionFailed(
+    if row.error_code == exc.AsyncTimeoutError.code:
+        return exc.AsyncTimeoutError(details={"attempt": row.attempt})
+    if row.error_code == exc.ScriptFailureError.code:
+        return exc.ScriptFailureError(details={"attempt": row.attempt, "reason": row.error_msg})
+    return exc.RedemptionFailedError(
         details={"attempt": row.attempt, "errorCode": reply.error_code, "errorMsg": reply.error_msg}
     )
 
@@ -419,7 +413,7 @@ def apply_reply(
         actor=actor, owner_id=owner_id, shared=shared, attempt_no=attempt_no, reply=reply
     )
     if record is None:
-        raise exc.CodeByIdNotFound()
+        raise exc.CodeByIdNotFoundError()
     return record
 
 
@@ -455,7 +449,7 @@ def _record_reply(
             and owner.current_attempt == attempt_no
         )
         if not live:
-            late = row is not None and row.error_code == exc.AsyncTimeout.code
+            late = row is not None and row.error_code == exc.AsyncTimeoutError.code
             if late and reply.raw is not None:
                 assert row is not None
                 row.response = reply.raw
@@ -483,12 +477,12 @@ def _record_reply(
         row_fields = ["response"]
         if new_state == State.FAILED:
             if reply.is_transport_failure:
-                row.error_code, row.error_msg = exc.ScriptFailure.code, reply.transport_error
+                row.error_code, row.error_msg = exc.ScriptFailureError.code, reply.transport_error
             elif reply.success:  # success without complete on a synchronous type
-                row.error_code = exc.ScriptFailure.code
+                row.error_code = exc.ScriptFailureError.code
                 row.error_msg = "a synchronous webhook must reply complete:true"
             else:
-                row.error_code = exc.RedemptionFailed.code
+                row.error_code = exc.RedemptionFailedError.code
                 row.error_msg = reply.error_msg or reply.error_code
             row_fields += ["error_code", "error_msg"]
         if new_state != State.IN_PROGRESS:
@@ -559,7 +553,7 @@ def _expire(*, owner_id: UUID, shared: bool, now: datetime) -> tuple[bool, int, 
         closed = abandoned.update(
             state=State.FAILED,
             finished_at=stamp,
-            error_code=exc.AsyncTimeout.code,
+            error_code=exc.AsyncTimeoutError.code,
             error_msg=ABANDONED_MSG,
         )
         if not waiting:
@@ -569,7 +563,7 @@ def _expire(*, owner_id: UUID, shared: bool, now: datetime) -> tuple[bool, int, 
             return False, closed, locked
         row.state = State.FAILED
         row.finished_at = stamp
-        row.error_code = exc.AsyncTimeout.code
+        row.error_code = exc.AsyncTimeoutError.code
         row.error_msg = TIMEOUT_MSG
         row.save(update_fields=["state", "finished_at", "error_code", "error_msg"])
         locked.state = State.FAILED
@@ -609,14 +603,14 @@ def _find_redemption(redemption_id: Any) -> tuple[Record, bool]:
     try:
         rid = UUID(str(redemption_id))
     except ValueError:
-        raise exc.CodeByIdNotFound() from None
+        raise exc.CodeByIdNotFoundError() from None
     code = Code.objects.select_related("code_type").filter(pk=rid, is_shared_anchor=False).first()
     if code is not None:
         return code, False
     sr = SharedRedemption.objects.select_related("code_type").filter(pk=rid).first()
     if sr is not None:
         return sr, True
-    raise exc.CodeByIdNotFound()
+    raise exc.CodeByIdNotFoundError()
 
 
 def process_async_response(
@@ -626,13 +620,13 @@ def process_async_response(
     owner, shared = _find_redemption(redemption_id)
     ct = owner.code_type
     if not ct.has_fulfillment or not ct.fulfillment_async:
-        raise exc.TypeNotAsync()
+        raise exc.TypeNotAsyncError()
     if isinstance(attempt, bool) or not isinstance(attempt, int):
         raise exc.invalid_fields({"attempt": "must be a whole number"})
     try:
         reply = fulfillment.parse_reply(async_response)
     except ValueError as err:
-        raise exc.AsyncBadResponse(str(err)) from None
+        raise exc.AsyncBadResponseError(str(err)) from None
     if owner.state == State.IN_PROGRESS:
         expire_if_due(
             code=None if shared else owner,  # type: ignore[arg-type]
@@ -642,19 +636,19 @@ def process_async_response(
         actor=actor, owner_id=owner.pk, shared=shared, attempt_no=attempt, reply=reply
     )
     if record is None:
-        raise exc.CodeByIdNotFound()
+        raise exc.CodeByIdNotFoundError()
     if applied:
         return record
     if (
         row is not None
         and attempt == record.current_attempt
         and row.state == State.FAILED
-        and row.error_code == exc.AsyncTimeout.code
+        and row.error_code == exc.AsyncTimeoutError.code
     ):
-        raise exc.AsyncTimeout(details={"attempt": attempt, "codeState": record.state})
+        raise exc.AsyncTimeoutError(details={"attempt": attempt, "codeState": record.state})
     if record.state != State.IN_PROGRESS:
-        raise exc.NotInProgress(details={"codeState": record.state})
-    raise exc.AttemptMismatch(details={"currentAttempt": record.current_attempt})
+        raise exc.NotInProgressError(details={"codeState": record.state})
+    raise exc.AttemptMismatchError(details={"currentAttempt": record.current_attempt})
 
 
 def sweep_timeouts(*, now: datetime | None = None, limit: int = 10_000) -> int:

@@ -46,7 +46,7 @@ def code_add(
     info = check_json_object(custom_code_info, "customCodeInfo")
     ct = get_code_type(code_type_name)
     if ct.is_shared:
-        raise exc.TypeMustBeSingleUse()
+        raise exc.TypeMustBeSingleUseError()
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -78,7 +78,7 @@ def code_add(
                 at=now,
             )
     except IntegrityError:
-        raise exc.CodeDuplicate(details={"scanCode": codes.display(scan_code)}) from None
+        raise exc.CodeDuplicateError(details={"scanCode": codes.display(scan_code)}) from None
     return code
 
 
@@ -175,9 +175,9 @@ def code_update_custom_info(
         code = get_code(scan_code, for_update=True)
         check_code_type_matches(code, code_type_name)
         if code.code_type.is_disabled:
-            raise exc.CodeTypeDisabled()
+            raise exc.CodeTypeDisabledError()
         if version != code.version:
-            raise exc.VersionMismatch(details={"version": code.version})
+            raise exc.VersionMismatchError(details={"version": code.version})
         now = timezone.now()
         code.custom_code_info = info
         code.version += 1

@@ -51,7 +51,7 @@ PER_PAGE = 50
 def _code_type_or_404(name: str) -> CodeType:
     try:
         return selectors.code_type_get(name)
-    except exc.CodeTypeNotFound:
+    except exc.CodeTypeNotFoundError:
         raise Http404("No code type has that name.") from None
 
 
@@ -201,7 +201,7 @@ def code_type_edit(request: HttpRequest, name: str) -> HttpResponse:
                 expected_version=data.get("version"),
                 **kwargs,
             )
-        except exc.VersionMismatch:
+        except exc.VersionMismatchError:
             messages.error(
                 request,
                 "Someone else changed this code type while you were editing. "

@@ -32,7 +32,7 @@ NAV = "global"
 def _code_or_404(canonical: str) -> Code:
     try:
         return portal_selectors.code_by_canonical(canonical)
-    except exc.CodeNotFound:
+    except exc.CodeNotFoundError:
         raise Http404("No redemption code matches that scan code.") from None
 
 
@@ -181,7 +181,7 @@ def code_custom_info(request: HttpRequest, canonical: str) -> HttpResponse:
                 version=form.cleaned_data["version"],
                 custom_code_info=form.cleaned_data["custom_code_info"],
             )
-        except exc.VersionMismatch:
+        except exc.VersionMismatchError:
             messages.error(
                 request,
                 "Someone else changed this code while you were editing; your edit was not "

@@ -80,7 +80,7 @@ def test_every_error_of_the_catalogue_maps_to_its_status_and_reason_code():
 
 
 def test_details_are_passed_through_and_retry_after_becomes_a_header():
-    response = error_response(exc.MaxFailedExceeded(details={"retryAfterSeconds": 42}))
+    response = error_response(exc.MaxFailedExceededError(details={"retryAfterSeconds": 42}))
     assert _envelope(response)[3] == {"retryAfterSeconds": 42}
     assert response["Retry-After"] == "42"
 

@@ -47,7 +47,7 @@ def test_authenticate_refuses_revoked_and_unknown_secrets():
     assert keys.server_key_authenticate(secret).pk == key.pk
     keys.server_key_revoke(actor=SYSTEM, reference=str(key.pk))
     for candidate in [secret, secret[:-1] + "x", "", None]:
-        with pytest.raises(exc.InvalidCredentials):
+        with pytest.raises(exc.InvalidCredentialsError):
             keys.server_key_authenticate(candidate)
 
 
@@ -88,7 +88,7 @@ def test_a_value_signed_for_another_purpose_is_not_a_token():
     other = signing.dumps(
         {"p": "p-1", "n": None, "e": 9_999_999_999}, key=settings.USER_TOKEN_SIGNING_KEY
     )
-    with pytest.raises(exc.InvalidCredentials):
+    with pytest.raises(exc.InvalidCredentialsError):
         keys.user_token_verify(keys.USER_TOKEN_PREFIX + other)
 
 
