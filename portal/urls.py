@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
 from redemption import health
-from redemption.api.views import not_found as api_not_found
+from redemption.api.dispatch import not_found as api_not_found
 from redemption.views import auth
 
 urlpatterns = [

@@ -6,11 +6,12 @@ from typing import Any
 
 from redemption import exceptions as exc
 from redemption.api import auth
+from redemption.api.endpoints import ENDPOINTS
 from redemption.api.errors import JSON
 from redemption.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from redemption.api.idempotency import REPLAYED_HEADER
+from redemption.api.spec import CSV, Operation
 from redemption.api.validation import object_schema
-from redemption.api.views import CSV, ENDPOINTS, Operation
 from redemption.models import STATE_ORDER
 
 TS_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"

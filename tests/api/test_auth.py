@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from redemption.actors import Actor
-from redemption.api.views import ENDPOINTS
+from redemption.api.endpoints import ENDPOINTS
 from redemption.models import AuditEvent, ServerKey
 from redemption.services import keys
 from tests.api.conftest import ApiClient, mint

@@ -12,7 +12,7 @@ from referencing.jsonschema import DRAFT202012
 
 from redemption import exceptions as exc
 from redemption.api import openapi
-from redemption.api.views import ENDPOINTS
+from redemption.api.endpoints import ENDPOINTS
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from redemption.api.endpoints import ENDPOINTS
 from redemption.api.validation import Field
-from redemption.api.views import ENDPOINTS
 from tests.api.conftest import mint
 from tests.factories import CodeFactory, CodeTypeFactory, SharedCodeTypeFactory
 

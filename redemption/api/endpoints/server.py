@@ -1,0 +1,416 @@
+"""Endpoints the client app's backend calls, with a server key."""
+
+from redemption import exceptions as exc
+from redemption.api import handlers
+from redemption.api.auth import SERVER
+from redemption.api.endpoints.shared import (
+    ASYNC_REPLY_DOC,
+    CODE_RECORD,
+    CODE_TYPE,
+    CODE_TYPE_CREATE_FIELDS,
+    CODE_TYPE_OPTIONAL,
+    CODE_TYPE_PARAM,
+    CODE_TYPE_UPDATE_FIELDS,
+    CUSTOM_CODE_INFO,
+    FIND_ERRORS,
+    GENERATE_ERRORS,
+    INITIAL_STATE,
+    JOB_ACCEPTED,
+    JOB_PARAM,
+    NEW_SCAN_CODE,
+    PROFILE_ID,
+    PROFILE_NAME,
+    REDEEM_ERRORS,
+    REDEEM_FIELDS,
+    SCAN_CODE_PARAM,
+    generate_fields,
+)
+from redemption.api.spec import CSV, Endpoint, Operation, PathParam, Reply
+from redemption.api.validation import INT32_MAX, Field
+
+SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(
+        route="server/user-tokens",
+        name="user_tokens",
+        operations=(
+            Operation(
+                method="POST",
+                operation_id="createUserToken",
+                summary="Mint a user token for one profile",
+                handler=handlers.user_token_create,
+                auth=SERVER,
+                replies=(
+                    Reply(
+                        status=201,
+                        schema="UserToken",
+                        description="The token; send it as 'Authorization: Bearer'.",
+                    ),
+                ),
+                body=(
+                    PROFILE_ID,
+                    PROFILE_NAME,
+                    Field("ttlSeconds", "integer", min=60, max=86_400, default=3600),
+                ),
+            ),
+        ),
+    ),
+    Endpoint(
+        route="server/code-types",
+        name="code_types",
+        operations=(
+            Operation(
+                method="GET",
+                operation_id="listCodeTypes",
+                summary="Every code type with its per-state counts",
+                handler=handlers.code_types_list,
+                auth=SERVER,
+                replies=(
+                    Reply(status=200, schema="CodeTypeList", description="All code types by name."),
+                ),
+            ),
+            Operation(
+                method="POST",
+                operation_id="createCodeType",
+                summary="Create a code type",
+                handler=handlers.code_type_create,
+                auth=SERVER,
+                replies=(Reply(status=201, schema="CodeType", description="Created."),),
+                errors=(
+                    exc.InvalidScanCodeError,
+                    exc.CodeTypeDuplicateError,
+                    exc.CodeDuplicateError,
+                ),
+                body=CODE_TYPE_CREATE_FIELDS,
+            ),
+        ),
+    ),
+    Endpoint(
+        route="server/code-types/<str:codeType>",
+        name="code_type",
+        operations=(
+            Operation(
+                method="GET",
+                operation_id="getCodeType",
+                summary="One code type",
+                handler=handlers.code_type_get,
+                auth=SERVER,
+                replies=(Reply(status=200, schema="CodeType", description="The code type."),),
+                errors=(exc.CodeTypeNotFoundError,),
+            ),
+            Operation(
+                method="PATCH",
+                operation_id="updateCodeType",
+                summary="Change some settings of a code type",
+                handler=handlers.code_type_update,
+                auth=SERVER,
+                replies=(Reply(status=200, schema="CodeType", description="Updated."),),
+                errors=(
+                    exc.CodeTypeNotFoundError,
+                    exc.InvalidScanCodeError,
+                    exc.VersionMismatchError,
+                    exc.CodeDuplicateError,
+                ),
+                body=CODE_TYPE_UPDATE_FIELDS,
+                fixed={"codeType": "cannot be changed", "codeUseType": "cannot be changed"},
+            ),
+        ),
+        params=(CODE_TYPE_PARAM,),
+    ),
+    Endpoint(
+        route="server/code-types/<str:codeType>/generate-inline",
+        name="generate_inline",
+        operations=(
+            Operation(
+                method="POST",
+                operation_id="generateCodesInline",
+                summary="Generate up to 1,000 codes and return them",
+                handler=handlers.codes_generate_inline,
+                auth=SERVER,
+                replies=(
+                    Reply(
+                        status=201, schema="GeneratedCodes", description="One batch of new codes."
+                    ),
+                ),
+                errors=GENERATE_ERRORS,
+                body=generate_fields(1000),
+            ),
+        ),
+        params=(CODE_TYPE_PARAM,),
+    ),
+    Endpoint(
+        route="server/code-types/<str:codeType>/generate",
+        name="generate",
+        operations=(
+            Operation(
+                method="POST",
+                operation_id="generateCodesJob",
+                summary="Generate up to 10,000,000 codes in a background job",
+                handler=handlers.codes_generate_job,
+                auth=SERVER,
+                replies=(JOB_ACCEPTED,),
+                errors=GENERATE_ERRORS,
+                body=generate_fields(10_000_000),
+            ),
+        ),
+        params=(CODE_TYPE_PARAM,),
+    ),
+    Endpoint(
+        route="server/code-types/<str:codeType>/import",
+        name="import",
+        operations=(
+            Operation(
+                method="POST",
+                operation_id="importCodesJob",
+                summary="Import codes from CSV (scanCode[,codeState][,customCodeInfo]) in a job",
+                handler=handlers.codes_import_job,
+                auth=SERVER,
+                replies=(JOB_ACCEPTED,),
+                errors=(
+                    exc.CodeTypeNotFoundError,
+                    exc.TypeMustBeSingleUseError,
+                    exc.CodeTypeDisabledError,
+                ),
+                csv_body=True,
+                atomic=False,
+                description="Body: text/csv, up to 200 MiB, streamed. Bad lines do not fail "
+                "the job; they are listed in its errors.",
+            ),
+        ),
+        params=(CODE_TYPE_PARAM,),
+    ),
+    Endpoint(
+        route="server/codes",
+        name="codes",
+        operations=(
+            Operation(
+                method="POST",
+                operation_id="addCode",
+                summary="Add one personal code",
+                handler=handlers.code_add,
+                auth=SERVER,
+                replies=(Reply(status=201, schema="CodeRecord", description="Added."),),
+                errors=(
+                    exc.InvalidScanCodeError,
+                    exc.CodeTypeNotFoundError,
+                    exc.TypeMustBeSingleUseError,
+                    exc.CodeDuplicateError,
+                ),
+                body=(NEW_SCAN_CODE, CODE_TYPE, INITIAL_STATE, CUSTOM_CODE_INFO),
+            ),
+        ),
+    ),
+    Endpoint(
+        route="server/codes/<str:scanCode>",
+        name="code",
+        operations=(
+            Operation(
+                method="GET",
+                operation_id="getCode",
+                summary="Look up one code with its attempts and history",
+                handler=handlers.code_get,
+                auth=SERVER,
+                replies=(
+                    Reply(
+                        status=200,
+                        schema="CodeLookup",
+                        description="The code record with attempts and history.",
+                    ),
+                ),
+                errors=(exc.InvalidScanCodeError, exc.CodeNotFoundError),
+            ),
+        ),
+        params=(SCAN_CODE_PARAM,),
+    ),
+    Endpoint(
+        route="server/codes/<str:scanCode>/activate",
+        name="code_activate",
+        operations=(
+            Operation(
+                method="POST",
+                operation_id="activateCode",
+                summary="Make an Inactive code Available",
+                handler=handlers.code_activate,
+                auth=SERVER,
+                replies=(CODE_RECORD,),
+                errors=(
+                    *FIND_ERRORS,
+                    exc.CodeActiveError,
+                    exc.CodeInvalidatedError,
+                    exc.CodeRedeemedError,
+                    exc.RedemptionInProgressError,
+                    exc.RedemptionFailedError,
+                ),
+                body=(CODE_TYPE, CUSTOM_CODE_INFO),
+            ),
+        ),
+        params=(SCAN_CODE_PARAM,),
+    ),
+    Endpoint(
+        route="server/codes/<str:scanCode>/invalidate",
+        name="code_invalidate",
+        operations=(
+            Operation(
+                method="POST",
+                operation_id="invalidateCode",
+                summary="Invalidate a code (from Inactive, Available or Failed)",
+                handler=handlers.code_invalidate,
+                auth=SERVER,
+                replies=(CODE_RECORD,),
+                errors=(
+                    *FIND_ERRORS,
+                    exc.CodeInvalidatedError,
+                    exc.CodeRedeemedError,
+                    exc.RedemptionInProgressError,
+                ),
+                body=(CODE_TYPE, Field("invalidationReason", "string", nullable=True, max=1000)),
+            ),
+        ),
+        params=(SCAN_CODE_PARAM,),
+    ),
+    Endpoint(
+        route="server/codes/<str:scanCode>/custom-info",
+        name="code_custom_info",
+        operations=(
+            Operation(
+                method="PUT",
+                operation_id="updateCodeCustomInfo",
+                summary="Replace a code's customCodeInfo if its version is current",
+                handler=handlers.code_custom_info,
+                auth=SERVER,
+                replies=(CODE_RECORD,),
+                errors=(*FIND_ERRORS, exc.VersionMismatchError, exc.CodeTypeDisabledError),
+                body=(
+                    CODE_TYPE,
+                    Field("version", "integer", required=True, min=1, max=INT32_MAX),
+                    Field("customCodeInfo", "object", required=True),
+                ),
+            ),
+        ),
+        params=(SCAN_CODE_PARAM,),
+    ),
+    Endpoint(
+        route="server/jobs/<str:jobId>",
+        name="job",
+        operations=(
+            Operation(
+                method="GET",
+                operation_id="getJob",
+                summary="A background job and its progress",
+                handler=handlers.job_get,
+                auth=SERVER,
+                replies=(Reply(status=200, schema="Job", description="The job."),),
+                errors=(exc.JobNotFoundError,),
+            ),
+        ),
+        params=(JOB_PARAM,),
+    ),
+    Endpoint(
+        route="server/jobs/<str:jobId>/result.csv",
+        name="job_result",
+        operations=(
+            Operation(
+                method="GET",
+                operation_id="getJobResult",
+                summary="The codes a generate job produced, as CSV",
+                handler=handlers.job_result,
+                auth=SERVER,
+                replies=(
+                    Reply(
+                        status=200,
+                        schema="CsvText",
+                        description="One scan code per line.",
+                        content_type=CSV,
+                    ),
+                ),
+                errors=(exc.JobNotFoundError,),
+            ),
+        ),
+        params=(JOB_PARAM,),
+    ),
+    Endpoint(
+        route="server/redeem",
+        name="server_redeem",
+        operations=(
+            Operation(
+                method="POST",
+                operation_id="serverRedeem",
+                summary="Redeem a code on behalf of a profile",
+                handler=handlers.server_redeem,
+                auth=SERVER,
+                replies=(
+                    Reply(status=200, schema="CodeRecord", description="Redeemed."),
+                    Reply(
+                        status=202,
+                        schema="CodeRecord",
+                        description="Fulfilment is still in progress (async webhook).",
+                    ),
+                ),
+                errors=REDEEM_ERRORS,
+                body=(PROFILE_ID, PROFILE_NAME, *REDEEM_FIELDS),
+                atomic=False,
+                description="As the client redeem; failed redeems count per profile only.",
+            ),
+        ),
+    ),
+    Endpoint(
+        route="server/profiles/<str:profileId>/redeemed-codes",
+        name="profile_codes",
+        operations=(
+            Operation(
+                method="GET",
+                operation_id="profileRedeemedCodes",
+                summary="Every code a profile redeemed or attempted, newest first",
+                handler=handlers.server_profile_codes,
+                auth=SERVER,
+                replies=(
+                    Reply(
+                        status=200,
+                        schema="CodeList",
+                        description="Redeemed, in-progress and failed records.",
+                    ),
+                ),
+                errors=(exc.CodeTypeNotFoundError,),
+                query=(CODE_TYPE_OPTIONAL,),
+            ),
+        ),
+        params=(PathParam(name="profileId", description="The profile id (1-128 characters)."),),
+    ),
+    Endpoint(
+        route="server/redemptions/<str:redemptionCodeId>/async-response",
+        name="async_response",
+        operations=(
+            Operation(
+                method="POST",
+                operation_id="processAsyncResponse",
+                summary="Report the outcome of an asynchronous fulfilment attempt",
+                handler=handlers.async_response,
+                auth=SERVER,
+                replies=(CODE_RECORD,),
+                errors=(
+                    exc.CodeByIdNotFoundError,
+                    exc.TypeNotAsyncError,
+                    exc.AsyncBadResponseError,
+                    exc.AsyncTimeoutError,
+                    exc.NotInProgressError,
+                    exc.AttemptMismatchError,
+                ),
+                body=(
+                    Field("attempt", "integer", required=True, min=1, max=INT32_MAX),
+                    Field(
+                        "asyncResponse",
+                        "object",
+                        required=True,
+                        inner_doc=ASYNC_REPLY_DOC,
+                    ),
+                ),
+            ),
+        ),
+        params=(
+            PathParam(
+                name="redemptionCodeId",
+                description="redemptionCodeId of the record.",
+                schema={"type": "string"},
+            ),
+        ),
+    ),
+)
