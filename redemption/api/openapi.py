@@ -10,209 +10,11 @@ from redemption.api.endpoints import ENDPOINTS
 from redemption.api.errors import JSON
 from redemption.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from redemption.api.idempotency import REPLAYED_HEADER
+from redemption.api.schemas import SCHEMAS, error_schema, error_schema_name, ref
 from redemption.api.spec import CSV, Operation
 from redemption.api.validation import object_schema
-from redemption.models import STATE_ORDER
-
-TS_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
-REF = "#/components/schemas/"
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": REF + name}
-
-
-def _closed(properties: dict[str, Any], *, optional: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": [k for k in properties if k not in optional],
-        "additionalProperties": False,
-    }
-
-
-TS = {"type": "string", "pattern": TS_PATTERN, "description": "ISO 8601 UTC with milliseconds"}
-TS_OR_NULL = {**TS, "type": ["string", "null"]}
-STR_OR_NULL = {"type": ["string", "null"]}
-OBJECT = {"type": "object"}
-STATE = {"type": "string", "enum": list(STATE_ORDER)}
-
-CODE_RECORD_PROPERTIES: dict[str, Any] = {
-    "redemptionCodeId": {"type": "string", "format": "uuid"},
-    "scanCode": {"type": "string"},
-    "codeType": {"type": "string"},
-    "codeUseType": {"type": "string", "enum": ["SINGLE", "MULTI"]},
-    "codeState": STATE,
-    "version": {"type": "integer", "minimum": 1},
-    "customCodeInfo": OBJECT,
-    "customRedemptionInfo": OBJECT,
-    "redeemedByProfileId": STR_OR_NULL,
-    "redeemedByProfileName": STR_OR_NULL,
-    "invalidationReason": STR_OR_NULL,
-    "batchId": {"type": ["string", "null"], "format": "uuid"},
-    "currentAttempt": {"type": "integer", "minimum": 0, "description": "0 = none yet"},
-    "createdAt": TS,
-    "activatedAt": TS_OR_NULL,
-    "redeemedAt": TS_OR_NULL,
-    "invalidatedAt": TS_OR_NULL,
-    "updatedAt": TS,
-}
-
-SCHEMAS: dict[str, Any] = {
-    "CodeRecord": _closed(CODE_RECORD_PROPERTIES),
-    "Attempt": _closed(
-        {
-            "attempt": {"type": "integer", "minimum": 1},
-            "profileId": {"type": "string"},
-            "state": STATE,
-            "startedAt": TS,
-            "finishedAt": TS_OR_NULL,
-            "errorCode": STR_OR_NULL,
-            "errorMsg": STR_OR_NULL,
-            "response": {"type": ["object", "null"]},
-        }
-    ),
-    "AuditEvent": _closed(
-        {
-            "at": TS,
-            "actorKind": {"type": "string"},
-            "actor": {"type": "string"},
-            "action": {"type": "string"},
-            "details": OBJECT,
-        }
-    ),
-    "CodeLookup": _closed(
-        {
-            **CODE_RECORD_PROPERTIES,
-            "attempts": {"type": "array", "items": _ref("Attempt")},
-            "history": {"type": "array", "items": _ref("AuditEvent")},
-        }
-    ),
-    "CodeList": _closed({"codes": {"type": "array", "items": _ref("CodeRecord")}}),
-    "CodeType": _closed(
-        {
-            "codeType": {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]{1,64}$"},
-            "description": {"type": "string"},
-            "codeUseType": {"type": "string", "enum": ["SINGLE", "MULTI"]},
-            "scanCode": {"type": ["string", "null"], "description": "MULTI only"},
-            "validStart": TS_OR_NULL,
-            "validEnd": TS_OR_NULL,
-            "maxRedemptions": {"type": ["integer", "null"], "minimum": 1},
-            "redemptionCount": {"type": "integer", "minimum": 0},
-            "customCodeInfo": OBJECT,
-            "isDisabled": {"type": "boolean"},
-            "fulfillment": {
-                "oneOf": [
-                    {"type": "null"},
-                    _closed(
-                        {
-                            "url": {"type": "string"},
-                            "async": {"type": "boolean"},
-                            "maxRetries": {"type": "integer", "minimum": 0, "maximum": 10},
-                            "timeoutSeconds": {"type": "integer", "minimum": 1, "maximum": 86400},
-                        }
-                    ),
-                ]
-            },
-            "version": {"type": "integer", "minimum": 1},
-            "createdAt": TS,
-            "updatedAt": TS,
-            "stateCounts": _closed({s: {"type": "integer", "minimum": 0} for s in STATE_ORDER}),
-        }
-    ),
-    "CodeTypeList": _closed({"codeTypes": {"type": "array", "items": _ref("CodeType")}}),
-    "UserToken": _closed(
-        {
-            "token": {"type": "string", "pattern": r"^ut_"},
-            "profileId": {"type": "string"},
-            "expiresAt": TS,
-        }
-    ),
-    "GeneratedCodes": _closed(
-        {
-            "batchId": {"type": "string", "format": "uuid"},
-            "generatedScanCodes": {"type": "array", "items": {"type": "string"}},
-        }
-    ),
-    "JobError": _closed(
-        {
-            "line": {"type": ["integer", "null"]},
-            "scanCode": STR_OR_NULL,
-            "code": {"type": "string"},
-            "message": {"type": "string"},
-        }
-    ),
-    "Job": _closed(
-        {
-            "jobId": {"type": "string", "format": "uuid"},
-            "kind": {"type": "string"},
-            "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
-            "total": {"type": "integer", "minimum": 0},
-            "done": {"type": "integer", "minimum": 0},
-            "errors": {"type": "array", "items": _ref("JobError")},
-            "createdAt": TS,
-            "finishedAt": TS_OR_NULL,
-            "resultUrl": STR_OR_NULL,
-        }
-    ),
-    "CsvText": {"type": "string"},
-    "OpenApiDocument": {"type": "object", "required": ["openapi", "info", "paths"]},
-    "Health": _closed({"status": {"const": "ok"}}),
-    "Ready": _closed({"status": {"const": "ready"}}),
-}
-
-DETAILS: dict[str, dict[str, Any]] = {
-    exc.InvalidParameterError.code: {
-        "type": "object",
-        "required": ["fields"],
-        "properties": {
-            "fields": {
-                "type": "object",
-                "additionalProperties": {"type": "string"},
-                "description": "Each bad field (or header, or 'body') and what it must be.",
-            }
-        },
-    },
-    exc.RedeemedBySelfError.code: {
-        "type": "object",
-        "required": ["record"],
-        "properties": {"record": _ref("CodeRecord")},
-    },
-    exc.MaxFailedExceededError.code: {
-        "type": "object",
-        "required": ["retryAfterSeconds"],
-        "properties": {"retryAfterSeconds": {"type": "integer", "minimum": 1}},
-    },
-    exc.MethodNotAllowedError.code: {
-        "type": "object",
-        "required": ["allowed"],
-        "properties": {"allowed": {"type": "array", "items": {"type": "string"}}},
-    },
-}
 
 ALL_ERRORS = exc.ALL_ERRORS
-
-
-def error_schema_name(error: type[exc.RedemptionError]) -> str:
-    return f"Error_{error.code}"
-
-
-def _error_schema(error: type[exc.RedemptionError]) -> dict[str, Any]:
-    return _closed(
-        {
-            "error": {
-                **_closed(
-                    {
-                        "code": {"const": error.code},
-                        "reasonCode": {"const": error.reason_code},
-                        "message": {"type": "string"},
-                        "details": DETAILS.get(error.code, OBJECT),
-                    }
-                ),
-                "description": error.default_message,
-            }
-        }
-    )
 
 
 def _headers_for(status: int, op: Operation, extra: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -262,13 +64,13 @@ def _operation(op: Operation, params: list[dict[str, Any]]) -> dict[str, Any]:
         responses[str(reply.status)] = {
             "description": reply.description,
             "headers": _headers_for(reply.status, op, reply.headers),
-            "content": {reply.content_type: {"schema": _ref(reply.schema)}},
+            "content": {reply.content_type: {"schema": ref(reply.schema)}},
         }
     by_status: dict[int, list[type[exc.RedemptionError]]] = {}
     for error in operation_errors(op):
         by_status.setdefault(error.http_status, []).append(error)
     for status, errors in sorted(by_status.items()):
-        schemas = [_ref(error_schema_name(e)) for e in errors]
+        schemas = [ref(error_schema_name(e)) for e in errors]
         responses[str(status)] = {
             "description": ", ".join(e.code for e in errors),
             "headers": _headers_for(status, op),
@@ -319,12 +121,12 @@ def _operation(op: Operation, params: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _probe(summary: str, schema: str, errors: list[type[exc.RedemptionError]]) -> dict[str, Any]:
     responses: dict[str, Any] = {
-        "200": {"description": summary, "content": {JSON: {"schema": _ref(schema)}}}
+        "200": {"description": summary, "content": {JSON: {"schema": ref(schema)}}}
     }
     for error in errors:
         responses[str(error.http_status)] = {
             "description": error.code,
-            "content": {JSON: {"schema": _ref(error_schema_name(error))}},
+            "content": {JSON: {"schema": ref(error_schema_name(error))}},
         }
     return {"get": {"summary": summary, "tags": ["meta"], "security": [], "responses": responses}}
 
@@ -391,7 +193,7 @@ def document() -> dict[str, Any]:
     paths["/readyz"] = _probe("The database answers", "Ready", [exc.ServiceUnavailableError])
     schemas = dict(SCHEMAS)
     for error in ALL_ERRORS:
-        schemas[error_schema_name(error)] = _error_schema(error)
+        schemas[error_schema_name(error)] = error_schema(error)
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
@@ -424,13 +226,13 @@ def document() -> dict[str, Any]:
             "responses": {
                 "NotFound": {
                     "description": "No endpoint at this path (any method).",
-                    "content": {JSON: {"schema": _ref(error_schema_name(exc.PathNotFoundError))}},
+                    "content": {JSON: {"schema": ref(error_schema_name(exc.PathNotFoundError))}},
                 },
                 "MethodNotAllowed": {
                     "description": "The path exists but not with this method.",
                     "headers": {"Allow": {"required": True, "schema": {"type": "string"}}},
                     "content": {
-                        JSON: {"schema": _ref(error_schema_name(exc.MethodNotAllowedError))}
+                        JSON: {"schema": ref(error_schema_name(exc.MethodNotAllowedError))}
                     },
                 },
             },

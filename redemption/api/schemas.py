@@ -1,0 +1,208 @@
+"""Component schemas of the OpenAPI document: every JSON shape the API answers with."""
+
+from typing import Any
+
+from redemption import exceptions as exc
+from redemption.models import STATE_ORDER
+
+TS_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
+REF = "#/components/schemas/"
+
+
+def ref(name: str) -> dict[str, str]:
+    """A reference to the component schema `name`."""
+    return {"$ref": REF + name}
+
+
+def closed(properties: dict[str, Any]) -> dict[str, Any]:
+    """An object with exactly these properties, all of them required."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+TS = {"type": "string", "pattern": TS_PATTERN, "description": "ISO 8601 UTC with milliseconds"}
+TS_OR_NULL = {**TS, "type": ["string", "null"]}
+STR_OR_NULL = {"type": ["string", "null"]}
+OBJECT = {"type": "object"}
+STATE = {"type": "string", "enum": list(STATE_ORDER)}
+
+CODE_RECORD_PROPERTIES: dict[str, Any] = {
+    "redemptionCodeId": {"type": "string", "format": "uuid"},
+    "scanCode": {"type": "string"},
+    "codeType": {"type": "string"},
+    "codeUseType": {"type": "string", "enum": ["SINGLE", "MULTI"]},
+    "codeState": STATE,
+    "version": {"type": "integer", "minimum": 1},
+    "customCodeInfo": OBJECT,
+    "customRedemptionInfo": OBJECT,
+    "redeemedByProfileId": STR_OR_NULL,
+    "redeemedByProfileName": STR_OR_NULL,
+    "invalidationReason": STR_OR_NULL,
+    "batchId": {"type": ["string", "null"], "format": "uuid"},
+    "currentAttempt": {"type": "integer", "minimum": 0, "description": "0 = none yet"},
+    "createdAt": TS,
+    "activatedAt": TS_OR_NULL,
+    "redeemedAt": TS_OR_NULL,
+    "invalidatedAt": TS_OR_NULL,
+    "updatedAt": TS,
+}
+
+SCHEMAS: dict[str, Any] = {
+    "CodeRecord": closed(CODE_RECORD_PROPERTIES),
+    "Attempt": closed(
+        {
+            "attempt": {"type": "integer", "minimum": 1},
+            "profileId": {"type": "string"},
+            "state": STATE,
+            "startedAt": TS,
+            "finishedAt": TS_OR_NULL,
+            "errorCode": STR_OR_NULL,
+            "errorMsg": STR_OR_NULL,
+            "response": {"type": ["object", "null"]},
+        }
+    ),
+    "AuditEvent": closed(
+        {
+            "at": TS,
+            "actorKind": {"type": "string"},
+            "actor": {"type": "string"},
+            "action": {"type": "string"},
+            "details": OBJECT,
+        }
+    ),
+    "CodeLookup": closed(
+        {
+            **CODE_RECORD_PROPERTIES,
+            "attempts": {"type": "array", "items": ref("Attempt")},
+            "history": {"type": "array", "items": ref("AuditEvent")},
+        }
+    ),
+    "CodeList": closed({"codes": {"type": "array", "items": ref("CodeRecord")}}),
+    "CodeType": closed(
+        {
+            "codeType": {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]{1,64}$"},
+            "description": {"type": "string"},
+            "codeUseType": {"type": "string", "enum": ["SINGLE", "MULTI"]},
+            "scanCode": {"type": ["string", "null"], "description": "MULTI only"},
+            "validStart": TS_OR_NULL,
+            "validEnd": TS_OR_NULL,
+            "maxRedemptions": {"type": ["integer", "null"], "minimum": 1},
+            "redemptionCount": {"type": "integer", "minimum": 0},
+            "customCodeInfo": OBJECT,
+            "isDisabled": {"type": "boolean"},
+            "fulfillment": {
+                "oneOf": [
+                    {"type": "null"},
+                    closed(
+                        {
+                            "url": {"type": "string"},
+                            "async": {"type": "boolean"},
+                            "maxRetries": {"type": "integer", "minimum": 0, "maximum": 10},
+                            "timeoutSeconds": {"type": "integer", "minimum": 1, "maximum": 86400},
+                        }
+                    ),
+                ]
+            },
+            "version": {"type": "integer", "minimum": 1},
+            "createdAt": TS,
+            "updatedAt": TS,
+            "stateCounts": closed({s: {"type": "integer", "minimum": 0} for s in STATE_ORDER}),
+        }
+    ),
+    "CodeTypeList": closed({"codeTypes": {"type": "array", "items": ref("CodeType")}}),
+    "UserToken": closed(
+        {
+            "token": {"type": "string", "pattern": r"^ut_"},
+            "profileId": {"type": "string"},
+            "expiresAt": TS,
+        }
+    ),
+    "GeneratedCodes": closed(
+        {
+            "batchId": {"type": "string", "format": "uuid"},
+            "generatedScanCodes": {"type": "array", "items": {"type": "string"}},
+        }
+    ),
+    "JobError": closed(
+        {
+            "line": {"type": ["integer", "null"]},
+            "scanCode": STR_OR_NULL,
+            "code": {"type": "string"},
+            "message": {"type": "string"},
+        }
+    ),
+    "Job": closed(
+        {
+            "jobId": {"type": "string", "format": "uuid"},
+            "kind": {"type": "string"},
+            "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
+            "total": {"type": "integer", "minimum": 0},
+            "done": {"type": "integer", "minimum": 0},
+            "errors": {"type": "array", "items": ref("JobError")},
+            "createdAt": TS,
+            "finishedAt": TS_OR_NULL,
+            "resultUrl": STR_OR_NULL,
+        }
+    ),
+    "CsvText": {"type": "string"},
+    "OpenApiDocument": {"type": "object", "required": ["openapi", "info", "paths"]},
+    "Health": closed({"status": {"const": "ok"}}),
+    "Ready": closed({"status": {"const": "ready"}}),
+}
+
+DETAILS: dict[str, dict[str, Any]] = {
+    exc.InvalidParameterError.code: {
+        "type": "object",
+        "required": ["fields"],
+        "properties": {
+            "fields": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "Each bad field (or header, or 'body') and what it must be.",
+            }
+        },
+    },
+    exc.RedeemedBySelfError.code: {
+        "type": "object",
+        "required": ["record"],
+        "properties": {"record": ref("CodeRecord")},
+    },
+    exc.MaxFailedExceededError.code: {
+        "type": "object",
+        "required": ["retryAfterSeconds"],
+        "properties": {"retryAfterSeconds": {"type": "integer", "minimum": 1}},
+    },
+    exc.MethodNotAllowedError.code: {
+        "type": "object",
+        "required": ["allowed"],
+        "properties": {"allowed": {"type": "array", "items": {"type": "string"}}},
+    },
+}
+
+
+def error_schema_name(error: type[exc.RedemptionError]) -> str:
+    """The component name of one error's envelope schema."""
+    return f"Error_{error.code}"
+
+
+def error_schema(error: type[exc.RedemptionError]) -> dict[str, Any]:
+    """The envelope one error answers with: its code and reason code are constants."""
+    return closed(
+        {
+            "error": {
+                **closed(
+                    {
+                        "code": {"const": error.code},
+                        "reasonCode": {"const": error.reason_code},
+                        "message": {"type": "string"},
+                        "details": DETAILS.get(error.code, OBJECT),
+                    }
+                ),
+                "description": error.default_message,
+            }
+        }
+    )
