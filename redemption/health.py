@@ -1,8 +1,11 @@
 """Liveness and readiness probes for load balancers."""
 
 from django.db import DatabaseError, connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_safe
+
+from redemption import exceptions as exc
+from redemption.api.errors import error_response
 
 
 @require_safe
@@ -12,21 +15,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 @require_safe
-def readyz(request: HttpRequest) -> JsonResponse:
-    """The database answers."""
+def readyz(request: HttpRequest) -> HttpResponse:
+    """The database answers; when it does not, the API's 503 error response."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except DatabaseError:
-        return JsonResponse(
-            {
-                "error": {
-                    "code": "SERVICE_UNAVAILABLE",
-                    "reasonCode": 40832,
-                    "message": "The database is unreachable.",
-                    "details": {},
-                }
-            },
-            status=503,
-        )
+        return error_response(exc.ServiceUnavailableError("The database is unreachable."))
     return JsonResponse({"status": "ready"})

@@ -3,6 +3,9 @@
 import json
 import logging
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
@@ -114,9 +117,9 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_database_that_cannot_be_reached_is_503(api, server_secret, tmp_path):
-    token = mint()
+@contextmanager
+def _database_unreachable(tmp_path: Path) -> Iterator[None]:
+    """Point the default connection at a database that cannot be opened, then restore it."""
     saved = dict(connection.settings_dict)
     connection.close()
     if connection.vendor == "sqlite":
@@ -124,13 +127,37 @@ def test_a_database_that_cannot_be_reached_is_503(api, server_secret, tmp_path):
     else:
         connection.settings_dict.update(HOST="127.0.0.1", PORT=str(_closed_port()))
     try:
-        server = api.as_(server_secret).get("/api/v1/server/code-types")
-        client = api.as_(token).post("/api/v1/client/redeem", {"scanCode": "ABCD-EFGH"})
+        yield
     finally:
         connection.close()
         connection.settings_dict.clear()
         connection.settings_dict.update(saved)
 
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_that_cannot_be_reached_is_503(api, server_secret, tmp_path):
+    token = mint()
+    with _database_unreachable(tmp_path):
+        server = api.as_(server_secret).get("/api/v1/server/code-types")
+        client = api.as_(token).post("/api/v1/client/redeem", {"scanCode": "ABCD-EFGH"})
+
     for response in [server, client]:
         assert (response.status, response.code) == (503, "SERVICE_UNAVAILABLE")
         assert response.error["reasonCode"] == 40832
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readyz_answers_an_unreachable_database_with_the_api_error_response(api, tmp_path):
+    with _database_unreachable(tmp_path):
+        response = api.get("/readyz")
+
+    assert response.status == 503
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {
+        "error": {
+            "code": "SERVICE_UNAVAILABLE",
+            "reasonCode": 40832,
+            "message": "The database is unreachable.",
+            "details": {},
+        }
+    }
