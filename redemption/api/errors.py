@@ -1,4 +1,4 @@
-"""The one mapping from exceptions to the JSON error envelope (SPEC §5, §10)."""
+"""The one mapping from exceptions to the JSON error envelope, used by the API and /readyz."""
 
 import json
 import logging

@@ -1,4 +1,4 @@
-"""Idempotency-Key on POST (SPEC §5): replay the first response, refuse reuse and overlap.
+"""Idempotency-Key on POST: replay the first response, refuse reuse and overlap.
 
 A key is scoped to one credential ("server_key:<id>" or "profile:<profileId>"). The first
 request marks the key in flight in its own short transaction, so a concurrent retry sees it

@@ -1,4 +1,4 @@
-"""The one error mapping: SPEC §10's catalogue, other exceptions, and a database that is down."""
+"""The one error mapping: the error catalogue, other exceptions, and a database that is down."""
 
 import json
 import logging
@@ -16,7 +16,7 @@ from redemption import exceptions as exc
 from redemption.api.errors import error_response
 from tests.api.conftest import mint
 
-# SPEC §10, copied by hand so that a change on either side fails this test.
+# The catalogue clients are promised, copied by hand so that a change on either side fails.
 CATALOGUE = """
 REDEMPTION_CODE_NOT_FOUND 40395 404
 REDEMPTION_CODE_VERSION_MISMATCH 40396 409

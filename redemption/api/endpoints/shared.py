@@ -39,7 +39,7 @@ FULFILLMENT = Field(
     "fulfillment",
     "object",
     nullable=True,
-    description="Webhook that fulfils each redemption (SPEC §6); null for none.",
+    description="Webhook that fulfils each redemption; null for none.",
     inner=(
         Field("url", "string", required=True, max=500, pattern=URL_PATTERN),
         Field("async", "boolean", default=False),
