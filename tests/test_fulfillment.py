@@ -24,7 +24,7 @@ from redemption.services import (
     sweep_timeouts,
 )
 from redemption.services.code_types import new_webhook_secret
-from redemption.services.redeem import ABANDONED_MSG
+from redemption.services.timeouts import ABANDONED_MSG
 from tests.factories import CodeFactory
 from tests.webhook import WebhookServer, closed_port_url, receiver_process
 

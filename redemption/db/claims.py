@@ -1,107 +1,113 @@
-"""The only place that builds row locks and conditional-update querysets."""
+"""Conditional UPDATEs and row locks: the only place the product builds either.
 
-import json
+A conditional UPDATE moves a row only from the states the transition tables in models.py allow
+(`sources_of`); its row count tells the caller whether it won. A row lock (select_for_update)
+always locks the row itself, never the rows joined to it. Audit rows are not written here:
+the services decide what to audit (see redemption.db.audit for the one-statement form).
+"""
+
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db import connection
+from django.db.models import F, Model, Q
 
 from redemption.actors import Profile
-from redemption.models import AuditEvent, Code, CodeType, SharedRedemption, State
+from redemption.db.names import column, field, table
+from redemption.models import Attempt, Code, CodeType, Move, SharedRedemption, State, sources_of
+
+
+@dataclass(frozen=True)
+class Update:
+    """One conditional UPDATE of one row, not yet run: `run()` it, or hand it to db.audit.
+
+    It sets `values` (field name -> Python value) and `version = version + 1` on the row
+    `pk` of `model`, only while the row is in one of `sources`. The SQL is built once per
+    database and shape from the model's metadata; compiling an ORM update on every redeem cost
+    more CPU than the database spent running it.
+    """
+
+    model: type[Model]
+    pk: Any
+    sources: tuple[str, ...]
+    values: dict[str, Any]
+
+    def sql(self, *, returning_pk: bool = False) -> tuple[str, list[Any]]:
+        """The UPDATE statement and its parameters (with RETURNING the primary key)."""
+        model = self.model
+        key = (connection.vendor, model, tuple(self.values), len(self.sources), returning_pk)
+        template = _UPDATE_SQL.get(key)
+        if template is None:
+            sets = [f"{column(model, name)} = %s" for name in self.values]
+            version = column(model, "version")
+            sets.append(f"{version} = {version} + 1")
+            template = (
+                f"UPDATE {table(model)} SET {', '.join(sets)}"
+                f" WHERE {column(model, 'pk')} = %s"
+                f" AND {column(model, 'state')} IN ({', '.join(['%s'] * len(self.sources))})"
+            )
+            if returning_pk:
+                template += f" RETURNING {column(model, 'pk')}"
+            _UPDATE_SQL[key] = template
+        params = [
+            field(model, name).get_db_prep_save(value, connection)
+            for name, value in self.values.items()
+        ]
+        params.append(field(model, "pk").get_db_prep_save(self.pk, connection))
+        params.extend(self.sources)
+        return template, params
+
+    def run(self) -> int:
+        """Run the UPDATE alone; return 1 if the row moved, 0 if it was not in a source state."""
+        sql, params = self.sql()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount
+
+
+_UPDATE_SQL: dict[tuple[Any, ...], str] = {}
+
+
+def _sorted(states: frozenset[State]) -> tuple[str, ...]:
+    return tuple(sorted(s.value for s in states))
 
 
 def code_claim_for_redeem(
-    *,
-    code_id: UUID,
-    profile: Profile,
-    now: datetime,
-    info: dict[str, Any],
-    audit_row: dict[str, Any],
-) -> int:
-    """Move one Available code to Redeemed and write its audit row; return 1 if this caller won.
-
-    On PostgreSQL the UPDATE and the audit INSERT are one statement (a data-modifying CTE):
-    atomic on its own and one round trip on the hottest path. Elsewhere, one transaction.
-    """
-    if connection.vendor == "postgresql":
-        return _claim_and_audit_postgres(
-            code_id=code_id, profile=profile, now=now, info=info, audit_row=audit_row
-        )
-    with transaction.atomic():
-        won = Code.objects.filter(pk=code_id, state=State.AVAILABLE).update(
-            state=State.REDEEMED,
-            redeemed_by_profile_id=profile.id,
-            redeemed_by_profile_name=profile.name,
-            redeemed_at=now,
-            custom_redemption_info=info,
-            version=F("version") + 1,
-            updated_at=now,
-        )
-        if won:
-            AuditEvent.objects.create(at=now, **audit_row)
-    return won
-
-
-def _claim_and_audit_postgres(
-    *,
-    code_id: UUID,
-    profile: Profile,
-    now: datetime,
-    info: dict[str, Any],
-    audit_row: dict[str, Any],
-) -> int:
-    code_table = Code._meta.db_table
-    audit_table = AuditEvent._meta.db_table
-    sql = (
-        f"WITH claimed AS (UPDATE {code_table} SET state = %(redeemed)s,"
-        " redeemed_by_profile_id = %(profile_id)s, redeemed_by_profile_name = %(profile_name)s,"
-        " redeemed_at = %(now)s, custom_redemption_info = %(info)s::jsonb,"
-        " version = version + 1, updated_at = %(now)s"
-        " WHERE id = %(id)s AND state = %(available)s RETURNING id)"
-        f" INSERT INTO {audit_table} (at, actor_kind, actor_id, actor_label, action,"
-        " code_type_name, target_id, scan_code, profile_id, details)"
-        " SELECT %(now)s, %(actor_kind)s, %(actor_id)s, %(actor_label)s, %(action)s,"
-        " %(code_type_name)s, %(target_id)s, %(scan_code)s, %(profile_id)s, '{}'::jsonb"
-        " FROM claimed"
+    *, code_id: UUID, profile: Profile, now: datetime, info: dict[str, Any]
+) -> Update:
+    """The UPDATE that redeems one code with no fulfilment for `profile` (1 row if it wins)."""
+    return Update(
+        model=Code,
+        pk=code_id,
+        sources=_sorted(sources_of(State.REDEEMED, move=Move.REDEEM)),
+        values={
+            "state": State.REDEEMED.value,
+            "redeemed_by_profile_id": profile.id,
+            "redeemed_by_profile_name": profile.name,
+            "redeemed_at": now,
+            "custom_redemption_info": info,
+            "updated_at": now,
+        },
     )
-    params = {
-        "redeemed": State.REDEEMED.value,
-        "available": State.AVAILABLE.value,
-        "id": code_id,
-        "profile_id": profile.id,
-        "profile_name": profile.name,
-        "now": now,
-        "info": json.dumps(info),
-        **{k: audit_row[k] for k in AUDIT_COLUMNS},
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
-
-
-AUDIT_COLUMNS = (
-    "actor_kind",
-    "actor_id",
-    "actor_label",
-    "action",
-    "code_type_name",
-    "target_id",
-    "scan_code",
-)
 
 
 def code_claim_for_attempt(
     *,
     code_id: UUID,
-    from_state: str,
+    retry: bool,
     expected_attempt: int,
     profile: Profile,
     now: datetime,
     info: dict[str, Any] | None,
 ) -> int:
-    """Move a code from `from_state` to InProgress for attempt n+1; return 1 if this caller won."""
+    """Move a code to InProgress for attempt n+1; return 1 if this caller won.
+
+    The first attempt starts from the states a redeem with fulfilment may leave; a retry from
+    those a retry may leave, and only by the profile whose attempt failed.
+    """
     changes: dict[str, Any] = {
         "state": State.IN_PROGRESS,
         "current_attempt": expected_attempt + 1,
@@ -112,8 +118,13 @@ def code_claim_for_attempt(
     }
     if info is not None:
         changes["custom_redemption_info"] = info
-    qs = Code.objects.filter(pk=code_id, state=from_state, current_attempt=expected_attempt)
-    if from_state == State.FAILED:
+    move = Move.RETRY if retry else Move.ATTEMPT
+    qs = Code.objects.filter(
+        pk=code_id,
+        state__in=sources_of(State.IN_PROGRESS, move=move),
+        current_attempt=expected_attempt,
+    )
+    if retry:
         qs = qs.filter(redeemed_by_profile_id=profile.id)
     return qs.update(**changes)
 
@@ -121,10 +132,50 @@ def code_claim_for_attempt(
 def shared_claim_retry(*, shared_id: UUID, expected_attempt: int, now: datetime) -> int:
     """Move a Failed shared redemption to InProgress for attempt n+1; 1 if this caller won."""
     return SharedRedemption.objects.filter(
-        pk=shared_id, state=State.FAILED, current_attempt=expected_attempt
+        pk=shared_id,
+        state__in=sources_of(State.IN_PROGRESS, shared=True, move=Move.RETRY),
+        current_attempt=expected_attempt,
     ).update(
         state=State.IN_PROGRESS,
         current_attempt=expected_attempt + 1,
+        version=F("version") + 1,
+        updated_at=now,
+    )
+
+
+def batch_codes_invalidate(*, batch_id: UUID, reason: str | None, now: datetime) -> int:
+    """Invalidate every code of a batch that may still be invalidated; return how many."""
+    return Code.objects.filter(
+        batch_id=batch_id, state__in=sources_of(State.INVALIDATED, move=Move.INVALIDATE)
+    ).update(
+        state=State.INVALIDATED,
+        invalidated_at=now,
+        invalidation_reason=reason,
+        version=F("version") + 1,
+        updated_at=now,
+    )
+
+
+def codes_reset(*, ids: Collection[UUID], to_state: str, now: datetime) -> int:
+    """Put personal codes back to Inactive or Available: clear what any redemption left on them
+    (redeemer, custom redemption info, invalidation, attempts); return how many were reset.
+
+    The caller holds the rows' locks (single reset: the code's; reset-all: each batch's).
+    """
+    sources = sources_of(to_state, move=Move.RESET)
+    if not sources:
+        raise ValueError(f"a reset cannot lead to {to_state}")
+    Attempt.objects.filter(code_id__in=ids).delete()
+    return Code.objects.filter(pk__in=ids, state__in=sources).update(
+        state=to_state,
+        redeemed_by_profile_id=None,
+        redeemed_by_profile_name=None,
+        redeemed_at=None,
+        custom_redemption_info={},
+        invalidated_at=None,
+        invalidation_reason=None,
+        current_attempt=0,
+        activated_at=now if to_state == State.AVAILABLE else None,
         version=F("version") + 1,
         updated_at=now,
     )
@@ -140,7 +191,7 @@ def code_type_take_slot(*, code_type_id: int, now: datetime) -> int:
 
 
 def code_type_give_slot_back(*, code_type_id: int) -> int:
-    """Free the slot a failed shared attempt was holding."""
+    """Free the slot a failed or deleted shared redemption was holding."""
     return CodeType.objects.filter(pk=code_type_id, redemption_count__gt=0).update(
         redemption_count=F("redemption_count") - 1
     )
@@ -156,6 +207,16 @@ def code_for_update(*, code_id: UUID) -> Code | None:
     )
 
 
+def code_for_update_by_canonical(canon: str) -> Code | None:
+    """Lock the personal code stored under this canonical scan code (type read alongside)."""
+    return (
+        Code.objects.select_for_update(of=("self",))
+        .select_related("code_type")
+        .filter(canonical=canon, is_shared_anchor=False)
+        .first()
+    )
+
+
 def shared_for_update(*, shared_id: UUID) -> SharedRedemption | None:
     """Lock one shared redemption row and return it, or None if gone."""
     return (
@@ -167,5 +228,5 @@ def shared_for_update(*, shared_id: UUID) -> SharedRedemption | None:
 
 
 def code_type_for_update(*, name: str) -> CodeType | None:
-    """Lock one code type row by name."""
+    """Lock one code type row by name and return it, or None if there is none."""
     return CodeType.objects.select_for_update().filter(name=name).first()

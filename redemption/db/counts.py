@@ -1,9 +1,9 @@
 """Per-type, per-state counts that stay fast at millions of codes.
 
-On PostgreSQL, statement-level triggers (installed by migration 0004) append one row per
-(type, state) a statement changed into redemption_statecountdelta; counts are the SUM of
-those rows, and `compact()` (run by the periodic sweep) folds them together. SQLite, the
-embedded small-scale default, counts with GROUP BY over the rows themselves.
+On PostgreSQL, statement-level triggers (redemption.db.count_triggers, installed by migration
+0004) append one row per (type, state) a statement changed into redemption_statecountdelta;
+counts are the SUM of those rows, and `compact()` (run by the periodic sweep) folds them
+together. SQLite, the embedded small-scale default, counts with GROUP BY over the rows.
 """
 
 from collections import defaultdict
@@ -11,7 +11,8 @@ from collections import defaultdict
 from django.db import connection, transaction
 from django.db.models import Count, Sum
 
-from redemption.models import STATE_ORDER, Code, SharedRedemption, StateCountDelta
+from redemption.db.names import column, table
+from redemption.models import STATE_ORDER, Code, CodeType, SharedRedemption, StateCountDelta
 
 
 def uses_triggers() -> bool:
@@ -48,13 +49,17 @@ def compact() -> int:
     """
     if not uses_triggers():
         return 0
+    deltas = table(StateCountDelta)
+    type_id, state, delta = (
+        column(StateCountDelta, name) for name in ("code_type_id", "state", "delta")
+    )
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            "WITH folded AS (DELETE FROM redemption_statecountdelta RETURNING *) "
-            "INSERT INTO redemption_statecountdelta (code_type_id, state, delta) "
-            "SELECT f.code_type_id, f.state, sum(f.delta) FROM folded f "
-            "JOIN redemption_codetype t ON t.id = f.code_type_id "
-            "GROUP BY 1, 2 HAVING sum(f.delta) <> 0"
+            f"WITH folded AS (DELETE FROM {deltas} RETURNING *) "
+            f"INSERT INTO {deltas} ({type_id}, {state}, {delta}) "
+            f"SELECT f.{type_id}, f.{state}, sum(f.{delta}) FROM folded f "
+            f"JOIN {table(CodeType)} t ON t.{column(CodeType, 'pk')} = f.{type_id} "
+            f"GROUP BY 1, 2 HAVING sum(f.{delta}) <> 0"
         )
-        cursor.execute("SELECT count(*) FROM redemption_statecountdelta")
+        cursor.execute(f"SELECT count(*) FROM {deltas}")
         return int(cursor.fetchone()[0])
