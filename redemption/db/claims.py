@@ -1,14 +1,18 @@
-"""Conditional UPDATEs and row locks: the only place the product builds either.
+"""Row locks and conditional UPDATEs: the only place the services build either.
 
-A conditional UPDATE moves a row only from the states the transition tables in models.py allow
-(`sources_of`); its row count tells the caller whether it won. A row lock (select_for_update)
-always locks the row itself, never the rows joined to it. Audit rows are not written here:
-the services decide what to audit (see redemption.db.audit for the one-statement form).
+Two exceptions remain: the reset-all/delete-all batches of services/bulk.py (to move here)
+and the API's idempotency records (api/idempotency.py).
+
+A conditional UPDATE moves a row only from the states the transition tables in models.py
+allow (`sources_of`); its row count tells the caller whether it won. A row lock
+(select_for_update) locks the row itself, never the rows joined to it; callers re-check state
+after taking it. Nothing here writes audit rows: the services decide what to audit
+(redemption.db.audit runs an UPDATE and its audit row together).
 """
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -17,7 +21,16 @@ from django.db.models import F, Model, Q
 
 from redemption.actors import Profile
 from redemption.db.names import column, field, table
-from redemption.models import Attempt, Code, CodeType, Move, SharedRedemption, State, sources_of
+from redemption.models import (
+    Attempt,
+    Code,
+    CodeType,
+    Move,
+    ServerKey,
+    SharedRedemption,
+    State,
+    sources_of,
+)
 
 
 @dataclass(frozen=True)
@@ -230,3 +243,20 @@ def shared_for_update(*, shared_id: UUID) -> SharedRedemption | None:
 def code_type_for_update(*, name: str) -> CodeType | None:
     """Lock one code type row by name and return it, or None if there is none."""
     return CodeType.objects.select_for_update().filter(name=name).first()
+
+
+def server_key_for_update(*, key_id: int) -> ServerKey:
+    """Lock one server key row and return it."""
+    return ServerKey.objects.select_for_update().get(pk=key_id)
+
+
+def server_key_note_use(*, key_id: int, now: datetime, resolution: timedelta) -> int:
+    """Stamp a server key's last use unless it was stamped within `resolution` (1 if written).
+
+    Conditional, so many processes racing on one key write it once per resolution.
+    """
+    return (
+        ServerKey.objects.filter(pk=key_id)
+        .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - resolution))
+        .update(last_used_at=now)
+    )
