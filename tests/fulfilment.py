@@ -13,10 +13,7 @@ from django.utils import timezone
 from redemption import exceptions as exc
 from redemption.actors import Actor, Profile
 from redemption.models import Attempt, Code, CodeType, SharedRedemption, State
-from redemption.services import (
-    code_type_create,
-    redeem,
-)
+from redemption.services import code_type_create, redeem
 from tests.factories import CodeFactory
 from tests.webhook import WebhookServer
 

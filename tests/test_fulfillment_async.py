@@ -6,11 +6,7 @@ import pytest
 
 from redemption import exceptions as exc
 from redemption.models import AuditEvent, Code, State
-from redemption.services import (
-    process_async_response,
-    redeem,
-    sweep_timeouts,
-)
+from redemption.services import process_async_response, redeem, sweep_timeouts
 from tests.factories import CodeFactory
 from tests.fulfilment import (
     ACCEPTED,

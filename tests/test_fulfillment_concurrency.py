@@ -7,9 +7,7 @@ from django.db import transaction
 
 from redemption.actors import Profile
 from redemption.models import CodeType, SharedRedemption, State
-from redemption.services import (
-    redeem,
-)
+from redemption.services import redeem
 from tests.fulfilment import (
     DONE,
     SYSTEM,

@@ -4,9 +4,7 @@ import pytest
 
 from redemption import exceptions as exc
 from redemption.models import State
-from redemption.services import (
-    redeem,
-)
+from redemption.services import redeem
 from tests.fulfilment import (
     ANN,
     BOB,

@@ -8,20 +8,8 @@ from django.utils import timezone
 
 from redemption.actors import Profile
 from redemption.models import CodeType, SharedRedemption, State
-from redemption.services import (
-    redeem,
-    shared_redemption_delete,
-    sweep_timeouts,
-)
-from tests.fulfilment import (
-    ACCEPTED,
-    DONE,
-    SYSTEM,
-    TX,
-    in_thread,
-    make_type,
-    outcome,
-)
+from redemption.services import redeem, shared_redemption_delete, sweep_timeouts
+from tests.fulfilment import ACCEPTED, DONE, SYSTEM, TX, in_thread, make_type, outcome
 
 
 @TX

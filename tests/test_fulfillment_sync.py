@@ -7,10 +7,7 @@ import pytest
 from redemption import exceptions as exc
 from redemption import fulfillment
 from redemption.models import SharedRedemption, State
-from redemption.services import (
-    code_type_rotate_secret,
-    redeem,
-)
+from redemption.services import code_type_rotate_secret, redeem
 from redemption.services.code_types import new_webhook_secret
 from tests.fulfilment import (
     ACCEPTED,

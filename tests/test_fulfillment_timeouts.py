@@ -8,11 +8,7 @@ from django.utils import timezone
 
 from redemption import exceptions as exc
 from redemption.models import Attempt, Code, CodeType, State
-from redemption.services import (
-    code_reset,
-    redeem,
-    sweep_timeouts,
-)
+from redemption.services import code_reset, redeem, sweep_timeouts
 from redemption.services.timeouts import ABANDONED_MSG
 from tests.fulfilment import (
     ACCEPTED,

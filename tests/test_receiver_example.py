@@ -4,20 +4,8 @@ import pytest
 
 from redemption import exceptions as exc
 from redemption.models import Code, CodeType, State
-from redemption.services import (
-    code_type_rotate_secret,
-    process_async_response,
-    redeem,
-)
-from tests.fulfilment import (
-    ANN,
-    SYSTEM,
-    TX,
-    add_code,
-    attempts_of,
-    make_type,
-    wait_for,
-)
+from redemption.services import code_type_rotate_secret, process_async_response, redeem
+from tests.fulfilment import ANN, SYSTEM, TX, add_code, attempts_of, make_type, wait_for
 from tests.webhook import receiver_process
 
 
