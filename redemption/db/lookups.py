@@ -53,7 +53,8 @@ def _code_with_type_plan() -> _Plan:
     if plan is None:
         code_fields = Code._meta.concrete_fields
         type_fields = CodeType._meta.concrete_fields
-        cols = [Col("c", f) for f in code_fields] + [Col("t", f) for f in type_fields]
+        # get_col, as the ORM does: a foreign key's column converts like the key it points to.
+        cols = [f.get_col("c") for f in code_fields] + [f.get_col("t") for f in type_fields]
         select = ", ".join(f"{c.alias}.{column(c.target.model, c.target.name)}" for c in cols)
         sql = (
             f"SELECT {select} FROM {table(Code)} c JOIN {table(CodeType)} t"
