@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from redemption import exceptions as exc
+
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 _INDEX = {ch: i for i, ch in enumerate(ALPHABET)}
 _CANONICAL_RE = re.compile(r"^[A-Z0-9]{4,64}$")
@@ -18,6 +20,7 @@ DEFAULT_ALGORITHM = "Crockford"
 DEFAULT_LENGTH = 16
 MIN_LENGTH, MAX_LENGTH = 8, 32
 MIN_CANONICAL, MAX_CANONICAL = 4, 64
+MAX_DISPLAY = 80  # Code.scan_code's column width: the longest a scan code may be as written
 SPACE_SAFETY_FACTOR = 1000
 
 
@@ -33,6 +36,20 @@ def is_valid_canonical(value: str) -> bool:
 def display(raw: str) -> str:
     """Return the display form: uppercase, as typed, surrounding blanks removed."""
     return raw.strip().upper()
+
+
+def canonical_or_error(scan_code: str, *, field: str = "scanCode") -> str:
+    """Return the canonical form of a scan code, or raise INVALID_SCAN_CODE if it has none."""
+    if not isinstance(scan_code, str):
+        raise exc.InvalidScanCodeError(details={"fields": {field: "must be a string"}})
+    canon = canonical(scan_code)
+    if not is_valid_canonical(canon) or len(display(scan_code)) > MAX_DISPLAY:
+        raise exc.InvalidScanCodeError(
+            "A scan code is 4-64 letters and digits (spaces and hyphens are ignored), "
+            f"at most {MAX_DISPLAY} characters as written.",
+            details={"fields": {field: "4-64 characters of A-Z and 0-9"}},
+        )
+    return canon
 
 
 def check_character(payload: str) -> str:

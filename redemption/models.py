@@ -1,6 +1,7 @@
 """Redemption domain: code types, codes, shared redemptions, attempts, batches, jobs, audit."""
 
 import uuid
+from enum import StrEnum
 
 from django.conf import settings
 from django.db import models
@@ -21,21 +22,92 @@ class State(models.TextChoices):
 STATE_ORDER: tuple[str, ...] = tuple(s.value for s in State)
 INITIAL_STATES = frozenset({State.INACTIVE, State.AVAILABLE})
 
-# The legal moves of a personal code. Each arrow is one transition; services check every
-# change against this table through redemption.transitions.guard().
+
+class Move(StrEnum):
+    """What moves a record from one state to another: the labels on the state diagram."""
+
+    ACTIVATE = "activate"
+    INVALIDATE = "invalidate"
+    REDEEM = "redeem"  # no fulfilment configured: redeemed at once
+    ATTEMPT = "attempt"  # fulfilment configured: the first attempt starts
+    RETRY = "retry"  # redeem again by the profile whose attempt failed, while attempts are left
+    SUCCEED = "succeed"  # the fulfilment replied success and complete
+    FAIL = "fail"  # the fulfilment failed, or its attempt ran past its window
+    RESET = "reset"  # staff put a personal code back to the start (one code, or a whole type)
+
+
+# The state diagram of a personal code, one (from, move, to) row per arrow. Creation (add,
+# generate, import) starts a code in one of INITIAL_STATES; every later change of a code's
+# state is one of these rows or a staff reset (RESETS). redemption.transitions.guard() checks
+# row-locked changes against them; every conditional UPDATE in redemption.db.claims takes its
+# allowed source states from sources_of().
+PERSONAL_MOVES: tuple[tuple[State, Move, State], ...] = (
+    (State.INACTIVE, Move.ACTIVATE, State.AVAILABLE),
+    (State.INACTIVE, Move.INVALIDATE, State.INVALIDATED),
+    (State.AVAILABLE, Move.INVALIDATE, State.INVALIDATED),
+    (State.FAILED, Move.INVALIDATE, State.INVALIDATED),
+    (State.AVAILABLE, Move.REDEEM, State.REDEEMED),
+    (State.AVAILABLE, Move.ATTEMPT, State.IN_PROGRESS),
+    (State.IN_PROGRESS, Move.SUCCEED, State.REDEEMED),
+    (State.IN_PROGRESS, Move.FAIL, State.FAILED),
+    (State.FAILED, Move.RETRY, State.IN_PROGRESS),
+)
+# A shared code type's per-profile redemption records are created InProgress (fulfilment) or
+# Redeemed (none), then only move through the fulfilment states.
+SHARED_MOVES: tuple[tuple[State, Move, State], ...] = (
+    (State.IN_PROGRESS, Move.SUCCEED, State.REDEEMED),
+    (State.IN_PROGRESS, Move.FAIL, State.FAILED),
+    (State.FAILED, Move.RETRY, State.IN_PROGRESS),
+)
+# Staff reset is outside the lifecycle: a personal code in any state goes back to a start state.
+RESETS: tuple[tuple[State, Move, State], ...] = tuple(
+    (source, Move.RESET, target) for source in State for target in INITIAL_STATES
+)
+
+
+def _by_source(moves: tuple[tuple[State, Move, State], ...]) -> dict[State, frozenset[State]]:
+    return {s: frozenset(t for f, _, t in moves if f == s) for s in {f for f, _, _ in moves}}
+
+
+# The same diagrams as {from: targets}, for "may this record go there?" questions.
 TRANSITIONS: dict[State, frozenset[State]] = {
-    State.INACTIVE: frozenset({State.AVAILABLE, State.INVALIDATED}),
-    State.AVAILABLE: frozenset({State.INVALIDATED, State.REDEEMED, State.IN_PROGRESS}),
-    State.IN_PROGRESS: frozenset({State.REDEEMED, State.FAILED}),
-    State.FAILED: frozenset({State.INVALIDATED, State.IN_PROGRESS}),
-    State.REDEEMED: frozenset(),
-    State.INVALIDATED: frozenset(),
+    **dict.fromkeys(State, frozenset()),
+    **_by_source(PERSONAL_MOVES),
 }
-# Shared (per-profile) redemption records only move through the fulfilment states.
 SHARED_TRANSITIONS: dict[State, frozenset[State]] = {
-    State.IN_PROGRESS: frozenset({State.REDEEMED, State.FAILED}),
-    State.FAILED: frozenset({State.IN_PROGRESS}),
-    State.REDEEMED: frozenset(),
+    **dict.fromkeys((State.IN_PROGRESS, State.REDEEMED, State.FAILED), frozenset()),
+    **_by_source(SHARED_MOVES),
+}
+
+
+def _moves(*, shared: bool, move: Move | None) -> tuple[tuple[State, Move, State], ...]:
+    if move == Move.RESET:
+        return () if shared else RESETS
+    return SHARED_MOVES if shared else PERSONAL_MOVES
+
+
+def sources_of(target: str, *, shared: bool = False, move: Move | None = None) -> frozenset[State]:
+    """The states a record may leave for `target` (through `move` only, when given).
+
+    Staff resets count only when asked for (`move=Move.RESET`): they are not part of the
+    lifecycle, and "may this code become Available?" must not answer yes for a redeemed one.
+    """
+    return _SOURCES[(State(target), shared, move)]
+
+
+def targets_of(source: str, *, shared: bool = False) -> frozenset[State]:
+    """The states a record in `source` may move to (staff resets aside)."""
+    return (SHARED_TRANSITIONS if shared else TRANSITIONS).get(State(source), frozenset())
+
+
+# Precomputed: sources_of() is asked on every redeem.
+_SOURCES: dict[tuple[State, bool, Move | None], frozenset[State]] = {
+    (target, shared, move): frozenset(
+        f for f, m, t in _moves(shared=shared, move=move) if t == target and move in (None, m)
+    )
+    for target in State
+    for shared in (False, True)
+    for move in (None, *Move)
 }
 
 

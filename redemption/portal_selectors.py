@@ -10,7 +10,6 @@ from django.db.models import Count, ForeignKey, Lookup, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from redemption import codes
 from redemption import exceptions as exc
 from redemption.models import (
     Attempt,
@@ -19,9 +18,11 @@ from redemption.models import (
     Code,
     CodeType,
     Job,
+    Move,
     ServerKey,
     SharedRedemption,
     State,
+    sources_of,
 )
 
 
@@ -88,33 +89,6 @@ def code_types_for_choices() -> list[tuple[str, str]]:
     return [(n, n) for n in CodeType.objects.order_by("name").values_list("name", flat=True)]
 
 
-def code_find_any(raw: str) -> Code | CodeType:
-    """Find a personal code, or the shared code type whose scan code this is, by any spelling."""
-    canon = codes.canonical(raw or "")
-    if not codes.is_valid_canonical(canon):
-        raise exc.InvalidScanCodeError(
-            "A scan code is 4-64 letters and digits (spaces and hyphens are ignored)."
-        )
-    shared = CodeType.objects.filter(canonical_scan_code=canon).first()
-    if shared is not None:
-        return shared
-    from redemption import selectors
-
-    return selectors.code_lookup(canon)
-
-
-def code_by_canonical(canon: str) -> Code:
-    """The personal code stored under this canonical scan code, with its type and batch."""
-    code = (
-        Code.objects.select_related("code_type", "batch")
-        .filter(canonical=canon, is_shared_anchor=False)
-        .first()
-    )
-    if code is None:
-        raise exc.CodeNotFoundError()
-    return code
-
-
 def first_code(*, code_type: CodeType, state: str) -> Code | None:
     """The first code (by id) of a type in a state, e.g. for a quick manual test."""
     return (
@@ -175,9 +149,9 @@ def batch_get(*, code_type: CodeType, batch_id: UUID) -> Batch:
 
 
 def batch_open_count(batch: Batch) -> int:
-    """How many codes of a batch an invalidation would touch (not redeemed, not in progress)."""
+    """How many codes of a batch an invalidation would touch (those it may still invalidate)."""
     return Code.objects.filter(
-        batch=batch, state__in=[State.INACTIVE, State.AVAILABLE, State.FAILED]
+        batch=batch, state__in=sources_of(State.INVALIDATED, move=Move.INVALIDATE)
     ).count()
 
 

@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
 from django.utils import timezone
 
 from redemption import exceptions as exc
+from redemption.db import lookups
 from redemption.models import RedeemFailure
 
 
@@ -54,28 +54,12 @@ def check(found: list[Bucket]) -> None:
                 raise exc.MaxFailedExceededError(details={"retryAfterSeconds": retry})
         return
     since = now - timedelta(seconds=window)
-    counts = _recent_failures([b.key for b in found], since)
+    counts = lookups.failures_since([b.key for b in found], since)
     for bucket in found:
         if counts.get(bucket.key, 0) >= bucket.limit:
             raise exc.MaxFailedExceededError(
                 details={"retryAfterSeconds": _db_retry_after(bucket, since, now, window)}
             )
-
-
-def _recent_failures(keys: list[str], since: datetime) -> dict[str, int]:
-    """Failures per bucket since `since`, in one statement.
-
-    Raw SQL: this runs before every redeem, and building the same query through the ORM cost
-    more CPU than PostgreSQL spends answering it.
-    """
-    placeholders = ", ".join(["%s"] * len(keys))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT bucket, COUNT(*) FROM {RedeemFailure._meta.db_table}"
-            f" WHERE bucket IN ({placeholders}) AND at > %s GROUP BY bucket",
-            [*keys, connection.ops.adapt_datetimefield_value(since)],
-        )
-        return dict(cursor.fetchall())
 
 
 def _cache_key(bucket: Bucket, slot: int) -> str:

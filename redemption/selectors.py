@@ -1,14 +1,12 @@
 """Every read used by views and the API; select_related lives here."""
 
-from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
 from django.db.models import QuerySet
-from django.db.models.expressions import Col
 
-from redemption import codes, counts
+from redemption import codes
 from redemption import exceptions as exc
+from redemption.db import claims, counts
 from redemption.models import (
     STATE_ORDER,
     Attempt,
@@ -47,28 +45,47 @@ def inventory_summary() -> list[dict[str, Any]]:
     return rows
 
 
-def code_type_get(name: str) -> CodeType:
-    try:
-        return CodeType.objects.get(name=name)
-    except CodeType.DoesNotExist:
-        raise exc.CodeTypeNotFoundError(details={"codeType": name}) from None
+def code_type_get(name: str, *, for_update: bool = False) -> CodeType:
+    """The code type called `name` (locked for a write with `for_update`), or CodeTypeNotFound."""
+    if for_update:
+        found = claims.code_type_for_update(name=name)
+    else:
+        found = CodeType.objects.filter(name=name).first()
+    if found is None:
+        raise exc.CodeTypeNotFoundError(details={"codeType": name})
+    return found
 
 
-def code_lookup(scan_code: str) -> Code:
-    """Find a personal code by any spelling; raise NOT_FOUND or INVALID_SCAN_CODE (typo)."""
-    canon = codes.canonical(scan_code or "")
-    if not codes.is_valid_canonical(canon):
-        raise exc.InvalidScanCodeError()
-    code = (
-        Code.objects.select_related("code_type", "batch")
-        .filter(canonical=canon, is_shared_anchor=False)
-        .first()
-    )
+def code_lookup(scan_code: str, *, for_update: bool = False) -> Code:
+    """The personal code for any spelling of `scan_code`, with its type (and batch).
+
+    Raises INVALID_SCAN_CODE for a malformed scan code, or for a check-character typo on a
+    plain read; otherwise NOT_FOUND. `for_update` locks the row for a write (without the
+    batch); a write reports a typo as NOT_FOUND.
+    """
+    canon = codes.canonical_or_error(scan_code)
+    if for_update:
+        code = claims.code_for_update_by_canonical(canon)
+    else:
+        code = (
+            Code.objects.select_related("code_type", "batch")
+            .filter(canonical=canon, is_shared_anchor=False)
+            .first()
+        )
     if code is None:
-        if check_character_fails(canon):
+        if not for_update and check_character_fails(canon):
             raise exc.InvalidScanCodeError("The scan code has a typing mistake (check character).")
-        raise exc.CodeNotFoundError()
+        raise exc.CodeNotFoundError(details={"scanCode": codes.display(scan_code)})
     return code
+
+
+def code_or_shared_type_lookup(scan_code: str) -> Code | CodeType:
+    """The personal code, or the shared code type whose scan code this is, by any spelling."""
+    canon = codes.canonical_or_error(scan_code)
+    shared = CodeType.objects.filter(canonical_scan_code=canon).first()
+    if shared is not None:
+        return shared
+    return code_lookup(scan_code)
 
 
 def check_character_fails(canon: str) -> bool:
@@ -82,72 +99,6 @@ def check_character_fails(canon: str) -> bool:
         if n is not None
     }
     return any(shape.check_fails(canon) for shape in shapes)
-
-
-def code_with_type(canon: str) -> Code | None:
-    """The code (personal or shared anchor) with this canonical form, its type attached.
-
-    The redeem hot path: the SQL is built once per database and rows are turned into
-    models with the same converters the ORM uses; compiling the equivalent select_related
-    query cost more CPU per redeem than PostgreSQL spent answering it.
-    """
-    plan = _code_with_type_plan()
-    with connection.cursor() as cursor:
-        cursor.execute(plan.sql, [canon])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    values = [
-        _converted(value, converters, col)
-        for value, (converters, col) in zip(row, plan.columns, strict=True)
-    ]
-    split = len(plan.code_names)
-    code = Code.from_db(connection.alias, plan.code_names, values[:split])
-    code.code_type = CodeType.from_db(connection.alias, plan.type_names, values[split:])
-    return code
-
-
-@dataclass(frozen=True)
-class _Plan:
-    sql: str
-    code_names: list[str]
-    type_names: list[str]
-    columns: list[tuple[list[Any], Col]]
-
-
-_PLANS: dict[str, _Plan] = {}
-
-
-def _code_with_type_plan() -> _Plan:
-    plan = _PLANS.get(connection.vendor)
-    if plan is None:
-        quote = connection.ops.quote_name
-        code_fields = Code._meta.concrete_fields
-        type_fields = CodeType._meta.concrete_fields
-        cols = [Col("c", f) for f in code_fields] + [Col("t", f) for f in type_fields]
-        select = ", ".join(f"{c.alias}.{quote(c.target.column or '')}" for c in cols)
-        sql = (
-            f"SELECT {select} FROM {quote(Code._meta.db_table)} c"
-            f" JOIN {quote(CodeType._meta.db_table)} t ON t.id = c.code_type_id"
-            " WHERE c.canonical = %s"
-        )
-        columns = [
-            (connection.ops.get_db_converters(c) + c.get_db_converters(connection), c) for c in cols
-        ]
-        plan = _Plan(
-            sql=sql,
-            code_names=[f.attname for f in code_fields],
-            type_names=[f.attname for f in type_fields],
-            columns=columns,
-        )
-        _PLANS[connection.vendor] = plan
-    return plan
-
-
-def _converted(value: Any, converters: list[Any], col: Col) -> Any:
-    for converter in converters:
-        value = converter(value, col, connection)
-    return value
 
 
 def code_attempts(code: Code) -> QuerySet[Attempt]:

@@ -1,9 +1,10 @@
-"""The one place a state change is checked against the TRANSITIONS table."""
+"""Row-locked state changes are checked here against the transition tables in models.py."""
 
 from redemption import exceptions as exc
-from redemption.models import SHARED_TRANSITIONS, TRANSITIONS, State
+from redemption.models import Move, State, sources_of
 
-# The error that explains why a code in a given state cannot make the requested move.
+# The one map from a record's state to the error that explains why it cannot make the
+# requested move (redeem adds who redeemed it: by you, or by someone else).
 STATE_ERRORS: dict[str, type[exc.RedemptionError]] = {
     State.INACTIVE: exc.CodeNotActiveError,
     State.AVAILABLE: exc.CodeActiveError,
@@ -14,13 +15,12 @@ STATE_ERRORS: dict[str, type[exc.RedemptionError]] = {
 }
 
 
-def guard(current: str, target: str, *, shared: bool = False) -> None:
+def can(current: str, target: str, *, shared: bool = False, move: Move | None = None) -> bool:
+    """Tell whether a record in `current` may move to `target` (through `move`, if given)."""
+    return current in sources_of(target, shared=shared, move=move)
+
+
+def guard(current: str, target: str, *, shared: bool = False, move: Move | None = None) -> None:
     """Raise the domain error for `current` unless `current -> target` is a legal move."""
-    table = SHARED_TRANSITIONS if shared else TRANSITIONS
-    if State(target) not in table.get(State(current), frozenset()):
+    if not can(current, target, shared=shared, move=move):
         raise STATE_ERRORS[current]()
-
-
-def can(current: str, target: str, *, shared: bool = False) -> bool:
-    table = SHARED_TRANSITIONS if shared else TRANSITIONS
-    return State(target) in table.get(State(current), frozenset())

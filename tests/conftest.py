@@ -1,4 +1,6 @@
-"""Shared fixtures: actors for every role, and factories for the domain."""
+"""Shared fixtures: actors for every role, factories for the domain, a real webhook."""
+
+from collections.abc import Iterator
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -6,6 +8,7 @@ from django.core.cache import cache
 
 from redemption.actors import Actor, Profile
 from tests import factories
+from tests.webhook import WebhookServer
 
 
 @pytest.fixture(autouse=True)
@@ -92,3 +95,11 @@ def code_type(db):
 @pytest.fixture
 def shared_type(db):
     return factories.SharedCodeTypeFactory()
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookServer]:
+    """A real HTTP webhook on 127.0.0.1; the test sets its answers with `behaviour`."""
+    server = WebhookServer().start()
+    yield server
+    server.stop()

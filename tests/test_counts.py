@@ -5,8 +5,8 @@ from collections import defaultdict
 import pytest
 from django.db.models import Count
 
-from redemption import counts
 from redemption.actors import Profile
+from redemption.db import counts
 from redemption.models import STATE_ORDER, Code, CodeType, SharedRedemption
 from redemption.services import (
     bulk,

@@ -6,7 +6,7 @@ from django.db import migrations, models
 def install(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    from redemption.count_triggers import install_sql
+    from redemption.db.count_triggers import install_sql
 
     for statement in install_sql():
         schema_editor.execute(statement)
@@ -15,7 +15,7 @@ def install(apps, schema_editor):
 def uninstall(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    from redemption.count_triggers import uninstall_sql
+    from redemption.db.count_triggers import uninstall_sql
 
     for statement in uninstall_sql():
         schema_editor.execute(statement)

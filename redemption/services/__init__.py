@@ -18,6 +18,7 @@ from redemption.services.code_types import (
     code_type_update,
     shared_redemption_delete,
 )
+from redemption.services.fulfilment_replies import apply_reply, process_async_response
 from redemption.services.keys import (
     UserToken,
     server_key_authenticate,
@@ -27,14 +28,7 @@ from redemption.services.keys import (
     user_token_mint,
     user_token_verify,
 )
-from redemption.services.redeem import (
-    RedeemResult,
-    apply_reply,
-    expire_if_due,
-    process_async_response,
-    redeem,
-    sweep_timeouts,
-)
+from redemption.services.redeem import RedeemResult, redeem
 from redemption.services.single import (
     batch_invalidate,
     code_activate,
@@ -43,6 +37,7 @@ from redemption.services.single import (
     code_reset,
     code_update_custom_info,
 )
+from redemption.services.timeouts import expire_if_due, sweep_timeouts
 
 __all__ = [
     "RedeemResult",

@@ -1,18 +1,19 @@
-"""Helpers shared by the service modules: audit rows, domain lookups, input checks."""
+"""Helpers shared by the service modules: audit rows, roles, records, input checks."""
 
 import json
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from django.utils import timezone
 
-from redemption import codes, permissions
+from redemption import codes, permissions, selectors
 from redemption import exceptions as exc
 from redemption.actors import Actor
-from redemption.models import AuditEvent, Code, CodeType
+from redemption.db import claims
+from redemption.models import AuditEvent, Code, CodeType, SharedRedemption
 
 MAX_JSON_BYTES = 16 * 1024
-MAX_DISPLAY = 80  # Code.scan_code's column width
 
 
 def audit_fields(
@@ -79,39 +80,33 @@ def require_support(actor: Actor) -> None:
     require(actor, permissions.SUPPORT)
 
 
-def get_code_type(name: str, *, for_update: bool = False) -> CodeType:
-    """Return the code type called `name` or raise CodeTypeNotFound."""
-    qs = CodeType.objects.select_for_update() if for_update else CodeType.objects
-    try:
-        return qs.get(name=name)
-    except CodeType.DoesNotExist:
-        raise exc.CodeTypeNotFoundError(details={"codeType": name}) from None
+# Old names kept for callers not yet moved (services/bulk.py): the lookups live in selectors,
+# the scan-code rule in codes.
+get_code_type = selectors.code_type_get
+canonical_or_error = codes.canonical_or_error
 
 
-def canonical_or_error(scan_code: str, *, field: str = "scanCode") -> str:
-    """Return the canonical form of a scan code or raise INVALID_SCAN_CODE."""
-    if not isinstance(scan_code, str):
-        raise exc.InvalidScanCodeError(details={"fields": {field: "must be a string"}})
-    canon = codes.canonical(scan_code)
-    if not codes.is_valid_canonical(canon) or len(codes.display(scan_code)) > MAX_DISPLAY:
-        raise exc.InvalidScanCodeError(
-            "A scan code is 4-64 letters and digits (spaces and hyphens are ignored), "
-            f"at most {MAX_DISPLAY} characters as written.",
-            details={"fields": {field: "4-64 characters of A-Z and 0-9"}},
-        )
-    return canon
+# A personal code, or one profile's redemption of a shared code type: what attempts belong to.
+Record = Code | SharedRedemption
 
 
-def get_code(scan_code: str, *, for_update: bool = False) -> Code:
-    """Return the personal code for any spelling of `scan_code` or raise CodeNotFound."""
-    canon = canonical_or_error(scan_code)
-    qs = Code.objects.select_related("code_type")
-    if for_update:
-        qs = qs.select_for_update(of=("self",))
-    code = qs.filter(canonical=canon, is_shared_anchor=False).first()
-    if code is None:
-        raise exc.CodeNotFoundError(details={"scanCode": codes.display(scan_code)})
-    return code
+def attempt_owner(owner_id: UUID, shared: bool) -> dict[str, UUID]:
+    """The Attempt filter that selects the attempts of one record."""
+    return {"shared_id": owner_id} if shared else {"code_id": owner_id}
+
+
+def record_for_update(owner_id: UUID, shared: bool) -> Record | None:
+    """Lock one record (code or shared redemption) with its type; None if it is gone."""
+    if shared:
+        return claims.shared_for_update(shared_id=owner_id)
+    return claims.code_for_update(code_id=owner_id)
+
+
+def record_scan_code(owner: Record) -> str:
+    """The scan code a record is redeemed with (a shared type's own scan code)."""
+    if isinstance(owner, SharedRedemption):
+        return owner.code_type.scan_code or ""
+    return owner.scan_code
 
 
 def check_code_type_matches(code: Code, code_type_name: str | None) -> None:

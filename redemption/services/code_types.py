@@ -9,17 +9,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from redemption import codes
+from redemption import codes, selectors
 from redemption import exceptions as exc
 from redemption.actors import Actor
+from redemption.db import claims
 from redemption.models import Code, CodeType, SharedRedemption, State, UseType
-from redemption.services._common import (
-    audit,
-    canonical_or_error,
-    check_json_object,
-    get_code_type,
-    require_ops,
-)
+from redemption.services._common import audit, check_json_object, require_ops
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$")
@@ -121,7 +116,7 @@ def code_type_create(
     if use_type == UseType.MULTI:
         if not scan_code:
             raise exc.invalid_fields({"scanCode": "a shared code type needs its scan code"})
-        canon = canonical_or_error(scan_code)
+        canon = codes.canonical_or_error(scan_code)
     elif scan_code:
         raise exc.invalid_fields({"scanCode": "only shared (MULTI) code types have a scan code"})
     elif max_redemptions is not None:
@@ -194,7 +189,7 @@ def code_type_update(
     changed: list[str] = []
     try:
         with transaction.atomic():
-            ct = get_code_type(name, for_update=True)
+            ct = selectors.code_type_get(name, for_update=True)
             if expected_version is not None and expected_version != ct.version:
                 raise exc.VersionMismatchError(details={"version": ct.version})
             if description is not UNSET:
@@ -240,7 +235,7 @@ def code_type_update(
                     raise exc.invalid_fields(
                         {"scanCode": "only shared (MULTI) code types have a scan code"}
                     )
-                canon = canonical_or_error(scan_code)
+                canon = codes.canonical_or_error(scan_code)
                 if canon != ct.canonical_scan_code:
                     Code.objects.filter(code_type=ct, is_shared_anchor=True).update(
                         scan_code=codes.display(scan_code), canonical=canon
@@ -268,7 +263,7 @@ def code_type_rotate_secret(*, actor: Actor, name: str) -> CodeType:
     """Replace the webhook signing secret; the old one stops working at once."""
     require_ops(actor)
     with transaction.atomic():
-        ct = get_code_type(name, for_update=True)
+        ct = selectors.code_type_get(name, for_update=True)
         ct.webhook_secret = new_webhook_secret()
         ct.updated_at = timezone.now()
         ct.save(update_fields=["webhook_secret", "updated_at"])
@@ -282,7 +277,7 @@ def shared_redemption_delete(*, actor: Actor, code_type_name: str, profile_id: s
     """Delete one profile's redemption of a shared code so it may redeem again."""
     require_ops(actor)
     with transaction.atomic():
-        ct = get_code_type(code_type_name, for_update=True)
+        ct = selectors.code_type_get(code_type_name, for_update=True)
         if not ct.is_shared:
             raise exc.TypeMustBeSingleUseError(
                 "Only shared (MULTI) code types have per-profile redemptions."
@@ -292,8 +287,8 @@ def shared_redemption_delete(*, actor: Actor, code_type_name: str, profile_id: s
             raise exc.CodeNotFoundError("That profile has not redeemed this shared code.")
         held_slot = sr.state in {State.REDEEMED, State.IN_PROGRESS}
         sr.delete()
-        if held_slot and ct.redemption_count > 0:
-            CodeType.objects.filter(pk=ct.pk).update(redemption_count=F("redemption_count") - 1)
+        if held_slot:
+            claims.code_type_give_slot_back(code_type_id=ct.pk)
         audit(
             actor=actor,
             action="shared_redemption.delete",

@@ -10,12 +10,12 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from redemption import exceptions as exc
 from redemption import permissions
 from redemption.actors import Actor, Profile
+from redemption.db import claims
 from redemption.models import ServerKey
 from redemption.services._common import audit
 
@@ -90,7 +90,7 @@ def server_key_revoke(*, actor: Actor, reference: str) -> ServerKey:
     _require_admin(actor)
     with transaction.atomic():
         key = server_key_find(reference)
-        key = ServerKey.objects.select_for_update().get(pk=key.pk)
+        key = claims.server_key_for_update(key_id=key.pk)
         if key.revoked_at is not None:
             return key
         now = timezone.now()
@@ -115,10 +115,7 @@ def server_key_authenticate(secret: str) -> ServerKey:
         raise exc.InvalidCredentialsError()
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-        # Conditional, so many processes racing on one key write it once per resolution.
-        ServerKey.objects.filter(pk=key.pk).filter(
-            Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_RESOLUTION)
-        ).update(last_used_at=now)
+        claims.server_key_note_use(key_id=key.pk, now=now, resolution=LAST_USED_RESOLUTION)
         key.last_used_at = now
     return key
 

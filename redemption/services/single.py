@@ -3,20 +3,17 @@
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
-from redemption import codes
+from redemption import codes, selectors
 from redemption import exceptions as exc
 from redemption.actors import Actor
-from redemption.models import INITIAL_STATES, Attempt, Batch, Code, State
+from redemption.db import claims
+from redemption.models import INITIAL_STATES, Batch, Code, Move, State
 from redemption.services._common import (
     audit,
-    canonical_or_error,
     check_code_type_matches,
     check_json_object,
-    get_code,
-    get_code_type,
     require_ops,
     require_support,
 )
@@ -41,10 +38,10 @@ def code_add(
 ) -> Code:
     """Add one personal code (Inactive unless asked otherwise)."""
     require_ops(actor)
-    canon = canonical_or_error(scan_code)
+    canon = codes.canonical_or_error(scan_code)
     state = _initial_state(state)
     info = check_json_object(custom_code_info, "customCodeInfo")
-    ct = get_code_type(code_type_name)
+    ct = selectors.code_type_get(code_type_name)
     if ct.is_shared:
         raise exc.TypeMustBeSingleUseError()
     now = timezone.now()
@@ -93,9 +90,9 @@ def code_activate(
     require_support(actor)
     info = check_json_object(custom_code_info, "customCodeInfo") if custom_code_info else None
     with transaction.atomic():
-        code = get_code(scan_code, for_update=True)
+        code = selectors.code_lookup(scan_code, for_update=True)
         check_code_type_matches(code, code_type_name)
-        guard(code.state, State.AVAILABLE)
+        guard(code.state, State.AVAILABLE, move=Move.ACTIVATE)
         now = timezone.now()
         code.state = State.AVAILABLE
         code.activated_at = now
@@ -129,9 +126,9 @@ def code_invalidate(
     if reason is not None and (not isinstance(reason, str) or len(reason) > 1000):
         raise exc.invalid_fields({"invalidationReason": "must be text of at most 1000 characters"})
     with transaction.atomic():
-        code = get_code(scan_code, for_update=True)
+        code = selectors.code_lookup(scan_code, for_update=True)
         check_code_type_matches(code, code_type_name)
-        guard(code.state, State.INVALIDATED)
+        guard(code.state, State.INVALIDATED, move=Move.INVALIDATE)
         now = timezone.now()
         previous = code.state
         code.state = State.INVALIDATED
@@ -172,7 +169,7 @@ def code_update_custom_info(
     require_support(actor)
     info = check_json_object(custom_code_info, "customCodeInfo")
     with transaction.atomic():
-        code = get_code(scan_code, for_update=True)
+        code = selectors.code_lookup(scan_code, for_update=True)
         check_code_type_matches(code, code_type_name)
         if code.code_type.is_disabled:
             raise exc.CodeTypeDisabledError()
@@ -199,22 +196,11 @@ def code_reset(*, actor: Actor, scan_code: str, state: str = State.INACTIVE) -> 
     require_support(actor)
     target = _initial_state(state, "state")
     with transaction.atomic():
-        code = get_code(scan_code, for_update=True)
+        code = selectors.code_lookup(scan_code, for_update=True)
         previous = {"state": code.state, "redeemedByProfileId": code.redeemed_by_profile_id}
         now = timezone.now()
-        Attempt.objects.filter(code=code).delete()
-        code.state = target
-        code.redeemed_by_profile_id = None
-        code.redeemed_by_profile_name = None
-        code.redeemed_at = None
-        code.custom_redemption_info = {}
-        code.invalidated_at = None
-        code.invalidation_reason = None
-        code.current_attempt = 0
-        code.activated_at = now if target == State.AVAILABLE else None
-        code.version += 1
-        code.updated_at = now
-        code.save()
+        claims.codes_reset(ids=[code.pk], to_state=target, now=now)
+        code.refresh_from_db()
         audit(
             actor=actor,
             action="code.reset",
@@ -228,22 +214,14 @@ def code_reset(*, actor: Actor, scan_code: str, state: str = State.INACTIVE) -> 
 
 
 def batch_invalidate(*, actor: Actor, batch_id: Any, reason: str = "") -> int:
-    """Invalidate every code of one batch that is not redeemed or in progress; return the count."""
+    """Invalidate every code of one batch that may still be invalidated; return the count."""
     require_ops(actor)
     with transaction.atomic():
         batch = Batch.objects.select_related("code_type").filter(pk=batch_id).first()
         if batch is None:
             raise exc.invalid_fields({"batchId": "no such batch"})
         now = timezone.now()
-        count = Code.objects.filter(
-            batch=batch, state__in=[State.INACTIVE, State.AVAILABLE, State.FAILED]
-        ).update(
-            state=State.INVALIDATED,
-            invalidated_at=now,
-            invalidation_reason=reason or None,
-            version=F("version") + 1,
-            updated_at=now,
-        )
+        count = claims.batch_codes_invalidate(batch_id=batch.pk, reason=reason or None, now=now)
         batch.invalidated_at = now
         batch.save(update_fields=["invalidated_at"])
         audit(

@@ -31,8 +31,8 @@ NAV = "global"
 
 def _code_or_404(canonical: str) -> Code:
     try:
-        return portal_selectors.code_by_canonical(canonical)
-    except exc.CodeNotFoundError:
+        return selectors.code_lookup(canonical)
+    except (exc.CodeNotFoundError, exc.InvalidScanCodeError):
         raise Http404("No redemption code matches that scan code.") from None
 
 
@@ -49,7 +49,7 @@ def lookup(request: HttpRequest) -> HttpResponse:
     )
     if form.is_bound and form.is_valid():
         try:
-            found = portal_selectors.code_find_any(form.cleaned_data["q"])
+            found = selectors.code_or_shared_type_lookup(form.cleaned_data["q"])
         except exc.RedemptionError as error:
             form.add_error("q", error.message)
         else:

@@ -1,0 +1,93 @@
+"""Reads that run before every redeem, in raw SQL built once per database.
+
+Building these queries through the ORM on every call cost more CPU than the database spent
+answering them. Each has a parity test (tests/test_db_parity.py) holding the plain ORM query
+for the same question.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from django.db.models.expressions import Col
+
+from redemption.db.names import column, table
+from redemption.models import Code, CodeType, RedeemFailure
+
+
+def code_with_type(canon: str) -> Code | None:
+    """The code (personal or shared anchor) with this canonical form, its type attached.
+
+    Rows are turned into models with the same converters the ORM uses.
+    """
+    plan = _code_with_type_plan()
+    with connection.cursor() as cursor:
+        cursor.execute(plan.sql, [canon])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = [
+        _converted(value, converters, col)
+        for value, (converters, col) in zip(row, plan.columns, strict=True)
+    ]
+    split = len(plan.code_names)
+    code = Code.from_db(connection.alias, plan.code_names, values[:split])
+    code.code_type = CodeType.from_db(connection.alias, plan.type_names, values[split:])
+    return code
+
+
+@dataclass(frozen=True)
+class _Plan:
+    sql: str
+    code_names: list[str]
+    type_names: list[str]
+    columns: list[tuple[list[Any], Col]]
+
+
+_PLANS: dict[str, _Plan] = {}
+
+
+def _code_with_type_plan() -> _Plan:
+    plan = _PLANS.get(connection.vendor)
+    if plan is None:
+        code_fields = Code._meta.concrete_fields
+        type_fields = CodeType._meta.concrete_fields
+        # get_col, as the ORM does: a foreign key's column converts like the key it points to.
+        cols = [f.get_col("c") for f in code_fields] + [f.get_col("t") for f in type_fields]
+        select = ", ".join(f"{c.alias}.{column(c.target.model, c.target.name)}" for c in cols)
+        sql = (
+            f"SELECT {select} FROM {table(Code)} c JOIN {table(CodeType)} t"
+            f" ON t.{column(CodeType, 'pk')} = c.{column(Code, 'code_type')}"
+            f" WHERE c.{column(Code, 'canonical')} = %s"
+        )
+        columns = [
+            (connection.ops.get_db_converters(c) + c.get_db_converters(connection), c) for c in cols
+        ]
+        plan = _Plan(
+            sql=sql,
+            code_names=[f.attname for f in code_fields],
+            type_names=[f.attname for f in type_fields],
+            columns=columns,
+        )
+        _PLANS[connection.vendor] = plan
+    return plan
+
+
+def _converted(value: Any, converters: list[Any], col: Col) -> Any:
+    for converter in converters:
+        value = converter(value, col, connection)
+    return value
+
+
+def failures_since(buckets: list[str], since: datetime) -> dict[str, int]:
+    """Failed redeems per rate-limit bucket recorded after `since`, in one statement."""
+    bucket, at = column(RedeemFailure, "bucket"), column(RedeemFailure, "at")
+    placeholders = ", ".join(["%s"] * len(buckets))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {bucket}, COUNT(*) FROM {table(RedeemFailure)}"
+            f" WHERE {bucket} IN ({placeholders}) AND {at} > %s GROUP BY {bucket}",
+            [*buckets, connection.ops.adapt_datetimefield_value(since)],
+        )
+        return dict(cursor.fetchall())
