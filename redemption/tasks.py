@@ -1,4 +1,8 @@
-"""django.tasks entry points: thin wrappers that call the services."""
+"""django.tasks entry points: thin wrappers that call the services.
+
+The only module that knows the task framework. The services never import it: at start-up
+`RedemptionConfig.ready` hands `enqueue_job` to the bulk services, which queue jobs through it.
+"""
 
 from datetime import timedelta
 
@@ -6,6 +10,8 @@ from django.conf import settings
 from django.tasks import task
 from django.tasks.base import TaskResultStatus
 from django.utils import timezone
+from django_tasks_db.backend import DatabaseBackend
+from django_tasks_db.models import DBTaskResult
 
 from redemption import services
 from redemption.services import bulk
@@ -15,6 +21,16 @@ from redemption.services import bulk
 def run_job_task(job_id: str) -> None:
     """Run one bulk job (generate, import, delete-all, reset-all)."""
     bulk.run_job(job_id)
+
+
+def enqueue_job(job_id: str) -> None:
+    """Queue the task that runs one job."""
+    run_job_task.enqueue(job_id)
+
+
+def jobs_run_in_a_worker() -> bool:
+    """Whether queued jobs are picked up by `manage.py db_worker` (the database backend)."""
+    return isinstance(run_job_task.get_backend(), DatabaseBackend)
 
 
 @task
@@ -34,9 +50,6 @@ def sweep_timeouts_task() -> int:
 
 def sweep_pending() -> bool:
     """Tell whether a sweep is already waiting in the database queue."""
-    from django_tasks_db.backend import DatabaseBackend
-    from django_tasks_db.models import DBTaskResult
-
     backend = sweep_timeouts_task.get_backend()
     if not isinstance(backend, DatabaseBackend):
         return False

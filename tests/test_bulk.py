@@ -667,7 +667,7 @@ def test_a_job_that_cannot_run_fails(ops, code_type):
 
 
 def test_export_streams_every_code_of_the_type_once(ops, code_type, settings, monkeypatch):
-    monkeypatch.setattr(bulk, "EXPORT_CHUNK_SIZE", 7)
+    monkeypatch.setattr(bulk.export, "EXPORT_CHUNK_SIZE", 7)
     batch, _ = bulk.codes_generate_inline(
         actor=ops, code_type_name=code_type.name, quantity=30, custom_code_info={"a": 1}
     )
