@@ -13,8 +13,7 @@ from django.utils import timezone
 from django_tasks_db.backend import DatabaseBackend
 from django_tasks_db.models import DBTaskResult
 
-from redemption import services
-from redemption.services import bulk
+from redemption.services import bulk, housekeeping
 
 
 @task
@@ -35,15 +34,9 @@ def jobs_run_in_a_worker() -> bool:
 
 @task
 def sweep_timeouts_task() -> int:
-    """Fail stale InProgress attempts, drop expired idempotency records, queue the next sweep."""
-    from redemption import counts
-    from redemption.api import idempotency
-
+    """Do the periodic housekeeping and queue the next run; return how many attempts timed out."""
     try:
-        swept = services.sweep_timeouts()
-        idempotency.prune()
-        counts.compact()
-        return swept
+        return housekeeping.sweep().timed_out
     finally:
         schedule_sweep()
 
