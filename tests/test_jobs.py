@@ -6,6 +6,7 @@ from django.core.management import call_command
 from django_tasks_db.models import DBTaskResult
 
 from redemption import exceptions as exc
+from redemption import tasks
 from redemption.actors import Actor
 from redemption.models import AuditEvent, Code, Job
 from redemption.records import job_record
@@ -51,6 +52,38 @@ def test_starting_a_job_queues_the_task_after_commit(
     task = DBTaskResult.objects.get(task_path="redemption.tasks.run_job_task")
     assert task.args_kwargs == {"args": [str(job.pk)], "kwargs": {}}
     assert task.status == "READY"
+
+
+@pytest.fixture
+def queue_down():
+    """A task queue that refuses every job, for one test."""
+
+    def refuse(job_id: str) -> None:
+        raise ConnectionError("the task queue is down")
+
+    bulk.job_enqueuer_set(refuse)
+    yield
+    bulk.job_enqueuer_set(tasks.enqueue_job)
+
+
+def test_a_job_that_cannot_be_queued_is_marked_failed(
+    ops, code_type, queue_down, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        job = bulk.job_generate_start(actor=ops, code_type_name=code_type.name, quantity=10)
+
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert job.finished_at is not None
+    assert job.errors == [
+        {
+            "line": None,
+            "scanCode": None,
+            "code": "JOB_FAILED",
+            "message": "The job could not be queued.",
+        }
+    ]
+    assert not DBTaskResult.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -23,9 +23,11 @@ class SweepReport:
 def sweep(*, now: datetime | None = None) -> SweepReport:
     """Fail timed-out attempts, prune rate-limit and idempotency rows, fold count deltas."""
     now = now or timezone.now()
+    # Before the timeouts: sweep_timeouts prunes these rows as well, and the report counts them.
+    failures_pruned = ratelimit.prune()
     return SweepReport(
         timed_out=sweep_timeouts(now=now),
-        failures_pruned=ratelimit.prune(),
+        failures_pruned=failures_pruned,
         idempotency_pruned=idempotency.prune(now=now),
         count_rows=counts.compact(),
     )
