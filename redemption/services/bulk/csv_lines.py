@@ -6,7 +6,7 @@ not judged here: that needs the rest of the file and the database.
 
 import csv
 import json
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from redemption import codes
 from redemption import exceptions as exc
@@ -17,8 +17,7 @@ HEADER_NAMES = frozenset({"scancode", "scan_code", "scan code"})
 _STATE_NAMES = {s.lower(): s for s in (State.INACTIVE.value, State.AVAILABLE.value)}
 
 
-@dataclass(frozen=True)
-class ParsedLine:
+class ParsedLine(NamedTuple):
     """A line that may be imported, unless its code is a duplicate."""
 
     canonical: str
@@ -27,8 +26,7 @@ class ParsedLine:
     info_json: str  # compact JSON text of customCodeInfo
 
 
-@dataclass(frozen=True)
-class LineError:
+class LineError(NamedTuple):
     """Why a line cannot be imported; `scan_code` is its code as shown to the user, if any."""
 
     scan_code: str | None
