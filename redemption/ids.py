@@ -24,3 +24,15 @@ POSTGRES_UUID7_SQL = (
     " substring(int8send(floor(extract(epoch from clock_timestamp()) * 1000)::bigint) from 3)"
     " from 1 for 6), 52, 1), 53, 1), 'hex')::uuid"
 )
+
+
+def uuid_or_none(value: object) -> uuid.UUID | None:
+    """Return `value` as a UUID (a UUID or any usual spelling of one), or None if it is not."""
+    if isinstance(value, uuid.UUID):
+        return value
+    if not value:
+        return None
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None

@@ -6,11 +6,12 @@ from typing import Any
 from uuid import UUID
 
 from django.db import connection
-from django.db.models import Count, ForeignKey, Lookup, Q, QuerySet
+from django.db.models import Count, ForeignKey, Lookup, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from redemption import exceptions as exc
+from redemption.ids import uuid_or_none
 from redemption.models import (
     Attempt,
     AuditEvent,
@@ -36,15 +37,6 @@ class KeysetPage:
     is_first: bool
 
 
-def _parse_uuid(value: str | None) -> UUID | None:
-    if not value:
-        return None
-    try:
-        return UUID(value)
-    except ValueError:
-        return None
-
-
 def keyset_page(
     qs: QuerySet[Any],
     *,
@@ -59,7 +51,7 @@ def keyset_page(
     planner walk the (code_type, id) index instead of the primary key, which with 10M codes
     of one type among others skipped millions of rows for the first page.
     """
-    after_id, before_id = _parse_uuid(after), _parse_uuid(before)
+    after_id, before_id = uuid_or_none(after), uuid_or_none(before)
     if before_id is not None:
         descending = [f"-{name}" for name in leading]
         rows = list(qs.filter(pk__lt=before_id).order_by(*descending, "-pk")[: per_page + 1])
@@ -200,13 +192,6 @@ def recent_jobs(*, limit: int = 8) -> list[Job]:
     return list(jobs_all()[:limit])
 
 
-def job_get(job_id: UUID) -> Job:
-    job = Job.objects.select_related("code_type", "batch").filter(pk=job_id).first()
-    if job is None:
-        raise exc.RedemptionError("No job has that id.")
-    return job
-
-
 def audit_events() -> QuerySet[AuditEvent]:
     return AuditEvent.objects.order_by("-at", "-id")
 
@@ -237,7 +222,3 @@ def profile_name_of(records: list[Code | SharedRedemption]) -> str | None:
         if name:
             return name
     return None
-
-
-def jobs_running_count() -> int:
-    return Job.objects.filter(Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING)).count()

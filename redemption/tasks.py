@@ -1,4 +1,8 @@
-"""django.tasks entry points: thin wrappers that call the services."""
+"""django.tasks entry points: thin wrappers that call the services.
+
+The only module that knows the task framework. The services never import it: at start-up
+`RedemptionConfig.ready` hands `enqueue_job` to the bulk services, which queue jobs through it.
+"""
 
 from datetime import timedelta
 
@@ -6,9 +10,10 @@ from django.conf import settings
 from django.tasks import task
 from django.tasks.base import TaskResultStatus
 from django.utils import timezone
+from django_tasks_db.backend import DatabaseBackend
+from django_tasks_db.models import DBTaskResult
 
-from redemption import services
-from redemption.services import bulk
+from redemption.services import bulk, housekeeping
 
 
 @task
@@ -17,26 +22,27 @@ def run_job_task(job_id: str) -> None:
     bulk.run_job(job_id)
 
 
+def enqueue_job(job_id: str) -> None:
+    """Queue the task that runs one job."""
+    run_job_task.enqueue(job_id)
+
+
+def jobs_run_in_a_worker() -> bool:
+    """Whether queued jobs are picked up by `manage.py db_worker` (the database backend)."""
+    return isinstance(run_job_task.get_backend(), DatabaseBackend)
+
+
 @task
 def sweep_timeouts_task() -> int:
-    """Fail stale InProgress attempts, drop expired idempotency records, queue the next sweep."""
-    from redemption import counts
-    from redemption.api import idempotency
-
+    """Do the periodic housekeeping and queue the next run; return how many attempts timed out."""
     try:
-        swept = services.sweep_timeouts()
-        idempotency.prune()
-        counts.compact()
-        return swept
+        return housekeeping.sweep().timed_out
     finally:
         schedule_sweep()
 
 
 def sweep_pending() -> bool:
     """Tell whether a sweep is already waiting in the database queue."""
-    from django_tasks_db.backend import DatabaseBackend
-    from django_tasks_db.models import DBTaskResult
-
     backend = sweep_timeouts_task.get_backend()
     if not isinstance(backend, DatabaseBackend):
         return False

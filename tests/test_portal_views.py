@@ -528,6 +528,16 @@ def test_job_page_lists_errors_and_offers_a_refresh_link_while_running(client, v
     assert b"INVALID_SCAN_CODE" in done_page.content
 
 
+@pytest.mark.parametrize("page", ["job_detail", "job_status", "job_result"])
+def test_an_unknown_job_is_a_404(client, ops_user, data, page):
+    _login(client, ops_user)
+    missing = "2f1c3e4a-0000-4000-8000-000000000000"
+
+    response = client.get(reverse(f"redemption:{page}", args=[missing]))
+
+    assert response.status_code == 404
+
+
 def test_the_audit_log_filters_by_action_and_scan_code(client, viewer_user, data):
     _login(client, viewer_user)
     url = reverse("redemption:audit_log")

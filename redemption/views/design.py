@@ -1,20 +1,19 @@
 """Design › Marketplace › Redemption Codes: inventories, code types and bulk work on them."""
 
-import csv
-from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 
 from redemption import exceptions as exc
 from redemption import portal_selectors, selectors, services
+from redemption.csv_out import csv_download
 from redemption.filters import CodeFilter
 from redemption.forms import (
     CODE_TYPE_FIELD_MAP,
@@ -28,7 +27,9 @@ from redemption.forms import (
     ReasonForm,
     ResetCodesForm,
 )
+from redemption.ids import uuid_or_none
 from redemption.models import STATE_ORDER, CodeType, SharedRedemption
+from redemption.services import bulk
 from redemption.tables import (
     AttemptTable,
     BatchTable,
@@ -123,8 +124,6 @@ def _export_query(request: HttpRequest) -> str:
     params = {k: request.GET[k] for k in ("state", "batch") if request.GET.get(k)}
     if not params:
         return ""
-    from urllib.parse import urlencode
-
     return "?" + urlencode(params)
 
 
@@ -246,8 +245,6 @@ def code_generate(request: HttpRequest, name: str) -> HttpResponse:
         messages.error(request, "Shared code types have one public code; nothing to generate.")
         return redirect(_type_url(ct))
     if request.method == "POST" and form.is_valid():
-        from redemption.services import bulk
-
         data = form.cleaned_data
         try:
             job = bulk.job_generate_start(
@@ -274,8 +271,6 @@ def code_import(request: HttpRequest, name: str) -> HttpResponse:
     ct = _code_type_or_404(name)
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        from redemption.services import bulk
-
         try:
             job = bulk.job_import_start(
                 actor=staff_actor(request),
@@ -321,34 +316,15 @@ def code_add(request: HttpRequest, name: str) -> HttpResponse:
     return page(request, "redemption/code_add.html", {"ct": ct, "form": form}, nav=NAV)
 
 
-class _Echo:
-    """A file-like object whose write returns the line, for streaming csv.writer output."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def csv_stream(rows: Iterable[list[str]], filename: str) -> StreamingHttpResponse:
-    """Stream rows as a CSV download without holding them in memory."""
-    writer = csv.writer(_Echo())
-    lines: Iterator[str] = (writer.writerow(row) for row in rows)
-    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = content_disposition_header(True, filename)
-    response["Cache-Control"] = "no-store"
-    return response
-
-
 @ops_required
 def code_export(request: HttpRequest, name: str) -> HttpResponseBase:
     """Stream a type's codes as CSV, optionally only one state and/or one batch."""
-    from redemption.services import bulk
-
     ct = _code_type_or_404(name)
     state = request.GET.get("state") or None
     if state is not None and state not in STATE_ORDER:
         state = None
     batch_id = request.GET.get("batch") or None
-    if batch_id is not None and portal_selectors._parse_uuid(batch_id) is None:
+    if batch_id is not None and uuid_or_none(batch_id) is None:
         batch_id = None
     try:
         rows = bulk.export_rows(code_type=ct, state=state, batch_id=batch_id)
@@ -356,7 +332,7 @@ def code_export(request: HttpRequest, name: str) -> HttpResponseBase:
         report_error(request, error)
         return redirect(_type_url(ct))
     suffix = "".join(f"-{p}" for p in (state, batch_id and batch_id[:8]) if p)
-    return csv_stream(rows, f"{ct.name}{suffix}.csv")
+    return csv_download(rows, f"{ct.name}{suffix}.csv")
 
 
 @ops_required
@@ -392,9 +368,7 @@ def batch_invalidate(request: HttpRequest, name: str, batch_id: Any) -> HttpResp
 
 
 def _bulk_confirm(request: HttpRequest, name: str, *, reset: bool) -> HttpResponse:
-    """SPEC §7.3: counts per state, explicit opt-in for Redeemed/InProgress, typed name, job."""
-    from redemption.services import bulk
-
+    """Confirm, then start, a delete-all or reset-all (counts, opted-in states, typed name)."""
     ct = _code_type_or_404(name)
     form_class = ResetCodesForm if reset else BulkCodesForm
     form = form_class(request.POST or None, code_type_name=ct.name)

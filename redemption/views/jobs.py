@@ -9,12 +9,13 @@ from django_tables2.paginators import LazyPaginator
 
 from redemption import exceptions as exc
 from redemption import portal_selectors
+from redemption.csv_out import csv_download
 from redemption.filters import JobFilter
 from redemption.models import Job
 from redemption.records import ts
+from redemption.services import bulk
 from redemption.tables import JobTable
 from redemption.views._common import ops_required, page, viewer_required
-from redemption.views.design import csv_stream
 
 NAV = "jobs"
 SHOWN_ERRORS = 1000
@@ -22,8 +23,8 @@ SHOWN_ERRORS = 1000
 
 def _job_or_404(job_id: UUID) -> Job:
     try:
-        return portal_selectors.job_get(job_id)
-    except exc.RedemptionError:
+        return bulk.job_get(job_id)
+    except exc.JobNotFoundError:
         raise Http404("No job has that id.") from None
 
 
@@ -80,9 +81,7 @@ def job_status(request: HttpRequest, job_id: UUID) -> JsonResponse:
 @ops_required
 def job_result(request: HttpRequest, job_id: UUID) -> HttpResponseBase:
     """The generated codes of a finished generation job, as CSV."""
-    from redemption.services import bulk
-
     job = _job_or_404(job_id)
     if job.status != Job.Status.SUCCEEDED:
         raise Http404("The job has no result yet.")
-    return csv_stream(bulk.job_result_rows(job), f"{job.code_type_name or 'job'}-{job.pk}.csv")
+    return csv_download(bulk.job_result_rows(job), f"{job.code_type_name or 'job'}-{job.pk}.csv")

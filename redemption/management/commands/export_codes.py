@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from redemption import exceptions as exc
 from redemption import selectors
-from redemption.management.commands.generate_codes import command_error
+from redemption.management.cli import command_error
 from redemption.models import STATE_ORDER
 from redemption.services import bulk
 

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from redemption import exceptions as exc
 from redemption.actors import Actor
-from redemption.management.commands.generate_codes import command_error, finish
+from redemption.management.cli import command_error, job_finish
 from redemption.services import bulk
 
 SHOWN_ERRORS = 20
@@ -37,7 +37,7 @@ class Command(BaseCommand):
         except OSError as err:
             raise CommandError(f"Cannot read {file}: {err.strerror}") from None
         self.stdout.write(str(job.pk))
-        finished = finish(self, job, wait=wait)
+        finished = job_finish(self, job, wait=wait)
         if finished is None:
             return
         s = finished.summary

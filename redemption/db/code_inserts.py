@@ -1,0 +1,227 @@
+"""Bulk inserts of new codes that let the unique index on `Code.canonical` settle collisions.
+
+No code is looked up before it is inserted: a row whose canonical form is taken is dropped by
+INSERT ... ON CONFLICT (canonical) DO NOTHING. PostgreSQL gets the rows through COPY into a
+session-local staging table and one INSERT ... SELECT; SQLite gets one executemany.
+
+The column list is every concrete field of `Code`. Each row supplies its scan code, canonical
+form, state and customCodeInfo; the id is a fresh UUIDv7; `activated_at` is the insert time for
+rows that start Available; the caller gives the type, batch and time; every other column takes
+its field default, or NULL. A new non-null field without a default fails here, loudly.
+"""
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+from django.db.models import Field
+
+from redemption.ids import POSTGRES_UUID7_SQL, uuid7
+from redemption.models import Code, State
+
+# (display, canonical) when the batch shares one state and customCodeInfo, else
+# (display, canonical, state, customCodeInfo as JSON text).
+Row = tuple[str, ...]
+
+_STAGE = "redemption_code_stage"
+# Columns whose value comes from the row (or, for the id, is drawn per row).
+_PER_ROW = frozenset({"id", "scan_code", "canonical", "state", "custom_code_info", "activated_at"})
+
+
+def returns_inserted() -> bool:
+    """Whether `codes_insert_returning` can report which rows went in (PostgreSQL)."""
+    return connection.vendor == "postgresql"
+
+
+def codes_insert(
+    rows: Sequence[Row],
+    *,
+    code_type_id: int,
+    batch_id: UUID,
+    now: datetime,
+    state: str | None = None,
+    info_json: str | None = None,
+) -> int:
+    """Insert the rows whose canonical form is still free; return how many went in.
+
+    With `state` and `info_json` given, rows are (display, canonical) pairs that all take
+    them; otherwise each row carries its own state and customCodeInfo.
+    """
+    if not rows:
+        return 0
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            _postgres_insert(
+                cursor,
+                rows,
+                code_type_id=code_type_id,
+                batch_id=batch_id,
+                now=now,
+                state=state,
+                info_json=info_json,
+                returning=False,
+            )
+            return cursor.rowcount
+    return _sqlite_insert(
+        rows,
+        code_type_id=code_type_id,
+        batch_id=batch_id,
+        now=now,
+        state=state,
+        info_json=info_json,
+    )
+
+
+def codes_insert_returning(
+    rows: Sequence[Row], *, code_type_id: int, batch_id: UUID, now: datetime
+) -> set[str]:
+    """Insert (display, canonical, state, info) rows; return the canonical forms that went in.
+
+    PostgreSQL only (see `returns_inserted`).
+    """
+    if not returns_inserted():
+        raise NotImplementedError("codes_insert_returning needs PostgreSQL")
+    if not rows:
+        return set()
+    with connection.cursor() as cursor:
+        _postgres_insert(
+            cursor,
+            rows,
+            code_type_id=code_type_id,
+            batch_id=batch_id,
+            now=now,
+            state=None,
+            info_json=None,
+            returning=True,
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _fields() -> list[tuple[Field, str]]:
+    """Every concrete field of Code with its quoted column name, in model order."""
+    return [
+        (field, connection.ops.quote_name(field.column))
+        for field in Code._meta.concrete_fields
+        if field.column is not None  # always true for a concrete field
+    ]
+
+
+def _constant(field: Field, *, code_type_id: int, batch_id: UUID, now: datetime) -> Any:
+    """The value every row of one insert stores in a column the rows do not supply."""
+    given: dict[str, Any] = {
+        "code_type_id": code_type_id,
+        "batch_id": batch_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+    if field.attname in given:
+        return given[field.attname]
+    if field.has_default():
+        return field.get_default()
+    if field.null:
+        return None
+    raise ImproperlyConfigured(f"Code.{field.attname} has no value for a bulk insert.")
+
+
+def _postgres_insert(
+    cursor: Any,
+    rows: Sequence[Row],
+    *,
+    code_type_id: int,
+    batch_id: UUID,
+    now: datetime,
+    state: str | None,
+    info_json: str | None,
+    returning: bool,
+) -> None:
+    staged = "scan_code, canonical" if state is not None else "scan_code, canonical, state, info"
+    # COPY is the fastest way in; the INSERT ... SELECT lets the unique index drop collisions.
+    cursor.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
+        "(scan_code text, canonical text, state text, info text)"
+    )
+    cursor.execute(f"TRUNCATE {_STAGE}")
+    with cursor.copy(f"COPY {_STAGE} ({staged}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    row_state = "COALESCE(s.state, %s::text)"
+    per_row: dict[str, tuple[str, list[Any]]] = {
+        "id": (POSTGRES_UUID7_SQL, []),
+        "scan_code": ("s.scan_code", []),
+        "canonical": ("s.canonical", []),
+        "state": (row_state, [state]),
+        "custom_code_info": ("COALESCE(s.info, %s::text)::jsonb", [info_json]),
+        "activated_at": (
+            f"CASE WHEN {row_state} = %s::text THEN %s::timestamptz END",
+            [state, State.AVAILABLE.value, now],
+        ),
+    }
+    columns: list[str] = []
+    values: list[str] = []
+    params: list[Any] = []
+    for field, column in _fields():
+        columns.append(column)
+        if field.attname in _PER_ROW:
+            sql, field_params = per_row[field.attname]
+        else:
+            value = _constant(field, code_type_id=code_type_id, batch_id=batch_id, now=now)
+            sql = f"%s::{field.cast_db_type(connection)}"
+            field_params = [field.get_db_prep_save(value, connection)]
+        values.append(sql)
+        params.extend(field_params)
+    cursor.execute(
+        f"INSERT INTO {Code._meta.db_table} ({', '.join(columns)}) "
+        f"SELECT {', '.join(values)} FROM {_STAGE} s ON CONFLICT (canonical) DO NOTHING"
+        + (" RETURNING canonical" if returning else ""),
+        params,
+    )
+
+
+def _sqlite_insert(
+    rows: Sequence[Row],
+    *,
+    code_type_id: int,
+    batch_id: UUID,
+    now: datetime,
+    state: str | None,
+    info_json: str | None,
+) -> int:
+    fields = _fields()
+    template: list[Any] = [
+        None
+        if field.attname in _PER_ROW
+        else field.get_db_prep_save(
+            _constant(field, code_type_id=code_type_id, batch_id=batch_id, now=now), connection
+        )
+        for field, _ in fields
+    ]
+    slot = {field.attname: i for i, (field, _) in enumerate(fields)}
+    pk_field = Code._meta.get_field("id")
+    now_db = Code._meta.get_field("activated_at").get_db_prep_save(now, connection)
+    available = State.AVAILABLE.value
+
+    def values() -> Iterator[tuple[Any, ...]]:
+        for row in rows:
+            row_state = state if state is not None else row[2]
+            value = template.copy()
+            value[slot["id"]] = pk_field.get_db_prep_save(uuid7(), connection)
+            value[slot["scan_code"]] = row[0]
+            value[slot["canonical"]] = row[1]
+            value[slot["state"]] = row_state
+            value[slot["custom_code_info"]] = info_json if info_json is not None else row[3]
+            value[slot["activated_at"]] = now_db if row_state == available else None
+            yield tuple(value)
+
+    columns = ", ".join(column for _, column in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    with connection.cursor() as cursor:
+        # executemany sums the changes of every row; a skipped conflict counts zero.
+        cursor.executemany(
+            f"INSERT INTO {Code._meta.db_table} ({columns}) VALUES ({placeholders}) "
+            "ON CONFLICT (canonical) DO NOTHING",
+            list(values()),
+        )
+        return cursor.rowcount

@@ -1,0 +1,52 @@
+"""Bulk work on a code type: generate, import, export, delete-all and reset-all, run as jobs.
+
+Jobs are rows in `Job` (`jobs`); `run_job` (`runner`) is what the background task executes.
+Work happens in chunks of `settings.JOB_BATCH_SIZE`, each chunk in its own transaction, with
+progress written to the job row as it goes, so memory stays flat whatever the quantity.
+Inserts never ask "does this code exist?" per code: the unique index on `Code.canonical`
+settles collisions (`redemption.db.code_inserts`), and generation tops up until the batch holds
+exactly the requested quantity.
+"""
+
+from redemption.services.bulk.export import EXPORT_HEADER, export_rows, job_result_rows
+from redemption.services.bulk.generate import (
+    batch_fill,
+    codes_generate_inline,
+    job_generate_start,
+    random_candidates,
+)
+from redemption.services.bulk.imports import job_import_start
+from redemption.services.bulk.jobs import Progress, job_enqueuer_set, job_get
+from redemption.services.bulk.options import (
+    MAX_INLINE_QUANTITY,
+    MAX_JOB_QUANTITY,
+    already_issued,
+)
+from redemption.services.bulk.purge import (
+    delete_reset_preview,
+    job_delete_codes_start,
+    job_reset_codes_start,
+)
+from redemption.services.bulk.runner import job_run_here, run_job
+
+__all__ = [
+    "EXPORT_HEADER",
+    "MAX_INLINE_QUANTITY",
+    "MAX_JOB_QUANTITY",
+    "Progress",
+    "already_issued",
+    "batch_fill",
+    "codes_generate_inline",
+    "delete_reset_preview",
+    "export_rows",
+    "job_delete_codes_start",
+    "job_enqueuer_set",
+    "job_generate_start",
+    "job_get",
+    "job_import_start",
+    "job_reset_codes_start",
+    "job_result_rows",
+    "job_run_here",
+    "random_candidates",
+    "run_job",
+]

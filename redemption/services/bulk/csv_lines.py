@@ -1,0 +1,106 @@
+"""Parse one line of an import file: `scanCode[,codeState][,customCodeInfo]`.
+
+Pure functions: text in, a parsed line or the line's error out; no database. Duplicates are
+not judged here: that needs the rest of the file and the database.
+"""
+
+import csv
+import json
+from typing import NamedTuple
+
+from redemption import codes
+from redemption import exceptions as exc
+from redemption.models import State
+from redemption.services._common import MAX_DISPLAY, MAX_JSON_BYTES
+
+HEADER_NAMES = frozenset({"scancode", "scan_code", "scan code"})
+_STATE_NAMES = {s.lower(): s for s in (State.INACTIVE.value, State.AVAILABLE.value)}
+
+
+class ParsedLine(NamedTuple):
+    """A line that may be imported, unless its code is a duplicate."""
+
+    canonical: str
+    display: str
+    state: str
+    info_json: str  # compact JSON text of customCodeInfo
+
+
+class LineError(NamedTuple):
+    """Why a line cannot be imported; `scan_code` is its code as shown to the user, if any."""
+
+    scan_code: str | None
+    code: str
+    message: str
+
+
+def is_header(text: str) -> bool:
+    """Whether the line is a header row (its first field names the scan code column)."""
+    first = text.split(",", 1)[0].strip().strip('"').lower()
+    return first in HEADER_NAMES
+
+
+def parse_line(text: str) -> ParsedLine | LineError:
+    """Parse one line of text (without its line break)."""
+    fields = split_line(text)
+    raw_scan = fields[0].strip()
+    display = codes.display(raw_scan)
+    shown = display[:MAX_DISPLAY] or None
+    canon = codes.canonical(raw_scan)
+    if not codes.is_valid_canonical(canon) or len(display) > MAX_DISPLAY:
+        return LineError(
+            shown,
+            exc.InvalidScanCodeError.code,
+            "A scan code is 4-64 letters and digits (spaces and hyphens are ignored).",
+        )
+    raw_state = fields[1].strip() if len(fields) > 1 else ""
+    state = _STATE_NAMES.get(raw_state.lower()) if raw_state else State.INACTIVE.value
+    if state is None:
+        return LineError(
+            shown, exc.InvalidParameterError.code, "codeState must be Inactive or Available."
+        )
+    raw_info = fields[2].strip() if len(fields) > 2 else ""
+    info_json = "{}"
+    if raw_info:
+        try:
+            info = json.loads(raw_info)
+        except ValueError:
+            info = None
+        if not isinstance(info, dict):
+            return LineError(
+                shown, exc.InvalidParameterError.code, "customCodeInfo must be a JSON object."
+            )
+        info_json = json.dumps(info, separators=(",", ":"))
+        if "\\u0000" in info_json:
+            # PostgreSQL's jsonb cannot store NUL; refuse the line, not the whole job.
+            return LineError(
+                shown,
+                exc.InvalidParameterError.code,
+                "customCodeInfo may not contain NUL characters.",
+            )
+        if len(info_json.encode()) > MAX_JSON_BYTES:
+            return LineError(
+                shown,
+                exc.InvalidParameterError.code,
+                "customCodeInfo must be at most 16 KB of JSON.",
+            )
+    return ParsedLine(canonical=canon, display=display, state=state, info_json=info_json)
+
+
+def split_line(text: str) -> list[str]:
+    """Split `scanCode[,codeState][,customCodeInfo]`; the JSON may be CSV-quoted or not."""
+    if '"' not in text:
+        return text.split(",", 2)
+    fields = next(csv.reader([text]))
+    if len(fields) <= 3:
+        return fields
+    # Unquoted JSON with commas inside: everything after the second comma is the JSON.
+    scan, state, info = text.split(",", 2)
+    return [_unquote(scan), _unquote(state), info]
+
+
+def _unquote(field: str) -> str:
+    field = field.strip()
+    if len(field) >= 2 and field[0] == field[-1] == '"':
+        return field[1:-1].replace('""', '"')
+    return field

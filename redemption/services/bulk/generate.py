@@ -1,0 +1,246 @@
+"""Generate codes: up to 1,000 inline, or up to 10,000,000 as a job, topping up collisions."""
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from redemption import codes
+from redemption import exceptions as exc
+from redemption.actors import Actor
+from redemption.db import code_inserts
+from redemption.models import Batch, Code, Job
+from redemption.services._common import audit
+from redemption.services.bulk.jobs import Progress, job_actor, job_create, new_batch
+from redemption.services.bulk.options import (
+    MAX_INLINE_QUANTITY,
+    MAX_JOB_QUANTITY,
+    prepare_generation,
+)
+
+# A chunk that inserts nothing this many times in a row means the code space is exhausted.
+_MAX_FRUITLESS_ROUNDS = 20
+
+Candidates = Iterator[tuple[str, str]]
+
+
+def random_candidates(shape: codes.CodeShape) -> Candidates:
+    """An endless stream of (display, canonical) codes of the given shape."""
+    while True:
+        yield from codes.generate(shape, 10_000)
+
+
+def batch_fill(
+    *,
+    batch: Batch,
+    quantity: int,
+    state: str,
+    custom_code_info: dict[str, Any],
+    candidates: Iterable[tuple[str, str]],
+    on_chunk: Callable[[int], None] | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Insert codes from `candidates` into `batch` until it holds `quantity`; return the count.
+
+    Candidates that collide with any existing code (or with each other) are skipped and more
+    are drawn: the top-up. Each chunk commits on its own; `on_chunk(done)` runs inside that
+    chunk's transaction so progress and codes commit together.
+    """
+    now = now or timezone.now()
+    stream = iter(candidates)
+    info_json = json.dumps(custom_code_info, separators=(",", ":"))
+    chunk_size = max(1, settings.JOB_BATCH_SIZE)
+    done = Code.objects.filter(batch=batch).count()
+    fruitless = 0
+    while done < quantity:
+        want = min(chunk_size, quantity - done)
+        chunk: dict[str, str] = {}
+        for display, canon in stream:
+            chunk.setdefault(canon, display)
+            if len(chunk) >= want:
+                break
+        if not chunk:
+            raise exc.InsufficientCodeSpaceError(
+                "Ran out of candidate codes before the batch was full."
+            )
+        with transaction.atomic():
+            added = code_inserts.codes_insert(
+                [(display, canon) for canon, display in chunk.items()],
+                code_type_id=batch.code_type_id,
+                batch_id=batch.pk,
+                now=now,
+                state=state,
+                info_json=info_json,
+            )
+            done += added
+            if on_chunk is not None:
+                on_chunk(done)
+        fruitless = 0 if added else fruitless + 1
+        if fruitless >= _MAX_FRUITLESS_ROUNDS:
+            raise exc.InsufficientCodeSpaceError()
+    return done
+
+
+def codes_generate_inline(
+    *,
+    actor: Actor,
+    code_type_name: str,
+    quantity: int,
+    state: str | None = None,
+    custom_code_info: dict[str, Any] | None = None,
+    prefix: str | None = None,
+    algorithm: str | None = None,
+    algorithm_details: dict[str, Any] | None = None,
+) -> tuple[Batch, list[str]]:
+    """Generate up to 1,000 codes in one batch and return them (display forms)."""
+    ct, quantity, state, info, shape = prepare_generation(
+        actor=actor,
+        code_type_name=code_type_name,
+        quantity=quantity,
+        limit=MAX_INLINE_QUANTITY,
+        state=state,
+        custom_code_info=custom_code_info,
+        prefix=prefix,
+        algorithm=algorithm,
+        algorithm_details=algorithm_details,
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        batch = new_batch(
+            ct=ct, kind=Batch.Kind.GENERATE, actor=actor, now=now, quantity=quantity, shape=shape
+        )
+        batch_fill(
+            batch=batch,
+            quantity=quantity,
+            state=state,
+            custom_code_info=info,
+            candidates=random_candidates(shape),
+            now=now,
+        )
+        generated = list(
+            Code.objects.filter(batch=batch)
+            .order_by("canonical")
+            .values_list("scan_code", flat=True)
+        )
+        _audit_generate(actor=actor, batch=batch, count=len(generated), state=state, now=now)
+    return batch, generated
+
+
+def job_generate_start(
+    *,
+    actor: Actor,
+    code_type_name: str,
+    quantity: int,
+    state: str | None = None,
+    custom_code_info: dict[str, Any] | None = None,
+    prefix: str | None = None,
+    algorithm: str | None = None,
+    algorithm_details: dict[str, Any] | None = None,
+) -> Job:
+    """Validate a generation request, then queue it as a job (up to 10,000,000 codes)."""
+    ct, quantity, state, info, shape = prepare_generation(
+        actor=actor,
+        code_type_name=code_type_name,
+        quantity=quantity,
+        limit=MAX_JOB_QUANTITY,
+        state=state,
+        custom_code_info=custom_code_info,
+        prefix=prefix,
+        algorithm=algorithm,
+        algorithm_details=algorithm_details,
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        batch = new_batch(
+            ct=ct, kind=Batch.Kind.GENERATE, actor=actor, now=now, quantity=quantity, shape=shape
+        )
+        return job_create(
+            actor=actor,
+            ct=ct,
+            kind=Job.Kind.GENERATE,
+            params={
+                "state": state,
+                "customCodeInfo": info,
+                "algorithm": shape.algorithm,
+                "length": shape.length,
+                "prefix": shape.prefix,
+                "includeCheck": shape.include_check,
+            },
+            now=now,
+            batch=batch,
+            total=quantity,
+        )
+
+
+def _audit_generate(
+    *,
+    actor: Actor,
+    batch: Batch,
+    count: int,
+    state: str,
+    now: datetime | None = None,
+    **extra: Any,
+) -> None:
+    audit(
+        actor=actor,
+        action="codes.generate",
+        code_type_name=batch.code_type.name,
+        target_id=str(batch.pk),
+        details={
+            "count": count,
+            "batchId": str(batch.pk),
+            "state": state,
+            "algorithm": batch.algorithm,
+            "prefix": batch.prefix,
+            "length": batch.length,
+            "includeCheck": batch.include_check,
+            **extra,
+        },
+        at=now,
+    )
+
+
+def run_generate(job: Job, progress: Progress) -> None:
+    """Fill a generate job's batch, writing progress per chunk; audit what it made."""
+    batch = job.batch
+    if batch is None:
+        raise exc.RedemptionError("The job's batch no longer exists.")
+    p = job.params
+    shape = codes.make_shape(
+        algorithm=p["algorithm"],
+        length=p["length"],
+        prefix=p["prefix"],
+        include_check=p["includeCheck"],
+    )
+
+    def on_chunk(done: int) -> None:
+        Job.objects.filter(pk=job.pk).update(done=done)
+        progress(done, job.total)
+
+    actor = job_actor(job)
+    done = 0
+    try:
+        done = batch_fill(
+            batch=batch,
+            quantity=job.total,
+            state=p["state"],
+            custom_code_info=p["customCodeInfo"],
+            candidates=random_candidates(shape),
+            on_chunk=on_chunk,
+        )
+    except Exception:
+        done = Code.objects.filter(batch=batch).count()
+        _audit_generate(
+            actor=actor,
+            batch=batch,
+            count=done,
+            state=p["state"],
+            jobId=str(job.pk),
+            complete=False,
+        )
+        raise
+    _audit_generate(actor=actor, batch=batch, count=done, state=p["state"], jobId=str(job.pk))

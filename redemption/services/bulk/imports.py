@@ -1,0 +1,274 @@
+"""Import a CSV of codes into a personal code type as a job, reporting bad lines one by one."""
+
+import uuid
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from redemption import exceptions as exc
+from redemption.actors import Actor
+from redemption.db import code_inserts
+from redemption.models import Batch, Code, Job
+from redemption.services._common import audit, require_ops
+from redemption.services.bulk.csv_lines import LineError, is_header, parse_line
+from redemption.services.bulk.jobs import (
+    MAX_KEPT_LINE_ERRORS,
+    Progress,
+    job_actor,
+    job_create,
+    new_batch,
+)
+from redemption.services.bulk.options import code_type_for_new_codes
+
+# canonical -> (line number, display, state, customCodeInfo JSON)
+Pending = dict[str, tuple[int, str, str, str]]
+
+
+def job_import_start(*, actor: Actor, code_type_name: str, upload: bytes | BinaryIO | File) -> Job:
+    """Store an uploaded CSV and queue its import into a personal code type."""
+    require_ops(actor)
+    ct = code_type_for_new_codes(code_type_name)
+    now = timezone.now()
+    job_id = uuid.uuid4()
+    if isinstance(upload, bytes | bytearray):
+        content: File = ContentFile(bytes(upload))
+    elif isinstance(upload, File):
+        content = upload
+    else:
+        content = File(upload)
+    name = default_storage.save(f"imports/{job_id}.csv", content)
+    try:
+        with transaction.atomic():
+            batch = new_batch(ct=ct, kind=Batch.Kind.IMPORT, actor=actor, now=now)
+            job = job_create(
+                actor=actor,
+                ct=ct,
+                kind=Job.Kind.IMPORT,
+                params={},
+                now=now,
+                id=job_id,
+                batch=batch,
+                upload=name,
+            )
+    except BaseException:
+        default_storage.delete(name)
+        raise
+    return job
+
+
+def _count_lines(name: str) -> int:
+    lines, last = 0, b"\n"
+    with default_storage.open(name, "rb") as fh:
+        while block := fh.read(1 << 20):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (0 if last == b"\n" else 1)
+
+
+class _ImportRun:
+    """State of one import: counters, the first errors, and the chunk being built."""
+
+    def __init__(self, job: Job, batch: Batch, progress: Progress) -> None:
+        self.job = job
+        self.progress = progress
+        self.batch = batch
+        self.now = timezone.now()
+        self.errors: list[dict[str, Any]] = []
+        self.error_count = 0
+        self.summary = {
+            "imported": 0,
+            "duplicatesInFile": 0,
+            "duplicatesInDatabase": 0,
+            "invalid": 0,
+        }
+        self.chunk: Pending = {}
+        self.lines = 0
+
+    def error(self, line: int | None, scan: str | None, code: str, message: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_KEPT_LINE_ERRORS:
+            self.errors.append({"line": line, "scanCode": scan, "code": code, "message": message})
+
+    def invalid(self, line: int, scan: str | None, code: str, message: str) -> None:
+        self.summary["invalid"] += 1
+        self.error(line, scan, code, message)
+
+    def add_line(self, line_no: int, text: str) -> None:
+        parsed = parse_line(text)
+        if isinstance(parsed, LineError):
+            self.invalid(line_no, parsed.scan_code, parsed.code, parsed.message)
+            return
+        if parsed.canonical in self.chunk:
+            self.duplicate_in_file(line_no, parsed.display)
+            return
+        self.chunk[parsed.canonical] = (line_no, parsed.display, parsed.state, parsed.info_json)
+
+    def duplicate_in_file(self, line_no: int, shown: str | None) -> None:
+        self.summary["duplicatesInFile"] += 1
+        self.error(
+            line_no,
+            shown,
+            exc.CodeDuplicateError.code,
+            "This scan code appears earlier in the file.",
+        )
+
+    def duplicate_in_database(self, line_no: int, shown: str | None, shared: bool) -> None:
+        self.summary["duplicatesInDatabase"] += 1
+        message = (
+            "This scan code is the scan code of a shared code type."
+            if shared
+            else "A code with this scan code already exists."
+        )
+        self.error(line_no, shown, exc.CodeDuplicateError.code, message)
+
+    def flush(self) -> None:
+        """Commit the pending chunk and write progress to the job row."""
+        pending = self.chunk
+        self.chunk = {}
+        with transaction.atomic():
+            if pending:
+                self._insert(pending)
+            Job.objects.filter(pk=self.job.pk).update(
+                done=self.lines,
+                errors=self.errors,
+                error_count=self.error_count,
+                summary=self.summary,
+            )
+        self.progress(self.lines, self.job.total)
+
+    def _insert(self, pending: Pending) -> None:
+        if code_inserts.returns_inserted():
+            self._insert_then_classify(pending)
+            return
+        existing = {
+            canon: (batch_id, anchor)
+            for canon, batch_id, anchor in Code.objects.filter(
+                canonical__in=list(pending)
+            ).values_list("canonical", "batch_id", "is_shared_anchor")
+        }
+        fresh = []
+        for canon, (line_no, display, state, info_json) in pending.items():
+            if canon in existing:
+                batch_id, anchor = existing[canon]
+                if batch_id == self.batch.pk:
+                    self.duplicate_in_file(line_no, display)
+                else:
+                    self.duplicate_in_database(line_no, display, anchor)
+            else:
+                fresh.append((canon, line_no, display, state, info_json))
+        added = code_inserts.codes_insert(
+            [(display, canon, state, info_json) for canon, _, display, state, info_json in fresh],
+            code_type_id=self.batch.code_type_id,
+            batch_id=self.batch.pk,
+            now=self.now,
+        )
+        if added < len(fresh):
+            # Someone inserted some of these between our look-up and our insert.
+            taken = set(
+                Code.objects.filter(canonical__in=[f[0] for f in fresh])
+                .exclude(batch=self.batch)
+                .values_list("canonical", flat=True)
+            )
+            for canon, line_no, display, _, _ in fresh:
+                if canon in taken:
+                    self.duplicate_in_database(line_no, display, False)
+        self.summary["imported"] += added
+
+    def _insert_then_classify(self, pending: Pending) -> None:
+        """Insert the chunk; look up only the codes the unique index turned away.
+
+        An import of fresh codes then costs no duplicate query at all.
+        """
+        inserted = code_inserts.codes_insert_returning(
+            [(display, canon, state, info) for canon, (_, display, state, info) in pending.items()],
+            code_type_id=self.batch.code_type_id,
+            batch_id=self.batch.pk,
+            now=self.now,
+        )
+        self.summary["imported"] += len(inserted)
+        refused = [canon for canon in pending if canon not in inserted]
+        if not refused:
+            return
+        owners = {
+            canon: (batch_id, anchor)
+            for canon, batch_id, anchor in Code.objects.filter(canonical__in=refused).values_list(
+                "canonical", "batch_id", "is_shared_anchor"
+            )
+        }
+        for canon in refused:
+            line_no, display, _, _ = pending[canon]
+            batch_id, anchor = owners.get(canon, (None, False))
+            if batch_id == self.batch.pk:
+                self.duplicate_in_file(line_no, display)
+            else:
+                self.duplicate_in_database(line_no, display, anchor)
+
+
+def _decoded_lines(name: str, run: _ImportRun) -> Iterator[tuple[int, str]]:
+    """Yield (line number, text) for each physical line; undecodable lines become errors."""
+    with default_storage.open(name, "rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                run.invalid(
+                    line_no, None, exc.InvalidParameterError.code, "The line is not UTF-8 text."
+                )
+                run.lines = line_no
+                continue
+            if line_no == 1:
+                text = text.removeprefix("\ufeff")
+            yield line_no, text.rstrip("\r\n")
+
+
+def run_import(job: Job, progress: Progress) -> None:
+    """Import the job's uploaded file chunk by chunk, then delete the file."""
+    batch = job.batch
+    if batch is None:
+        raise exc.RedemptionError("The job's batch no longer exists.")
+    if not job.upload or not default_storage.exists(job.upload):
+        raise exc.RedemptionError("The uploaded file is missing.")
+    total = _count_lines(job.upload)
+    Job.objects.filter(pk=job.pk).update(total=total)
+    job.total = total
+    run = _ImportRun(job, batch, progress)
+    chunk_size = max(1, settings.JOB_BATCH_SIZE)
+    records = 0
+    first = True
+    try:
+        since_flush = 0
+        for line_no, text in _decoded_lines(job.upload, run):
+            run.lines = line_no
+            since_flush += 1
+            if text.strip():
+                header, first = first and is_header(text), False
+                if header:
+                    continue
+                records += 1
+                run.add_line(line_no, text)
+            if len(run.chunk) >= chunk_size or since_flush >= chunk_size:
+                run.flush()
+                since_flush = 0
+        run.lines = total = max(total, run.lines)
+        if not records and not run.error_count:
+            run.error(
+                None, None, exc.InvalidParameterError.code, "The file has no codes to import."
+            )
+        run.flush()
+    finally:
+        Batch.objects.filter(pk=batch.pk).update(quantity=run.summary["imported"])
+        Job.objects.filter(pk=job.pk).update(total=total, done=run.lines)
+        audit(
+            actor=job_actor(job),
+            action="codes.import",
+            code_type_name=job.code_type_name,
+            target_id=str(batch.pk),
+            details={"jobId": str(job.pk), "errors": run.error_count, **run.summary},
+        )
+    default_storage.delete(job.upload)

@@ -1,0 +1,131 @@
+"""Checks on a generation request: quantity, initial state, code shape, type and code space."""
+
+from typing import Any
+
+from django.db.models import Sum
+
+from redemption import codes
+from redemption import exceptions as exc
+from redemption.actors import Actor
+from redemption.models import INITIAL_STATES, Batch, CodeType, State
+from redemption.services._common import check_json_object, get_code_type, require_ops
+
+MAX_INLINE_QUANTITY = 1_000
+MAX_JOB_QUANTITY = 10_000_000
+# `algorithmDetails` keys. `length` lives here (not at the top level) to keep the brainCloud
+# request shape: {algorithmName, algorithmDetails}. It counts the check character, if any.
+ALGORITHM_DETAIL_KEYS = frozenset({"includeCheck", "length"})
+
+
+def check_quantity(quantity: Any, limit: int) -> int:
+    """Return `quantity` if it is a whole number from 1 to `limit`, else raise."""
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= limit:
+        raise exc.invalid_fields({"quantity": f"must be a whole number from 1 to {limit:,}"})
+    return quantity
+
+
+def check_initial_state(state: Any) -> str:
+    """Return the state new codes start in: Inactive (the default) or Available."""
+    if state is None:
+        return State.INACTIVE
+    if state not in INITIAL_STATES:
+        raise exc.invalid_fields({"codeState": "must be Inactive or Available"})
+    return str(state)
+
+
+def shape_from_options(*, prefix: Any, algorithm: Any, algorithm_details: Any) -> codes.CodeShape:
+    """Validate algorithmName, prefix and algorithmDetails and return the code shape."""
+    if algorithm is not None and not isinstance(algorithm, str):
+        raise exc.invalid_fields({"algorithmName": "must be a string"})
+    if prefix is not None and not isinstance(prefix, str):
+        raise exc.invalid_fields({"prefix": "must be a string"})
+    details = {} if algorithm_details is None else algorithm_details
+    if not isinstance(details, dict):
+        raise exc.invalid_fields({"algorithmDetails": "must be an object"})
+    unknown = sorted(set(details) - ALGORITHM_DETAIL_KEYS)
+    if unknown:
+        raise exc.invalid_fields(
+            {
+                f"algorithmDetails.{k}": "unknown field (allowed: includeCheck, length)"
+                for k in unknown
+            }
+        )
+    include_check = details.get("includeCheck", False)
+    if not isinstance(include_check, bool):
+        raise exc.invalid_fields({"algorithmDetails.includeCheck": "must be true or false"})
+    length = details.get("length")
+    if length is not None and (isinstance(length, bool) or not isinstance(length, int)):
+        raise exc.invalid_fields({"algorithmDetails.length": "must be a whole number"})
+    try:
+        shape = codes.make_shape(
+            algorithm=algorithm, length=length, prefix=prefix, include_check=include_check
+        )
+    except ValueError as err:
+        field, _, message = str(err).partition(": ")
+        field = "algorithmDetails.length" if field == "length" else field
+        raise exc.invalid_fields({field: message}) from None
+    if length is not None and length != shape.length:
+        raise exc.invalid_fields(
+            {"algorithmDetails.length": f"{shape.algorithm} codes are always {shape.length} long"}
+        )
+    return shape
+
+
+def code_type_for_new_codes(name: str) -> CodeType:
+    """The enabled personal code type that generated or imported codes go into."""
+    ct = get_code_type(name)
+    if ct.is_shared:
+        raise exc.TypeMustBeSingleUseError()
+    if ct.is_disabled:
+        raise exc.CodeTypeDisabledError()
+    return ct
+
+
+def already_issued(shape: codes.CodeShape) -> int:
+    """How many codes of this shape (algorithm, length, prefix, check) were ever generated."""
+    rows = (
+        Batch.objects.filter(
+            kind=Batch.Kind.GENERATE,
+            algorithm=shape.algorithm,
+            length=shape.length,
+            include_check=shape.include_check,
+        )
+        .values("prefix")
+        .annotate(n=Sum("quantity"))
+        .order_by()
+    )
+    # Prefixes are stored in display form; "AB-C" and "ABC" share one canonical space.
+    return sum(r["n"] or 0 for r in rows if codes.canonical(r["prefix"]) == shape.prefix_canonical)
+
+
+def check_feasible(shape: codes.CodeShape, quantity: int) -> None:
+    """Refuse a quantity that would use too much of the shape's code space."""
+    issued = already_issued(shape)
+    if not codes.feasible(shape, quantity=quantity, already_issued=issued):
+        largest = max(0, (shape.space - issued) // codes.SPACE_SAFETY_FACTOR)
+        raise exc.InsufficientCodeSpaceError(details={"quantity": quantity, "maxQuantity": largest})
+
+
+def prepare_generation(
+    *,
+    actor: Actor,
+    code_type_name: str,
+    quantity: Any,
+    limit: int,
+    state: Any,
+    custom_code_info: Any,
+    prefix: Any,
+    algorithm: Any,
+    algorithm_details: Any,
+) -> tuple[CodeType, int, str, dict[str, Any], codes.CodeShape]:
+    """Check a generation request; return its type, quantity, state, info and code shape."""
+    require_ops(actor)
+    quantity = check_quantity(quantity, limit)
+    state = check_initial_state(state)
+    info = check_json_object(custom_code_info, "customCodeInfo")
+    shape = shape_from_options(
+        prefix=prefix, algorithm=algorithm, algorithm_details=algorithm_details
+    )
+    ct = code_type_for_new_codes(code_type_name)
+    check_feasible(shape, quantity)
+    return ct, quantity, state, info, shape

@@ -1,0 +1,208 @@
+"""Delete all or reset all codes of a type in chosen states, as a job, in locked batches.
+
+The request must name the states and repeat the type's name exactly; a preview counts what
+each state holds. Shared types have no codes to delete: their per-profile redemptions go.
+"""
+
+import time
+from collections import Counter
+from typing import Any
+
+from django.conf import settings
+from django.db import OperationalError, transaction
+from django.db.models import Count, F, QuerySet
+from django.utils import timezone
+
+from redemption import exceptions as exc
+from redemption.actors import Actor
+from redemption.models import (
+    INITIAL_STATES,
+    STATE_ORDER,
+    Attempt,
+    Code,
+    CodeType,
+    Job,
+    SharedRedemption,
+    State,
+)
+from redemption.services._common import audit, get_code_type, require_ops
+from redemption.services.bulk.jobs import Progress, job_actor, job_create
+
+_DEADLOCK_RETRIES = 3
+_SLOT_STATES = (State.REDEEMED, State.IN_PROGRESS)
+
+
+def delete_reset_preview(*, code_type_name: str) -> dict[str, int]:
+    """Per-state counts of a type's codes (shared redemptions for a shared type), one query."""
+    ct = get_code_type(code_type_name)
+    counts = dict.fromkeys(STATE_ORDER, 0)
+    for row in _records_of(ct).values("state").annotate(n=Count("*")).order_by():
+        counts[row["state"]] = row["n"]
+    return counts
+
+
+def _records_of(ct: CodeType) -> QuerySet[Any]:
+    if ct.is_shared:
+        return SharedRedemption.objects.filter(code_type=ct)
+    return Code.objects.filter(code_type=ct, is_shared_anchor=False)
+
+
+def _check_bulk_request(
+    ct: CodeType, *, states: Any, confirm_name: Any, to_state: Any = None, reset: bool = False
+) -> list[str]:
+    errors: dict[str, str] = {}
+    if not isinstance(confirm_name, str) or confirm_name != ct.name:
+        errors["confirm"] = "type the code type's name exactly to confirm"
+    if (
+        not isinstance(states, list | tuple)
+        or not states
+        or any(s not in STATE_ORDER for s in states)
+    ):
+        errors["states"] = f"choose one or more of {', '.join(STATE_ORDER)}"
+    if reset and to_state not in INITIAL_STATES:
+        errors["toState"] = "must be Inactive or Available"
+    if errors:
+        raise exc.invalid_fields(errors)
+    return [s for s in STATE_ORDER if s in states]
+
+
+def job_delete_codes_start(
+    *, actor: Actor, code_type_name: str, states: list[str], confirm_name: str
+) -> Job:
+    """Queue the deletion of every code of a type in the given states."""
+    require_ops(actor)
+    ct = get_code_type(code_type_name)
+    chosen = _check_bulk_request(ct, states=states, confirm_name=confirm_name)
+    return _start(actor=actor, ct=ct, kind=Job.Kind.DELETE_CODES, params={"states": chosen})
+
+
+def job_reset_codes_start(
+    *, actor: Actor, code_type_name: str, states: list[str], to_state: str, confirm_name: str
+) -> Job:
+    """Queue the reset of every code of a type in the given states to Inactive or Available."""
+    require_ops(actor)
+    ct = get_code_type(code_type_name)
+    chosen = _check_bulk_request(
+        ct, states=states, confirm_name=confirm_name, to_state=to_state, reset=True
+    )
+    return _start(
+        actor=actor,
+        ct=ct,
+        kind=Job.Kind.RESET_CODES,
+        params={"states": chosen, "toState": to_state},
+    )
+
+
+def _start(*, actor: Actor, ct: CodeType, kind: str, params: dict[str, Any]) -> Job:
+    with transaction.atomic():
+        return job_create(actor=actor, ct=ct, kind=kind, params=params, now=timezone.now())
+
+
+def run_delete_or_reset(job: Job, progress: Progress) -> None:
+    """Delete or reset the job's records batch by batch; audit what was done, even on failure."""
+    ct = job.code_type
+    if ct is None:
+        raise exc.CodeTypeNotFoundError(details={"codeType": job.code_type_name})
+    states: list[str] = job.params["states"]
+    to_state: str | None = job.params.get("toState")
+    base = _records_of(ct).filter(state__in=states)
+    total = base.count()
+    Job.objects.filter(pk=job.pk).update(total=total)
+    job.total = total
+    counts: Counter[str] = Counter()
+    last: Any = None
+    complete = False
+    try:
+        while True:
+            for attempt in range(_DEADLOCK_RETRIES):
+                try:
+                    with transaction.atomic():
+                        rows = _process_batch(ct=ct, base=base, last=last, to_state=to_state)
+                        if rows:
+                            counts.update(state for _, state in rows)
+                            Job.objects.filter(pk=job.pk).update(done=sum(counts.values()))
+                    break
+                except OperationalError:
+                    # PostgreSQL breaks a deadlock with a concurrent redeem by failing one side.
+                    if attempt == _DEADLOCK_RETRIES - 1:
+                        raise
+                    time.sleep(0.1 * (attempt + 1))
+            if not rows:
+                break
+            last = rows[-1][0]
+            progress(sum(counts.values()), total)
+        complete = True
+    finally:
+        done = sum(counts.values())
+        # Rows can change while the job runs; a finished job reports what it did.
+        Job.objects.filter(pk=job.pk).update(
+            done=done, total=done if complete else max(total, done)
+        )
+        details: dict[str, Any] = {
+            "jobId": str(job.pk),
+            "states": states,
+            "counts": {s: counts[s] for s in states},
+            "total": done,
+            "complete": complete,
+        }
+        if to_state:
+            details["toState"] = to_state
+        if ct.is_shared:
+            details["sharedRedemptions"] = True
+        audit(
+            actor=job_actor(job),
+            action="codes.reset_all" if job.kind == Job.Kind.RESET_CODES else "codes.delete_all",
+            code_type_name=ct.name,
+            target_id=str(ct.pk),
+            details=details,
+        )
+
+
+def _process_batch(
+    *, ct: CodeType, base: QuerySet[Any], last: Any, to_state: str | None
+) -> list[tuple[Any, str]]:
+    """Lock the next batch of matching rows by key, then delete or reset them; return them."""
+    page = base if last is None else base.filter(pk__gt=last)
+    rows = list(
+        page.select_for_update()
+        .order_by("pk")
+        .values_list("pk", "state")[: settings.JOB_BATCH_SIZE]
+    )
+    if not rows:
+        return rows
+    ids = [pk for pk, _ in rows]
+    now = timezone.now()
+    if ct.is_shared:
+        # A shared code's per-profile records are deleted both by "delete" and by "reset":
+        # with no record the profile may redeem again, which is what a reset means for them.
+        Attempt.objects.filter(shared_id__in=ids).delete()
+        _raw_delete(SharedRedemption.objects.filter(pk__in=ids))
+        # Lock the type after the records (the order fulfilment uses), then recount the slots.
+        CodeType.objects.select_for_update().filter(pk=ct.pk).values_list("pk", flat=True).first()
+        held = SharedRedemption.objects.filter(code_type=ct, state__in=_SLOT_STATES).count()
+        CodeType.objects.filter(pk=ct.pk).update(redemption_count=held)
+        return rows
+    Attempt.objects.filter(code_id__in=ids).delete()
+    codes_qs = Code.objects.filter(pk__in=ids)
+    if to_state is None:
+        _raw_delete(codes_qs)
+    else:
+        codes_qs.update(
+            state=to_state,
+            redeemed_by_profile_id=None,
+            redeemed_by_profile_name=None,
+            redeemed_at=None,
+            custom_redemption_info={},
+            invalidated_at=None,
+            invalidation_reason=None,
+            current_attempt=0,
+            activated_at=now if to_state == State.AVAILABLE else None,
+            version=F("version") + 1,
+            updated_at=now,
+        )
+    return rows
+
+
+def _raw_delete(qs: QuerySet[Any]) -> int:
+    """One DELETE statement; the caller already removed the attempts that would cascade."""
+    return qs._raw_delete(qs.db)
