@@ -10,7 +10,7 @@ from django.db.models import Count
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from redemption import counts
+from redemption.db import counts
 from redemption.models import (
     STATE_ORDER,
     Attempt,

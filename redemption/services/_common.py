@@ -7,8 +7,8 @@ from uuid import UUID
 
 from django.utils import timezone
 
-from redemption import codes, permissions, selectors
 from redemption import exceptions as exc
+from redemption import permissions
 from redemption.actors import Actor
 from redemption.db import claims
 from redemption.models import AuditEvent, Code, CodeType, SharedRedemption
@@ -78,12 +78,6 @@ def require_ops(actor: Actor) -> None:
 
 def require_support(actor: Actor) -> None:
     require(actor, permissions.SUPPORT)
-
-
-# Old names kept for callers not yet moved (services/bulk.py): the lookups live in selectors,
-# the scan-code rule in codes.
-get_code_type = selectors.code_type_get
-canonical_or_error = codes.canonical_or_error
 
 
 # A personal code, or one profile's redemption of a shared code type: what attempts belong to.

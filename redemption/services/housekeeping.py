@@ -5,8 +5,9 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from redemption import counts, ratelimit
+from redemption import ratelimit
 from redemption.api import idempotency
+from redemption.db import counts
 from redemption.services import sweep_timeouts
 
 

@@ -10,8 +10,9 @@ from typing import NamedTuple
 
 from redemption import codes
 from redemption import exceptions as exc
+from redemption.codes import MAX_DISPLAY
 from redemption.models import State
-from redemption.services._common import MAX_DISPLAY, MAX_JSON_BYTES
+from redemption.services._common import MAX_JSON_BYTES
 
 HEADER_NAMES = frozenset({"scancode", "scan_code", "scan code"})
 _STATE_NAMES = {s.lower(): s for s in (State.INACTIVE.value, State.AVAILABLE.value)}

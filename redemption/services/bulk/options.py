@@ -8,7 +8,8 @@ from redemption import codes
 from redemption import exceptions as exc
 from redemption.actors import Actor
 from redemption.models import INITIAL_STATES, Batch, CodeType, State
-from redemption.services._common import check_json_object, get_code_type, require_ops
+from redemption.selectors import code_type_get
+from redemption.services._common import check_json_object, require_ops
 
 MAX_INLINE_QUANTITY = 1_000
 MAX_JOB_QUANTITY = 10_000_000
@@ -73,7 +74,7 @@ def shape_from_options(*, prefix: Any, algorithm: Any, algorithm_details: Any) -
 
 def code_type_for_new_codes(name: str) -> CodeType:
     """The enabled personal code type that generated or imported codes go into."""
-    ct = get_code_type(name)
+    ct = code_type_get(name)
     if ct.is_shared:
         raise exc.TypeMustBeSingleUseError()
     if ct.is_disabled:

@@ -25,7 +25,8 @@ from redemption.models import (
     SharedRedemption,
     State,
 )
-from redemption.services._common import audit, get_code_type, require_ops
+from redemption.selectors import code_type_get
+from redemption.services._common import audit, require_ops
 from redemption.services.bulk.jobs import Progress, job_actor, job_create
 
 _DEADLOCK_RETRIES = 3
@@ -34,7 +35,7 @@ _SLOT_STATES = (State.REDEEMED, State.IN_PROGRESS)
 
 def delete_reset_preview(*, code_type_name: str) -> dict[str, int]:
     """Per-state counts of a type's codes (shared redemptions for a shared type), one query."""
-    ct = get_code_type(code_type_name)
+    ct = code_type_get(code_type_name)
     counts = dict.fromkeys(STATE_ORDER, 0)
     for row in _records_of(ct).values("state").annotate(n=Count("*")).order_by():
         counts[row["state"]] = row["n"]
@@ -71,7 +72,7 @@ def job_delete_codes_start(
 ) -> Job:
     """Queue the deletion of every code of a type in the given states."""
     require_ops(actor)
-    ct = get_code_type(code_type_name)
+    ct = code_type_get(code_type_name)
     chosen = _check_bulk_request(ct, states=states, confirm_name=confirm_name)
     return _start(actor=actor, ct=ct, kind=Job.Kind.DELETE_CODES, params={"states": chosen})
 
@@ -81,7 +82,7 @@ def job_reset_codes_start(
 ) -> Job:
     """Queue the reset of every code of a type in the given states to Inactive or Available."""
     require_ops(actor)
-    ct = get_code_type(code_type_name)
+    ct = code_type_get(code_type_name)
     chosen = _check_bulk_request(
         ct, states=states, confirm_name=confirm_name, to_state=to_state, reset=True
     )
