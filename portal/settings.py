@@ -102,7 +102,6 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     }
     _db.setdefault("TEST", {})["NAME"] = str(VAR_DIR / "test.sqlite3")  # a file: threads share it
 DATABASES = {"default": _db}
-IS_POSTGRES = _db["ENGINE"].endswith("postgresql")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache: local memory unless CACHE_URL points at Redis (shared rate limits across hosts).

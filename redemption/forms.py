@@ -251,7 +251,7 @@ class OptionalReasonForm(ReasonForm):
 
 
 class BulkCodesForm(forms.Form):
-    """Delete or reset every code of a type in the chosen states (SPEC §7.3)."""
+    """Delete or reset every code of a type in the chosen states, confirmed by its typed name."""
 
     states = forms.MultipleChoiceField(
         choices=STATE_CHOICES,

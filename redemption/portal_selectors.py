@@ -110,9 +110,9 @@ ForeignKey.register_lookup(AnyOf)
 def of_type(model: Any, code_type: CodeType) -> QuerySet[Any]:
     """Rows of one code type, filtered so a keyset page walks the (code_type, id) index.
 
-    With 10M codes of one type created after 2M of others, `code_type_id = 3 ORDER BY id`
-    scanned the primary key past the 2M (410 ms); `= ANY('{3}') ORDER BY code_type_id, id`
-    reads 51 index entries (0.1 ms).
+    On PostgreSQL a plain `code_type_id = x ORDER BY id` lets the planner fold the equality
+    away and walk the primary key, skipping every row of older types; `= ANY(array)` keeps it
+    an index condition on (code_type, id).
     """
     if connection.vendor == "postgresql":
         return model.objects.filter(code_type__anyof=[code_type.pk])

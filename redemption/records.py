@@ -1,4 +1,4 @@
-"""JSON shapes of SPEC §3.2: code types, code records, attempts and audit events."""
+"""JSON shapes the API answers with: code types, code records, attempts, audit events, jobs."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -111,7 +111,7 @@ def audit_record(e: AuditEvent) -> dict[str, Any]:
 
 
 def job_record(job: Any) -> dict[str, Any]:
-    """JSON shape of a background job (SPEC §5); resultUrl only for a succeeded generate job."""
+    """JSON shape of a background job; resultUrl only for a succeeded generate job."""
     result_url = None
     if job.kind == "generate" and job.status == "succeeded":
         result_url = f"/api/v1/server/jobs/{job.pk}/result.csv"

@@ -23,7 +23,7 @@ ANN = Profile("p-ann", "Ann")
 BOB = Profile("p-bob", "Bob")
 DONE = {"success": True, "complete": True}
 ACCEPTED = {"success": True, "complete": False}
-SPEC_PAYLOAD_KEYS = {
+DOCUMENTED_PAYLOAD_KEYS = {
     "operation",
     "scanCode",
     "redemptionCodeId",

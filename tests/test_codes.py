@@ -1,4 +1,4 @@
-"""Scan-code rules (SPEC §3.3): canonical form, generators, check character."""
+"""Scan-code rules: canonical form, generators, check character."""
 
 import re
 import string

@@ -13,7 +13,7 @@ from tests.fulfilment import (
     ACCEPTED,
     ANN,
     DONE,
-    SPEC_PAYLOAD_KEYS,
+    DOCUMENTED_PAYLOAD_KEYS,
     SYSTEM,
     TX,
     add_code,
@@ -163,7 +163,7 @@ def test_the_payload_has_exactly_the_fields_of_the_spec(shared, webhook):
 
     [seen] = webhook.seen
     body = seen.json
-    assert set(body) == SPEC_PAYLOAD_KEYS
+    assert set(body) == DOCUMENTED_PAYLOAD_KEYS
     record = code or SharedRedemption.objects.get(code_type=ct, profile_id=ANN.id)
     assert body == {
         "operation": "redeem",

@@ -1,4 +1,4 @@
-"""Scale-out at small scale (SPEC §9): two app servers and two task workers, one database.
+"""Scale-out at small scale: two app servers and two task workers, one database.
 
 Two gunicorn processes and two `manage.py db_worker` processes run against the test database
 (PostgreSQL, or the SQLite test file in WAL mode). Redeems of the same codes race through both

@@ -1,4 +1,4 @@
-"""Service rules of SPEC §3-§4 that are not state transitions."""
+"""Service rules that are not state transitions: names, windows, caps, inputs."""
 
 from datetime import timedelta
 

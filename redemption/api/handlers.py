@@ -1,20 +1,19 @@
 """Thin JSON handlers: translate one validated call into one service or selector call."""
 
-import csv
 import re
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseBase
 from django.urls import reverse
 
 from redemption import exceptions as exc
 from redemption import records, selectors, services
 from redemption.actors import Profile
 from redemption.api.errors import JSON, json_response
-from redemption.api.spec import CSV, Call
+from redemption.api.spec import Call
 from redemption.api.validation import CODE_TYPE_PATTERN, text_ok
+from redemption.csv_out import csv_download
 from redemption.models import UseType
 from redemption.records import attempt_record, audit_record, code_record, code_type_record, ts
 from redemption.services import bulk
@@ -258,25 +257,10 @@ def job_get(call: Call) -> HttpResponse:
     return json_response(records.job_record(bulk.job_get(_job_id(call.path["jobId"]))))
 
 
-class _Line:
-    """A write-only file that hands back the last line the csv writer produced."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
 def job_result(call: Call) -> HttpResponseBase:
     job = bulk.job_get(_job_id(call.path["jobId"]))
     rows = bulk.job_result_rows(job)  # raises before streaming starts when there is no result
-    writer = csv.writer(_Line())
-
-    def lines() -> Iterator[bytes]:
-        for row in rows:
-            yield writer.writerow(row).encode()
-
-    response = StreamingHttpResponse(lines(), content_type=f"{CSV}; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="job-{job.pk}.csv"'
-    return response
+    return csv_download(rows, f"job-{job.pk}.csv")
 
 
 def async_response(call: Call) -> HttpResponse:

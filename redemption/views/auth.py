@@ -1,4 +1,4 @@
-"""Staff sign-in throttled against password guessing (SPEC §8), and password change."""
+"""Staff sign-in throttled against password guessing, and password change."""
 
 import hashlib
 import math

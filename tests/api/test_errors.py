@@ -59,7 +59,7 @@ REQUEST_TOO_LARGE 40830 413
 METHOD_NOT_ALLOWED 40831 405
 SERVICE_UNAVAILABLE 40832 503
 """
-SPEC = {
+CATALOGUE = {
     code: (int(reason), int(status))
     for code, reason, status in (line.split() for line in CATALOGUE.strip().splitlines())
 }
@@ -77,8 +77,8 @@ def _envelope(response) -> tuple[int, str, int, dict]:
 def test_every_error_of_the_catalogue_maps_to_its_status_and_reason_code():
     by_code = {cls.code: cls for cls in exc.ALL_ERRORS}
 
-    assert set(SPEC) <= set(by_code)
-    for code, (reason, status) in SPEC.items():
+    assert set(CATALOGUE) <= set(by_code)
+    for code, (reason, status) in CATALOGUE.items():
         assert _envelope(error_response(by_code[code]()))[:3] == (status, code, reason)
 
 
