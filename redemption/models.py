@@ -111,6 +111,11 @@ _SOURCES: dict[tuple[State, bool, Move | None], frozenset[State]] = {
 }
 
 
+# A shared code type's cap (maxRedemptions) counts these records; a Failed attempt gives its
+# slot back.
+SLOT_STATES = frozenset({State.REDEEMED, State.IN_PROGRESS})
+
+
 class UseType(models.TextChoices):
     SINGLE = "SINGLE", "Personal (single use)"
     MULTI = "MULTI", "Shared (multi use)"

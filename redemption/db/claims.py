@@ -1,7 +1,7 @@
 """Row locks and conditional UPDATEs: the only place the services build either.
 
-Two exceptions remain: the reset-all/delete-all batches of services/bulk.py (to move here)
-and the API's idempotency records (api/idempotency.py).
+One exception remains: the API's idempotency records (api/idempotency.py), whose
+conditional updates concern HTTP requests rather than the redemption domain.
 
 A conditional UPDATE moves a row only from the states the transition tables in models.py
 allow (`sources_of`); its row count tells the caller whether it won. A row lock
@@ -17,11 +17,12 @@ from typing import Any
 from uuid import UUID
 
 from django.db import connection
-from django.db.models import F, Model, Q
+from django.db.models import F, Model, Q, QuerySet
 
 from redemption.actors import Profile
 from redemption.db.names import column, field, table
 from redemption.models import (
+    SLOT_STATES,
     Attempt,
     Code,
     CodeType,
@@ -192,6 +193,38 @@ def codes_reset(*, ids: Collection[UUID], to_state: str, now: datetime) -> int:
         version=F("version") + 1,
         updated_at=now,
     )
+
+
+def records_lock_batch(records: QuerySet[Any], *, after: Any, limit: int) -> list[tuple[Any, str]]:
+    """Lock the next `limit` rows of `records` after key `after`, in key order (deadlock-safe
+    against other batch walkers); return their (pk, state)."""
+    page = records if after is None else records.filter(pk__gt=after)
+    return list(page.select_for_update().order_by("pk").values_list("pk", "state")[:limit])
+
+
+def codes_delete(*, ids: Collection[UUID]) -> int:
+    """Delete personal codes (the caller holds their locks) and their attempts; return how many."""
+    Attempt.objects.filter(code_id__in=ids).delete()
+    return _raw_delete(Code.objects.filter(pk__in=ids))
+
+
+def shared_redemptions_delete(*, ids: Collection[UUID], code_type_id: int) -> int:
+    """Delete shared redemptions of one type (the caller holds their locks) and their attempts,
+    then recount the type's held slots; return how many were deleted."""
+    Attempt.objects.filter(shared_id__in=ids).delete()
+    deleted = _raw_delete(SharedRedemption.objects.filter(pk__in=ids))
+    # Lock the type after the records (the order fulfilment uses), then recount the slots.
+    CodeType.objects.select_for_update().filter(pk=code_type_id).values_list(
+        "pk", flat=True
+    ).first()
+    held = SharedRedemption.objects.filter(code_type_id=code_type_id, state__in=SLOT_STATES).count()
+    CodeType.objects.filter(pk=code_type_id).update(redemption_count=held)
+    return deleted
+
+
+def _raw_delete(qs: QuerySet[Any]) -> int:
+    """One DELETE statement; the caller already removed the attempts that would cascade."""
+    return qs._raw_delete(qs.db)
 
 
 def code_type_take_slot(*, code_type_id: int, now: datetime) -> int:

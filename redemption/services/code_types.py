@@ -13,7 +13,7 @@ from redemption import codes, selectors
 from redemption import exceptions as exc
 from redemption.actors import Actor
 from redemption.db import claims
-from redemption.models import Code, CodeType, SharedRedemption, State, UseType
+from redemption.models import SLOT_STATES, Code, CodeType, SharedRedemption, State, UseType
 from redemption.services._common import audit, check_json_object, require_ops
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -285,7 +285,7 @@ def shared_redemption_delete(*, actor: Actor, code_type_name: str, profile_id: s
         sr = SharedRedemption.objects.filter(code_type=ct, profile_id=profile_id).first()
         if sr is None:
             raise exc.CodeNotFoundError("That profile has not redeemed this shared code.")
-        held_slot = sr.state in {State.REDEEMED, State.IN_PROGRESS}
+        held_slot = sr.state in SLOT_STATES
         sr.delete()
         if held_slot:
             claims.code_type_give_slot_back(code_type_id=ct.pk)

@@ -10,27 +10,25 @@ from typing import Any
 
 from django.conf import settings
 from django.db import OperationalError, transaction
-from django.db.models import Count, F, QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from redemption import exceptions as exc
 from redemption.actors import Actor
+from redemption.db import claims
 from redemption.models import (
     INITIAL_STATES,
     STATE_ORDER,
-    Attempt,
     Code,
     CodeType,
     Job,
     SharedRedemption,
-    State,
 )
 from redemption.selectors import code_type_get
 from redemption.services._common import audit, require_ops
 from redemption.services.bulk.jobs import Progress, job_actor, job_create
 
 _DEADLOCK_RETRIES = 3
-_SLOT_STATES = (State.REDEEMED, State.IN_PROGRESS)
 
 
 def delete_reset_preview(*, code_type_name: str) -> dict[str, int]:
@@ -163,47 +161,16 @@ def _process_batch(
     *, ct: CodeType, base: QuerySet[Any], last: Any, to_state: str | None
 ) -> list[tuple[Any, str]]:
     """Lock the next batch of matching rows by key, then delete or reset them; return them."""
-    page = base if last is None else base.filter(pk__gt=last)
-    rows = list(
-        page.select_for_update()
-        .order_by("pk")
-        .values_list("pk", "state")[: settings.JOB_BATCH_SIZE]
-    )
+    rows = claims.records_lock_batch(base, after=last, limit=settings.JOB_BATCH_SIZE)
     if not rows:
         return rows
     ids = [pk for pk, _ in rows]
-    now = timezone.now()
     if ct.is_shared:
         # A shared code's per-profile records are deleted both by "delete" and by "reset":
         # with no record the profile may redeem again, which is what a reset means for them.
-        Attempt.objects.filter(shared_id__in=ids).delete()
-        _raw_delete(SharedRedemption.objects.filter(pk__in=ids))
-        # Lock the type after the records (the order fulfilment uses), then recount the slots.
-        CodeType.objects.select_for_update().filter(pk=ct.pk).values_list("pk", flat=True).first()
-        held = SharedRedemption.objects.filter(code_type=ct, state__in=_SLOT_STATES).count()
-        CodeType.objects.filter(pk=ct.pk).update(redemption_count=held)
-        return rows
-    Attempt.objects.filter(code_id__in=ids).delete()
-    codes_qs = Code.objects.filter(pk__in=ids)
-    if to_state is None:
-        _raw_delete(codes_qs)
+        claims.shared_redemptions_delete(ids=ids, code_type_id=ct.pk)
+    elif to_state is None:
+        claims.codes_delete(ids=ids)
     else:
-        codes_qs.update(
-            state=to_state,
-            redeemed_by_profile_id=None,
-            redeemed_by_profile_name=None,
-            redeemed_at=None,
-            custom_redemption_info={},
-            invalidated_at=None,
-            invalidation_reason=None,
-            current_attempt=0,
-            activated_at=now if to_state == State.AVAILABLE else None,
-            version=F("version") + 1,
-            updated_at=now,
-        )
+        claims.codes_reset(ids=ids, to_state=to_state, now=timezone.now())
     return rows
-
-
-def _raw_delete(qs: QuerySet[Any]) -> int:
-    """One DELETE statement; the caller already removed the attempts that would cascade."""
-    return qs._raw_delete(qs.db)
