@@ -73,7 +73,7 @@ def scale(b: Bench) -> None:
     from django.test import Client
     from django.urls import reverse
 
-    from redemption import portal_selectors, selectors
+    from redemption import selectors
     from redemption.filters import CodeFilter
     from redemption.models import Code, CodeType
     from redemption.views.design import PER_PAGE
@@ -148,14 +148,14 @@ def scale(b: Bench) -> None:
 
     # A type's code list: what the type page runs (CodeFilter + keyset_page, 50 per page).
     log("scale: code list pages")
-    base = CodeFilter(QueryDict(""), queryset=portal_selectors.codes_filtered(ct)).qs
+    base = CodeFilter(QueryDict(""), queryset=selectors.codes_filtered(ct)).qs
     cursor = str(base.order_by("pk").values_list("pk", flat=True)[(PAGE - 1) * PER_PAGE - 1])
 
     def first_page():
-        return portal_selectors.keyset_page(base, per_page=PER_PAGE)
+        return selectors.keyset_page(base, per_page=PER_PAGE)
 
     def far_page():
-        return portal_selectors.keyset_page(base, after=cursor, per_page=PER_PAGE)
+        return selectors.keyset_page(base, after=cursor, per_page=PER_PAGE)
 
     def far_offset():
         return list(base.order_by("pk")[(PAGE - 1) * PER_PAGE : PAGE * PER_PAGE])

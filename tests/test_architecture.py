@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 
 APP = Path(__file__).resolve().parent.parent / "redemption"
-# Packages whose modules must lie on no import cycle. The rest of the app follows once its own
-# cycles are untangled; then this becomes ("redemption",).
-ACYCLIC_PACKAGES = ("redemption.api",)
+# Packages whose modules must lie on no import cycle.
+ACYCLIC_PACKAGES = ("redemption",)
 # Packages where every import sits at module level, so the graph above shows every dependency.
-MODULE_LEVEL_IMPORTS_ONLY = ("redemption.api",)
+MODULE_LEVEL_IMPORTS_ONLY = ("redemption",)
+# The exceptions: AppConfig.ready() runs after the models load, which is why Django wants its
+# imports there; migrations are frozen history that the migration executor loads on its own.
+FUNCTION_IMPORTS_ALLOWED = ("redemption.apps", "redemption.migrations")
 
 FUNCTION = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 
@@ -182,7 +184,11 @@ def test_no_import_cycle_runs_through_the_acyclic_packages():
 
 
 def test_no_module_of_the_listed_packages_imports_inside_a_function():
-    found = function_local_imports(parse_app(APP), MODULE_LEVEL_IMPORTS_ONLY)
+    found = [
+        place
+        for place in function_local_imports(parse_app(APP), MODULE_LEVEL_IMPORTS_ONLY)
+        if not _within(place.split(":")[0], FUNCTION_IMPORTS_ALLOWED)
+    ]
 
     assert found == [], "imports inside functions: " + ", ".join(found)
 

@@ -25,7 +25,6 @@ from redemption.models import IdempotencyRecord
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 KEY_RE = re.compile(r"[\x20-\x7e]{1,255}")
-KEEP_FOR = timedelta(hours=24)
 # An in-flight mark this old belongs to a request that died; a retry may take it over.
 ABANDONED_AFTER = timedelta(minutes=10)
 STORED_HEADERS = ("Content-Type", "Location")
@@ -183,10 +182,3 @@ def run(
     if response.status_code in NOT_STORED:
         _release(claimed)
     return response
-
-
-def prune(*, now: datetime | None = None, keep_for: timedelta = KEEP_FOR) -> int:
-    """Delete idempotency records older than `keep_for` (24 h); return how many."""
-    cutoff = (now or timezone.now()) - keep_for
-    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
-    return deleted

@@ -1,14 +1,17 @@
 """The periodic housekeeping: one function, run by the sweep task and by `sweep_timeouts`."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.utils import timezone
 
 from redemption import ratelimit
-from redemption.api import idempotency
 from redemption.db import counts
+from redemption.models import IdempotencyRecord
 from redemption.services import sweep_timeouts
+
+# A retry with the same Idempotency-Key gets the first answer for at least this long.
+IDEMPOTENCY_KEEP_FOR = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -24,11 +27,16 @@ class SweepReport:
 def sweep(*, now: datetime | None = None) -> SweepReport:
     """Fail timed-out attempts, prune rate-limit and idempotency rows, fold count deltas."""
     now = now or timezone.now()
-    # Before the timeouts: sweep_timeouts prunes these rows as well, and the report counts them.
-    failures_pruned = ratelimit.prune()
     return SweepReport(
         timed_out=sweep_timeouts(now=now),
-        failures_pruned=failures_pruned,
-        idempotency_pruned=idempotency.prune(now=now),
+        failures_pruned=ratelimit.prune(),
+        idempotency_pruned=idempotency_records_prune(now=now),
         count_rows=counts.compact(),
     )
+
+
+def idempotency_records_prune(*, now: datetime | None = None) -> int:
+    """Delete idempotency records older than IDEMPOTENCY_KEEP_FOR; return how many."""
+    cutoff = (now or timezone.now()) - IDEMPOTENCY_KEEP_FOR
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

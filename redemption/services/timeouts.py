@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from redemption import exceptions as exc
-from redemption import fulfillment, ratelimit
+from redemption import fulfillment
 from redemption.actors import Actor
 from redemption.db import claims
 from redemption.models import Attempt, Code, CodeType, Move, SharedRedemption, State
@@ -146,5 +146,4 @@ def sweep_timeouts(*, now: datetime | None = None, limit: int = 10_000) -> int:
         last_pk = batch[-1][0]
         for owner_id, shared in owners:
             closed += _expire(owner_id=owner_id, shared=shared, now=now)[1]
-    ratelimit.prune()
     return closed

@@ -7,7 +7,7 @@ from datetime import date
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.http import HttpRequest, HttpResponse
 
-from redemption import portal_selectors, selectors
+from redemption import selectors
 from redemption.tables import JobTable
 from redemption.views._common import page, viewer_required
 
@@ -99,8 +99,8 @@ def bar_chart(series: list[tuple[date, int]]) -> dict[str, object]:
 @viewer_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     totals = selectors.totals_by_state()
-    series = portal_selectors.redemptions_per_day(days=30)
-    jobs = JobTable(portal_selectors.recent_jobs(limit=8))
+    series = selectors.redemptions_per_day(days=30)
+    jobs = JobTable(selectors.recent_jobs(limit=8))
     return page(
         request,
         "redemption/dashboard.html",

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 
 from redemption import exceptions as exc
-from redemption import portal_selectors, selectors, services
+from redemption import selectors, services
 from redemption.csv_out import csv_download
 from redemption.filters import CodeFilter
 from redemption.forms import (
@@ -93,28 +93,28 @@ def code_type_detail(request: HttpRequest, name: str) -> HttpResponse:
         "counts": counts,
         "total": sum(counts.values()),
         "failed_attempts": AttemptTable(
-            portal_selectors.recent_failed_attempts(ct), show_code=not ct.is_shared
+            selectors.recent_failed_attempts(ct), show_code=not ct.is_shared
         ),
     }
     if ct.is_shared:
-        qs = portal_selectors.of_type(SharedRedemption, ct)
+        qs = selectors.of_type(SharedRedemption, ct)
         state = request.GET.get("state")
         if state in STATE_ORDER:
             qs = qs.filter(state=state)
-        keyset = portal_selectors.keyset_page(qs, after=after, before=before, per_page=PER_PAGE)
+        keyset = selectors.keyset_page(qs, after=after, before=before, per_page=PER_PAGE)
         context["codes_table"] = SharedRedemptionTable(keyset.rows)
         context["state_filter"] = state
     else:
-        code_filter = CodeFilter(request.GET, queryset=portal_selectors.codes_filtered(ct))
+        code_filter = CodeFilter(request.GET, queryset=selectors.codes_filtered(ct))
         if code_filter.is_valid():
-            keyset = portal_selectors.keyset_page(
+            keyset = selectors.keyset_page(
                 code_filter.qs, after=after, before=before, per_page=PER_PAGE
             )
         else:
-            keyset = portal_selectors.KeysetPage(rows=[], after=None, before=None, is_first=True)
+            keyset = selectors.KeysetPage(rows=[], after=None, before=None, is_first=True)
         context["filter"] = code_filter
         context["codes_table"] = CodeTable(keyset.rows)
-        context["batches_table"] = BatchTable(portal_selectors.batches_of_type(ct))
+        context["batches_table"] = BatchTable(selectors.batches_of_type(ct))
     context["keyset"] = keyset
     context["export_query"] = _export_query(request)
     return page(request, "redemption/code_type_detail.html", context, nav=NAV)
@@ -340,7 +340,7 @@ def batch_invalidate(request: HttpRequest, name: str, batch_id: Any) -> HttpResp
     """Confirm and invalidate every open code of one batch, with a reason."""
     ct = _code_type_or_404(name)
     try:
-        batch = portal_selectors.batch_get(code_type=ct, batch_id=batch_id)
+        batch = selectors.batch_get(code_type=ct, batch_id=batch_id)
     except exc.RedemptionError:
         raise Http404("No such batch for this code type.") from None
     form = ReasonForm(request.POST or None)
@@ -361,7 +361,7 @@ def batch_invalidate(request: HttpRequest, name: str, batch_id: Any) -> HttpResp
             "ct": ct,
             "batch": batch,
             "form": form,
-            "open_count": portal_selectors.batch_open_count(batch),
+            "open_count": selectors.batch_open_count(batch),
         },
         nav=NAV,
     )

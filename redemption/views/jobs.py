@@ -8,7 +8,7 @@ from django_tables2 import RequestConfig
 from django_tables2.paginators import LazyPaginator
 
 from redemption import exceptions as exc
-from redemption import portal_selectors
+from redemption import selectors
 from redemption.csv_out import csv_download
 from redemption.filters import JobFilter
 from redemption.models import Job
@@ -30,7 +30,7 @@ def _job_or_404(job_id: UUID) -> Job:
 
 @viewer_required
 def job_list(request: HttpRequest) -> HttpResponse:
-    job_filter = JobFilter(request.GET, queryset=portal_selectors.jobs_all())
+    job_filter = JobFilter(request.GET, queryset=selectors.jobs_all())
     table = JobTable(job_filter.qs if job_filter.is_valid() else Job.objects.none())
     RequestConfig(request, paginate={"per_page": 25, "paginator_class": LazyPaginator}).configure(
         table

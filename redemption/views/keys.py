@@ -6,8 +6,9 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from redemption import exceptions as exc
-from redemption import portal_selectors
+from redemption import selectors
 from redemption.forms import ServerKeyForm
+from redemption.services import keys
 from redemption.tables import ServerKeyTable
 from redemption.views._common import admin_required, page, report_error, staff_actor
 
@@ -17,8 +18,6 @@ NAV = "keys"
 @admin_required
 def server_keys(request: HttpRequest) -> HttpResponse:
     """List keys; a valid POST creates one and this response alone shows its secret."""
-    from redemption.services import keys
-
     form = ServerKeyForm(request.POST or None)
     created = secret = None
     if request.method == "POST" and form.is_valid():
@@ -34,7 +33,7 @@ def server_keys(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Server key “{key.name}” created. Copy its secret now.")
             created = {"name": key.name}
             form = ServerKeyForm()
-    table = ServerKeyTable(portal_selectors.server_keys())
+    table = ServerKeyTable(selectors.server_keys())
     response = page(
         request,
         "redemption/server_keys.html",
@@ -48,8 +47,6 @@ def server_keys(request: HttpRequest) -> HttpResponse:
 @admin_required
 @require_POST
 def server_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
-    from redemption.services import keys
-
     try:
         key = keys.server_key_revoke(actor=staff_actor(request), reference=str(key_id))
     except exc.RedemptionError as error:

@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from redemption import exceptions as exc
-from redemption import portal_selectors, selectors, services
+from redemption import selectors, services
 from redemption.forms import (
     CodeResetForm,
     CustomInfoForm,
@@ -44,9 +44,7 @@ def _detail(code: Code) -> HttpResponse:
 def lookup(request: HttpRequest) -> HttpResponse:
     """Find one code by any spelling; also offers "Get test code"."""
     form = LookupForm(request.GET or None)
-    test_form = TestCodeForm(
-        code_type_choices=portal_selectors.code_types_for_choices(), prefix="test"
-    )
+    test_form = TestCodeForm(code_type_choices=selectors.code_types_for_choices(), prefix="test")
     if form.is_bound and form.is_valid():
         try:
             found = selectors.code_or_shared_type_lookup(form.cleaned_data["q"])
@@ -75,7 +73,7 @@ def test_code(request: HttpRequest) -> HttpResponse:
     """Open the first code of a chosen type and state (for trying a redeem by hand)."""
     form = TestCodeForm(
         request.GET or None,
-        code_type_choices=portal_selectors.code_types_for_choices(),
+        code_type_choices=selectors.code_types_for_choices(),
         prefix="test",
     )
     if not form.is_valid():
@@ -83,7 +81,7 @@ def test_code(request: HttpRequest) -> HttpResponse:
         return redirect("redemption:lookup")
     ct = selectors.code_type_get(form.cleaned_data["code_type"])
     state = form.cleaned_data["state"]
-    code = portal_selectors.first_code(code_type=ct, state=state)
+    code = selectors.first_code(code_type=ct, state=state)
     if code is None:
         messages.warning(request, f"“{ct.name}” has no {state} code.")
         return redirect(reverse("redemption:lookup"))

@@ -8,7 +8,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 
 from redemption import exceptions as exc
-from redemption import portal_selectors, services
+from redemption import selectors, services
 from redemption.forms import ProfileForm
 from redemption.tables import AttemptTable, ProfileRecordTable
 from redemption.views._common import ops_required, page, report_error, staff_actor, viewer_required
@@ -27,14 +27,14 @@ def user_monitoring(request: HttpRequest) -> HttpResponse:
     context: dict[str, object] = {"form": form}
     if form.is_bound and form.is_valid():
         profile_id = form.cleaned_data["profile"]
-        records = portal_selectors.profile_records(profile_id)
+        records = selectors.profile_records(profile_id)
         context.update(
             profile_id=profile_id,
-            profile_name=portal_selectors.profile_name_of(records),
+            profile_name=selectors.profile_name_of(records),
             records_table=ProfileRecordTable(records),
             redeemed_count=sum(1 for r in records if r.state == "Redeemed"),
             record_count=len(records),
-            attempts_table=AttemptTable(portal_selectors.profile_open_attempts(profile_id)),
+            attempts_table=AttemptTable(selectors.profile_open_attempts(profile_id)),
         )
     return page(request, "redemption/user_monitoring.html", context, nav=NAV)
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from redemption.api import idempotency
 from redemption.models import AuditEvent, Code, IdempotencyRecord, ServerKey, State
+from redemption.services.housekeeping import idempotency_records_prune
 from tests.api.conftest import ApiClient, mint
 from tests.factories import CodeFactory, CodeTypeFactory
 
@@ -141,7 +142,7 @@ def test_prune_keeps_a_day_of_records(db):
         credential="c", key="new", request_hash="h", created_at=now - timedelta(hours=23)
     )
 
-    assert idempotency.prune() == 1
+    assert idempotency_records_prune() == 1
     assert list(IdempotencyRecord.objects.values_list("pk", flat=True)) == [kept.pk]
     assert not IdempotencyRecord.objects.filter(pk=old.pk).exists()
 

@@ -1,0 +1,86 @@
+"""Every read the portal, the API and the services use, grouped by what is read.
+
+Querysets and select_related live here; writes live in redemption.services.
+"""
+
+from redemption.selectors.audit import (
+    audit_events,
+)
+from redemption.selectors.batches import (
+    batch_get,
+    batch_open_count,
+    batches_of_type,
+)
+from redemption.selectors.code_types import (
+    code_type_get,
+    code_types_for_choices,
+    empty_counts,
+    inventory_summary,
+    state_counts,
+    state_counts_by_type,
+    totals_by_state,
+)
+from redemption.selectors.codes import (
+    check_character_fails,
+    code_attempts,
+    code_history,
+    code_lookup,
+    code_or_shared_type_lookup,
+    codes_filtered,
+    first_code,
+    recent_failed_attempts,
+)
+from redemption.selectors.jobs import (
+    jobs_all,
+    recent_jobs,
+)
+from redemption.selectors.keys import (
+    server_keys,
+)
+from redemption.selectors.paging import (
+    AnyOf,
+    KeysetPage,
+    keyset_page,
+    of_type,
+)
+from redemption.selectors.redemptions import (
+    profile_name_of,
+    profile_open_attempts,
+    profile_records,
+    redeemed_by_profile,
+    redemptions_per_day,
+)
+
+__all__ = [
+    "AnyOf",
+    "KeysetPage",
+    "audit_events",
+    "batch_get",
+    "batch_open_count",
+    "batches_of_type",
+    "check_character_fails",
+    "code_attempts",
+    "code_history",
+    "code_lookup",
+    "code_or_shared_type_lookup",
+    "code_type_get",
+    "code_types_for_choices",
+    "codes_filtered",
+    "empty_counts",
+    "first_code",
+    "inventory_summary",
+    "jobs_all",
+    "keyset_page",
+    "of_type",
+    "profile_name_of",
+    "profile_open_attempts",
+    "profile_records",
+    "recent_failed_attempts",
+    "recent_jobs",
+    "redeemed_by_profile",
+    "redemptions_per_day",
+    "server_keys",
+    "state_counts",
+    "state_counts_by_type",
+    "totals_by_state",
+]

@@ -1,0 +1,61 @@
+"""Reads about code types (campaigns): one by name, the inventory, per-state counts."""
+
+from typing import Any
+
+from redemption import exceptions as exc
+from redemption.db import claims, counts
+from redemption.models import (
+    STATE_ORDER,
+    CodeType,
+)
+
+
+def code_type_get(name: str, *, for_update: bool = False) -> CodeType:
+    """The code type called `name` (locked for a write with `for_update`), or CodeTypeNotFound."""
+    if for_update:
+        found = claims.code_type_for_update(name=name)
+    else:
+        found = CodeType.objects.filter(name=name).first()
+    if found is None:
+        raise exc.CodeTypeNotFoundError(details={"codeType": name})
+    return found
+
+
+def code_types_for_choices() -> list[tuple[str, str]]:
+    """(name, label) pairs of every code type, for select boxes."""
+    return [(n, n) for n in CodeType.objects.order_by("name").values_list("name", flat=True)]
+
+
+def empty_counts() -> dict[str, int]:
+    return dict.fromkeys(STATE_ORDER, 0)
+
+
+def state_counts(code_type: CodeType) -> dict[str, int]:
+    """Per-state counts of one code type (personal codes, or shared redemptions)."""
+    return state_counts_by_type([code_type]).get(code_type.pk, empty_counts())
+
+
+def state_counts_by_type(code_types: list[CodeType] | None = None) -> dict[int, dict[str, int]]:
+    """Per-state counts for many code types (trigger-kept counters on PostgreSQL)."""
+    ids = None if code_types is None else [ct.pk for ct in code_types]
+    return counts.by_type(ids)
+
+
+def inventory_summary() -> list[dict[str, Any]]:
+    """One row per code type: use type, per-state counts, total, disabled flag."""
+    types = list(CodeType.objects.all())
+    counts = state_counts_by_type(types)
+    rows = []
+    for ct in types:
+        c = counts.get(ct.pk, empty_counts())
+        rows.append({"code_type": ct, "counts": c, "total": sum(c.values())})
+    return rows
+
+
+def totals_by_state() -> dict[str, int]:
+    """Per-state totals over every code type."""
+    totals = empty_counts()
+    for per_type in counts.by_type().values():
+        for state, n in per_type.items():
+            totals[state] += n
+    return totals
