@@ -1,4 +1,4 @@
-"""Benchmark the portal against its performance targets on PostgreSQL; print and save a results table.
+"""Benchmark the portal against its performance targets on PostgreSQL; print and save results.
 
     .venv/bin/python bench/run.py            # full run (1M generate/import, 10M reads), ~15 min
     .venv/bin/python bench/run.py --quick    # 100k everywhere, a couple of minutes

@@ -12,8 +12,8 @@ from redemption.services.code_types import new_webhook_secret
 from tests.fulfilment import (
     ACCEPTED,
     ANN,
-    DONE,
     DOCUMENTED_PAYLOAD_KEYS,
+    DONE,
     SYSTEM,
     TX,
     add_code,
