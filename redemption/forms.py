@@ -1,12 +1,17 @@
-"""Input validation of the staff portal's forms (the services re-check everything)."""
+"""Input validation of the staff portal's forms.
+
+Limits and patterns come from `rules`; the services keep the rules that need the database or
+cross fields.
+"""
 
 import json
 from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 
-from redemption import codes
+from redemption import codes, rules
 from redemption.models import STATE_ORDER, State, UseType
 
 UTC_HELP = "UTC, e.g. 2026-12-24 18:00"
@@ -51,15 +56,19 @@ class JSONObjectField(forms.JSONField):
         return result
 
 
+def _code_type_name(value: str) -> None:
+    if not rules.is_code_type_name(value):
+        raise ValidationError(f"Use {rules.CODE_TYPE_NAME_RULE}.", code="invalid")
+
+
 class CodeTypeForm(forms.Form):
     """Create or edit a code type, including its fulfilment webhook."""
 
-    name = forms.RegexField(
-        regex=r"^[A-Za-z0-9_.\-]{1,64}$",
-        max_length=64,
+    name = forms.CharField(
+        max_length=rules.CODE_TYPE_NAME_MAX,
+        validators=[_code_type_name],
         label="Code type name",
-        help_text="1–64 characters of A–Z a–z 0–9 _ . - ; cannot be changed later.",
-        error_messages={"invalid": "Use 1–64 characters of A–Z a–z 0–9 _ . -"},
+        help_text=f"{rules.CODE_TYPE_NAME_RULE}; cannot be changed later.",
     )
     use_type = forms.ChoiceField(
         choices=UseType.choices,
@@ -71,11 +80,11 @@ class CodeTypeForm(forms.Form):
         ),
     )
     description = forms.CharField(
-        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
+        required=False, max_length=rules.DESCRIPTION_MAX, widget=forms.Textarea(attrs={"rows": 2})
     )
     scan_code = forms.CharField(
         required=False,
-        max_length=80,
+        max_length=rules.SCAN_CODE_WRITTEN_MAX,
         label="Shared scan code",
         help_text="Shared types only: the public code, e.g. FREESTUFF.",
     )
@@ -87,7 +96,8 @@ class CodeTypeForm(forms.Form):
     )
     max_redemptions = forms.IntegerField(
         required=False,
-        min_value=1,
+        min_value=rules.MAX_REDEMPTIONS_MIN,
+        max_value=rules.INT32_MAX,
         label="Redemption cap",
         help_text="Shared types only; empty means unlimited.",
     )
@@ -97,7 +107,12 @@ class CodeTypeForm(forms.Form):
     )
     fulfillment_url = forms.URLField(
         required=False,
-        max_length=500,
+        max_length=rules.WEBHOOK_URL_MAX,
+        validators=[
+            RegexValidator(
+                rules.WEBHOOK_URL_PATTERN, f"Enter {rules.WEBHOOK_URL_RULE}.", code="invalid"
+            )
+        ],
         label="Fulfilment webhook URL",
         help_text="Empty: codes are redeemed at once, without a webhook.",
     )
@@ -105,10 +120,16 @@ class CodeTypeForm(forms.Form):
         required=False, label="Asynchronous (the backend reports the result later)"
     )
     fulfillment_max_retries = forms.IntegerField(
-        min_value=0, max_value=10, initial=0, label="Max retries"
+        min_value=rules.WEBHOOK_RETRIES_MIN,
+        max_value=rules.WEBHOOK_RETRIES_MAX,
+        initial=rules.WEBHOOK_RETRIES_DEFAULT,
+        label="Max retries",
     )
     fulfillment_timeout_seconds = forms.IntegerField(
-        min_value=1, max_value=86400, initial=30, label="Timeout (seconds)"
+        min_value=rules.WEBHOOK_TIMEOUT_MIN,
+        max_value=rules.WEBHOOK_TIMEOUT_MAX,
+        initial=rules.WEBHOOK_TIMEOUT_DEFAULT,
+        label="Timeout (seconds)",
     )
     version = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
@@ -141,8 +162,10 @@ class CodeTypeForm(forms.Form):
         return {
             "url": data["fulfillment_url"],
             "async": bool(data.get("fulfillment_async")),
-            "maxRetries": data.get("fulfillment_max_retries") or 0,
-            "timeoutSeconds": data.get("fulfillment_timeout_seconds") or 30,
+            "maxRetries": data.get("fulfillment_max_retries") or rules.WEBHOOK_RETRIES_DEFAULT,
+            "timeoutSeconds": (
+                data.get("fulfillment_timeout_seconds") or rules.WEBHOOK_TIMEOUT_DEFAULT
+            ),
         }
 
 
@@ -165,9 +188,12 @@ CODE_TYPE_FIELD_MAP = {
 
 class GenerateForm(forms.Form):
     quantity = forms.IntegerField(
-        min_value=1,
-        max_value=10_000_000,
-        help_text="1 to 10,000,000. Runs as a background job; you can watch its progress.",
+        min_value=rules.QUANTITY_MIN,
+        max_value=rules.JOB_QUANTITY_MAX,
+        help_text=(
+            f"{rules.QUANTITY_MIN} to {rules.JOB_QUANTITY_MAX:,}. "
+            "Runs as a background job; you can watch its progress."
+        ),
     )
     state = forms.ChoiceField(
         choices=INITIAL_STATE_CHOICES,
@@ -183,13 +209,16 @@ class GenerateForm(forms.Form):
     )
     length = forms.IntegerField(
         required=False,
-        min_value=codes.MIN_LENGTH,
-        max_value=codes.MAX_LENGTH,
-        initial=codes.DEFAULT_LENGTH,
-        help_text=f"Crockford only: {codes.MIN_LENGTH}–{codes.MAX_LENGTH} characters.",
+        min_value=rules.CODE_LENGTH_MIN,
+        max_value=rules.CODE_LENGTH_MAX,
+        initial=rules.CODE_LENGTH_DEFAULT,
+        help_text=f"Crockford only: {rules.CODE_LENGTH_MIN}–{rules.CODE_LENGTH_MAX} characters.",
     )
     code_prefix = forms.CharField(
-        required=False, max_length=24, label="Prefix", help_text="Optional, e.g. XMAS."
+        required=False,
+        max_length=rules.PREFIX_MAX,
+        label="Prefix",
+        help_text="Optional, e.g. XMAS.",
     )
     include_check = forms.BooleanField(
         required=False,
@@ -229,14 +258,14 @@ class ImportForm(forms.Form):
 
 
 class AddCodeForm(forms.Form):
-    scan_code = forms.CharField(max_length=80, label="Scan code")
+    scan_code = forms.CharField(max_length=rules.SCAN_CODE_WRITTEN_MAX, label="Scan code")
     state = forms.ChoiceField(choices=INITIAL_STATE_CHOICES, initial=State.INACTIVE)
     custom_code_info = JSONObjectField(label="Custom code info (JSON object)")
 
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(
-        max_length=1000,
+        max_length=rules.INVALIDATION_REASON_MAX,
         label="Reason",
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Shown on the code page and kept in the audit log.",
@@ -259,7 +288,7 @@ class BulkCodesForm(forms.Form):
         label="States to include",
     )
     confirm_name = forms.CharField(
-        max_length=64,
+        max_length=rules.CODE_TYPE_NAME_MAX,
         label="Type the code type's name to confirm",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
@@ -311,13 +340,16 @@ class CodeResetForm(forms.Form):
 
 
 class CustomInfoForm(forms.Form):
-    custom_code_info = JSONObjectField(label="Custom code info (JSON object)")
+    custom_code_info = JSONObjectField(
+        label="Custom code info (JSON object)",
+        help_text=f"A JSON object of up to {rules.JSON_OBJECT_SIZE}.",
+    )
     version = forms.IntegerField(widget=forms.HiddenInput)
 
 
 class ProfileForm(forms.Form):
     profile = forms.CharField(
-        max_length=128,
+        max_length=rules.PROFILE_ID_MAX,
         label="Profile id",
         widget=forms.TextInput(attrs={"spellcheck": "false", "autocomplete": "off"}),
     )
@@ -325,7 +357,7 @@ class ProfileForm(forms.Form):
 
 class ServerKeyForm(forms.Form):
     name = forms.CharField(
-        max_length=100,
+        max_length=rules.SERVER_KEY_NAME_MAX,
         label="Name",
         help_text="Which backend uses it, e.g. “web shop production”.",
     )
