@@ -1,11 +1,12 @@
 """Input validation of the staff portal's forms.
 
 Limits and patterns come from `rules`; the services keep the rules that need the database or
-cross fields.
+cross fields, and each form says which of its fields a service's error names (`service_fields`).
 """
 
 import json
-from typing import Any, cast
+from collections.abc import Mapping
+from typing import Any, ClassVar, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -56,13 +57,41 @@ class JSONObjectField(forms.JSONField):
         return result
 
 
+class PortalForm(forms.Form):
+    """A form that shows a service's field errors next to its own fields."""
+
+    # Services name fields as the API does (camelCase, "fulfillment.url"). A service field
+    # whose form field has another name is listed here; one of the same name needs no entry.
+    service_fields: ClassVar[Mapping[str, str]] = {}
+
+    def field_for(self, service_field: str) -> str | None:
+        """This form's field that a service's error about `service_field` belongs to."""
+        name = self.service_fields.get(service_field, service_field)
+        return name if name in self.fields else None
+
+
 def _code_type_name(value: str) -> None:
     if not rules.is_code_type_name(value):
         raise ValidationError(f"Use {rules.CODE_TYPE_NAME_RULE}.", code="invalid")
 
 
-class CodeTypeForm(forms.Form):
+class CodeTypeForm(PortalForm):
     """Create or edit a code type, including its fulfilment webhook."""
+
+    service_fields = {
+        "codeType": "name",
+        "codeUseType": "use_type",
+        "scanCode": "scan_code",
+        "validStart": "valid_start",
+        "validEnd": "valid_end",
+        "maxRedemptions": "max_redemptions",
+        "customCodeInfo": "custom_code_info",
+        "isDisabled": "is_disabled",
+        "fulfillment.url": "fulfillment_url",
+        "fulfillment.async": "fulfillment_async",
+        "fulfillment.maxRetries": "fulfillment_max_retries",
+        "fulfillment.timeoutSeconds": "fulfillment_timeout_seconds",
+    }
 
     name = forms.CharField(
         max_length=rules.CODE_TYPE_NAME_MAX,
@@ -169,24 +198,16 @@ class CodeTypeForm(forms.Form):
         }
 
 
-# Service field names (API spelling) -> form field, to put service errors next to their input.
-CODE_TYPE_FIELD_MAP = {
-    "codeType": "name",
-    "codeUseType": "use_type",
-    "scanCode": "scan_code",
-    "validStart": "valid_start",
-    "validEnd": "valid_end",
-    "maxRedemptions": "max_redemptions",
-    "customCodeInfo": "custom_code_info",
-    "isDisabled": "is_disabled",
-    "fulfillment.url": "fulfillment_url",
-    "fulfillment.async": "fulfillment_async",
-    "fulfillment.maxRetries": "fulfillment_max_retries",
-    "fulfillment.timeoutSeconds": "fulfillment_timeout_seconds",
-}
+class GenerateForm(PortalForm):
+    service_fields = {
+        "codeState": "state",
+        "prefix": "code_prefix",
+        "algorithmName": "algorithm",
+        "algorithmDetails.length": "length",
+        "algorithmDetails.includeCheck": "include_check",
+        "customCodeInfo": "custom_code_info",
+    }
 
-
-class GenerateForm(forms.Form):
     quantity = forms.IntegerField(
         min_value=rules.QUANTITY_MIN,
         max_value=rules.JOB_QUANTITY_MAX,
@@ -236,20 +257,9 @@ class GenerateForm(forms.Form):
         return details
 
 
-GENERATE_FIELD_MAP = {
-    "quantity": "quantity",
-    "codeState": "state",
-    "state": "state",
-    "prefix": "code_prefix",
-    "algorithmName": "algorithm",
-    "length": "length",
-    "algorithmDetails.length": "length",
-    "algorithmDetails.includeCheck": "include_check",
-    "customCodeInfo": "custom_code_info",
-}
+class ImportForm(PortalForm):
+    service_fields = {"upload": "file"}
 
-
-class ImportForm(forms.Form):
     file = forms.FileField(
         label="CSV file",
         help_text="One code per line: scanCode[,codeState][,customCodeInfo]. Up to 200 MB.",
@@ -257,13 +267,19 @@ class ImportForm(forms.Form):
     )
 
 
-class AddCodeForm(forms.Form):
+class AddCodeForm(PortalForm):
+    service_fields = {
+        "scanCode": "scan_code",
+        "codeState": "state",
+        "customCodeInfo": "custom_code_info",
+    }
+
     scan_code = forms.CharField(max_length=rules.SCAN_CODE_WRITTEN_MAX, label="Scan code")
     state = forms.ChoiceField(choices=INITIAL_STATE_CHOICES, initial=State.INACTIVE)
     custom_code_info = JSONObjectField(label="Custom code info (JSON object)")
 
 
-class ReasonForm(forms.Form):
+class ReasonForm(PortalForm):
     reason = forms.CharField(
         max_length=rules.INVALIDATION_REASON_MAX,
         label="Reason",
@@ -279,8 +295,10 @@ class OptionalReasonForm(ReasonForm):
         self.fields["reason"].label = "Invalidation reason (optional)"
 
 
-class BulkCodesForm(forms.Form):
+class BulkCodesForm(PortalForm):
     """Delete or reset every code of a type in the chosen states, confirmed by its typed name."""
+
+    service_fields = {"confirm": "confirm_name", "confirmName": "confirm_name"}
 
     states = forms.MultipleChoiceField(
         choices=STATE_CHOICES,
@@ -310,6 +328,8 @@ class BulkCodesForm(forms.Form):
 
 
 class ResetCodesForm(BulkCodesForm):
+    service_fields = {**BulkCodesForm.service_fields, "toState": "to_state"}
+
     to_state = forms.ChoiceField(
         choices=INITIAL_STATE_CHOICES, initial=State.INACTIVE, label="Reset to"
     )
@@ -339,7 +359,9 @@ class CodeResetForm(forms.Form):
     state = forms.ChoiceField(choices=INITIAL_STATE_CHOICES, label="Reset to")
 
 
-class CustomInfoForm(forms.Form):
+class CustomInfoForm(PortalForm):
+    service_fields = {"customCodeInfo": "custom_code_info"}
+
     custom_code_info = JSONObjectField(
         label="Custom code info (JSON object)",
         help_text=f"A JSON object of up to {rules.JSON_OBJECT_SIZE}.",
@@ -355,7 +377,7 @@ class ProfileForm(forms.Form):
     )
 
 
-class ServerKeyForm(forms.Form):
+class ServerKeyForm(PortalForm):
     name = forms.CharField(
         max_length=rules.SERVER_KEY_NAME_MAX,
         label="Name",

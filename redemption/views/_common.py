@@ -1,10 +1,9 @@
 """What every portal view shares: role checks, the staff actor, errors turned into messages."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import wraps
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
@@ -15,6 +14,7 @@ from django.shortcuts import render
 from redemption import permissions
 from redemption.actors import Actor
 from redemption.exceptions import RedemptionError
+from redemption.forms import PortalForm
 
 View = Callable[..., HttpResponseBase]
 ADMIN = "Admin"
@@ -64,17 +64,21 @@ def error_text(error: RedemptionError) -> str:
 def report_error(
     request: HttpRequest,
     error: RedemptionError,
-    form: forms.Form | None = None,
-    field_map: dict[str, str] | None = None,
+    form: PortalForm | None = None,
+    field_map: Mapping[str, str] | None = None,
 ) -> None:
-    """Show a domain error: next to the form fields it names when possible, else as a message."""
+    """Show a domain error: next to the form fields it names when possible, else as a message.
+
+    The form says where each service field goes (`PortalForm.service_fields`). `field_map` is
+    only for callers that have not moved their names onto the form yet; it is read first.
+    """
     if isinstance(error, PermissionDenied):
         raise error
     fields = error.details.get("fields") if isinstance(error.details, dict) else None
     placed = False
     if form is not None and isinstance(fields, dict):
         for key, text in fields.items():
-            target = (field_map or {}).get(key)
+            target = (field_map or {}).get(key) or form.field_for(key)
             if target and target in form.fields:
                 form.add_error(target, str(text))
                 placed = True
