@@ -106,6 +106,7 @@ USER_TOKEN_TTL_MIN, USER_TOKEN_TTL_MAX, USER_TOKEN_TTL_DEFAULT = 60, 86_400, 3_6
 
 
 def is_profile_id(value: object) -> TypeGuard[str]:
+    """True for a profile id of PROFILE_ID_MIN to PROFILE_ID_MAX characters."""
     return is_text_of(value, PROFILE_ID_MIN, PROFILE_ID_MAX)
 
 
@@ -154,7 +155,7 @@ def is_webhook_url(value: object) -> TypeGuard[str]:
     return (
         isinstance(value, str)
         and len(value) <= WEBHOOK_URL_MAX
-        and _WEBHOOK_URL_RE.match(value) is not None
+        and _WEBHOOK_URL_RE.fullmatch(value) is not None
     )
 
 
@@ -163,7 +164,6 @@ def is_webhook_url(value: object) -> TypeGuard[str]:
 SERVER_KEY_NAME_MAX = 100
 SERVER_KEY_NAME_RULE = length_rule(1, SERVER_KEY_NAME_MAX)
 IDEMPOTENCY_KEY_MAX = 255
-# Printable ASCII only: the key is compared byte for byte and shown in logs.
 IDEMPOTENCY_KEY_REGEX = rf"[\x20-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}"
 IDEMPOTENCY_KEY_RULE = f"1-{IDEMPOTENCY_KEY_MAX} printable ASCII characters"
 

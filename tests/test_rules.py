@@ -140,6 +140,7 @@ def test_every_code_type_field_uses_the_name_pattern_and_agrees_with_the_rule():
 def test_the_webhook_url_field_agrees_with_the_rule():
     (url,) = {f for _, name, f in _api_fields() if name == "fulfillment.url"}
     samples = ["https://shop.example/hook", "http://10.0.0.1:8080/x", "ftp://x", "http:// x"]
+    samples += ["https://shop.example/hook\n"]
     samples += ["https://" + "x" * (rules.WEBHOOK_URL_MAX - 8), "https://" + "x" * 493]
 
     for sample in samples:
