@@ -32,11 +32,12 @@ def _available_codes(name: str, quantity: int) -> list[str]:
 
 
 def _tokens(count: int) -> list[str]:
+    from redemption import rules
     from redemption.services import keys
 
     return [
         keys.user_token_mint(
-            actor=system_actor(), profile_id=f"bench-p{i}", ttl_seconds=keys.TTL_MAX
+            actor=system_actor(), profile_id=f"bench-p{i}", ttl_seconds=rules.USER_TOKEN_TTL_MAX
         ).token
         for i in range(count)
     ]

@@ -8,19 +8,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from redemption import exceptions as exc
+from redemption import rules
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 _INDEX = {ch: i for i, ch in enumerate(ALPHABET)}
-_CANONICAL_RE = re.compile(r"^[A-Z0-9]{4,64}$")
+_PREFIX_RE = re.compile(rules.PREFIX_CANONICAL_REGEX)
 _FROM_RFC4648 = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", ALPHABET)
 _STRIP = str.maketrans({" ": None, "\t": None, "-": None, "O": "0", "I": "1", "L": "1"})
 
 ALGORITHMS = ("Crockford", "FiveByFive", "StructuredGuid")
 DEFAULT_ALGORITHM = "Crockford"
-DEFAULT_LENGTH = 16
-MIN_LENGTH, MAX_LENGTH = 8, 32
-MIN_CANONICAL, MAX_CANONICAL = 4, 64
-MAX_DISPLAY = 80  # Code.scan_code's column width: the longest a scan code may be as written
 SPACE_SAFETY_FACTOR = 1000
 
 
@@ -29,25 +26,29 @@ def canonical(raw: str) -> str:
     return raw.upper().translate(_STRIP)
 
 
-def is_valid_canonical(value: str) -> bool:
-    return bool(_CANONICAL_RE.match(value))
-
-
 def display(raw: str) -> str:
     """Return the display form: uppercase, as typed, surrounding blanks removed."""
     return raw.strip().upper()
 
 
+def canonical_or_none(scan_code: str) -> str | None:
+    """Return the canonical form of a scan code, or None if it is no valid scan code."""
+    canon = canonical(scan_code)
+    if not rules.is_canonical_scan_code(canon):
+        return None
+    if len(display(scan_code)) > rules.SCAN_CODE_WRITTEN_MAX:
+        return None
+    return canon
+
+
 def canonical_or_error(scan_code: str, *, field: str = "scanCode") -> str:
     """Return the canonical form of a scan code, or raise INVALID_SCAN_CODE if it has none."""
-    if not isinstance(scan_code, str):
-        raise exc.InvalidScanCodeError(details={"fields": {field: "must be a string"}})
-    canon = canonical(scan_code)
-    if not is_valid_canonical(canon) or len(display(scan_code)) > MAX_DISPLAY:
+    canon = canonical_or_none(scan_code)
+    if canon is None:
         raise exc.InvalidScanCodeError(
-            "A scan code is 4-64 letters and digits (spaces and hyphens are ignored), "
-            f"at most {MAX_DISPLAY} characters as written.",
-            details={"fields": {field: "4-64 characters of A-Z and 0-9"}},
+            f"A scan code is {rules.SCAN_CODE_RULE}, "
+            f"at most {rules.SCAN_CODE_WRITTEN_MAX} characters as written.",
+            details={"fields": {field: rules.SCAN_CODE_FIELD_RULE}},
         )
     return canon
 
@@ -74,7 +75,7 @@ class CodeShape:
     """What a batch's codes look like: enough to generate more and to recognise typos."""
 
     algorithm: str = DEFAULT_ALGORITHM
-    length: int = DEFAULT_LENGTH
+    length: int = rules.CODE_LENGTH_DEFAULT
     prefix: str = ""
     include_check: bool = False
 
@@ -121,8 +122,8 @@ def make_shape(
     prefix = display(prefix or "")
     if prefix:
         pc = canonical(prefix)
-        if not re.fullmatch(r"[A-Z0-9]{1,24}", pc) or len(pc) != len(prefix.replace("-", "")):
-            raise ValueError("prefix: 1-24 characters of A-Z and 0-9 (hyphens allowed)")
+        if not _PREFIX_RE.fullmatch(pc) or len(pc) != len(prefix.replace("-", "")):
+            raise ValueError(f"prefix: {rules.PREFIX_RULE}")
     if algorithm == "FiveByFive":
         length = 25
     elif algorithm == "StructuredGuid":
@@ -130,14 +131,18 @@ def make_shape(
             raise ValueError("algorithmDetails.includeCheck: not available for StructuredGuid")
         length = 32
     else:
-        length = DEFAULT_LENGTH if length is None else length
-        if not MIN_LENGTH <= length <= MAX_LENGTH:
-            raise ValueError(f"length: must be between {MIN_LENGTH} and {MAX_LENGTH}")
+        length = rules.CODE_LENGTH_DEFAULT if length is None else length
+        if not rules.CODE_LENGTH_MIN <= length <= rules.CODE_LENGTH_MAX:
+            raise ValueError(
+                f"length: must be between {rules.CODE_LENGTH_MIN} and {rules.CODE_LENGTH_MAX}"
+            )
     shape = CodeShape(
         algorithm=algorithm, length=length, prefix=prefix, include_check=include_check
     )
-    if len(shape.prefix_canonical) + length > MAX_CANONICAL:
-        raise ValueError(f"prefix: prefix plus code may not exceed {MAX_CANONICAL} characters")
+    if len(shape.prefix_canonical) + length > rules.SCAN_CODE_MAX:
+        raise ValueError(
+            f"prefix: prefix plus code may not exceed {rules.SCAN_CODE_MAX} characters"
+        )
     return shape
 
 

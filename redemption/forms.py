@@ -1,12 +1,18 @@
-"""Input validation of the staff portal's forms (the services re-check everything)."""
+"""Input validation of the staff portal's forms.
+
+Limits and patterns come from `rules`; the services keep the rules that need the database or
+cross fields, and each form says which of its fields a service's error names (`service_fields`).
+"""
 
 import json
-from typing import Any, cast
+from collections.abc import Mapping
+from typing import Any, ClassVar, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 
-from redemption import codes
+from redemption import codes, rules
 from redemption.models import STATE_ORDER, State, UseType
 
 UTC_HELP = "UTC, e.g. 2026-12-24 18:00"
@@ -51,15 +57,47 @@ class JSONObjectField(forms.JSONField):
         return result
 
 
-class CodeTypeForm(forms.Form):
+class PortalForm(forms.Form):
+    """A form that shows a service's field errors next to its own fields."""
+
+    # Services name fields as the API does (camelCase, "fulfillment.url"). A service field
+    # whose form field has another name is listed here; one of the same name needs no entry.
+    service_fields: ClassVar[Mapping[str, str]] = {}
+
+    def field_for(self, service_field: str) -> str | None:
+        """This form's field that a service's error about `service_field` belongs to."""
+        name = self.service_fields.get(service_field, service_field)
+        return name if name in self.fields else None
+
+
+def _code_type_name(value: str) -> None:
+    if not rules.is_code_type_name(value):
+        raise ValidationError(f"Use {rules.CODE_TYPE_NAME_RULE}.", code="invalid")
+
+
+class CodeTypeForm(PortalForm):
     """Create or edit a code type, including its fulfilment webhook."""
 
-    name = forms.RegexField(
-        regex=r"^[A-Za-z0-9_.\-]{1,64}$",
-        max_length=64,
+    service_fields = {
+        "codeType": "name",
+        "codeUseType": "use_type",
+        "scanCode": "scan_code",
+        "validStart": "valid_start",
+        "validEnd": "valid_end",
+        "maxRedemptions": "max_redemptions",
+        "customCodeInfo": "custom_code_info",
+        "isDisabled": "is_disabled",
+        "fulfillment.url": "fulfillment_url",
+        "fulfillment.async": "fulfillment_async",
+        "fulfillment.maxRetries": "fulfillment_max_retries",
+        "fulfillment.timeoutSeconds": "fulfillment_timeout_seconds",
+    }
+
+    name = forms.CharField(
+        max_length=rules.CODE_TYPE_NAME_MAX,
+        validators=[_code_type_name],
         label="Code type name",
-        help_text="1–64 characters of A–Z a–z 0–9 _ . - ; cannot be changed later.",
-        error_messages={"invalid": "Use 1–64 characters of A–Z a–z 0–9 _ . -"},
+        help_text=f"{rules.CODE_TYPE_NAME_RULE}; cannot be changed later.",
     )
     use_type = forms.ChoiceField(
         choices=UseType.choices,
@@ -71,11 +109,11 @@ class CodeTypeForm(forms.Form):
         ),
     )
     description = forms.CharField(
-        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
+        required=False, max_length=rules.DESCRIPTION_MAX, widget=forms.Textarea(attrs={"rows": 2})
     )
     scan_code = forms.CharField(
         required=False,
-        max_length=80,
+        max_length=rules.SCAN_CODE_WRITTEN_MAX,
         label="Shared scan code",
         help_text="Shared types only: the public code, e.g. FREESTUFF.",
     )
@@ -87,7 +125,8 @@ class CodeTypeForm(forms.Form):
     )
     max_redemptions = forms.IntegerField(
         required=False,
-        min_value=1,
+        min_value=rules.MAX_REDEMPTIONS_MIN,
+        max_value=rules.INT32_MAX,
         label="Redemption cap",
         help_text="Shared types only; empty means unlimited.",
     )
@@ -97,7 +136,12 @@ class CodeTypeForm(forms.Form):
     )
     fulfillment_url = forms.URLField(
         required=False,
-        max_length=500,
+        max_length=rules.WEBHOOK_URL_MAX,
+        validators=[
+            RegexValidator(
+                rules.WEBHOOK_URL_PATTERN, f"Enter {rules.WEBHOOK_URL_RULE}.", code="invalid"
+            )
+        ],
         label="Fulfilment webhook URL",
         help_text="Empty: codes are redeemed at once, without a webhook.",
     )
@@ -105,10 +149,16 @@ class CodeTypeForm(forms.Form):
         required=False, label="Asynchronous (the backend reports the result later)"
     )
     fulfillment_max_retries = forms.IntegerField(
-        min_value=0, max_value=10, initial=0, label="Max retries"
+        min_value=rules.WEBHOOK_RETRIES_MIN,
+        max_value=rules.WEBHOOK_RETRIES_MAX,
+        initial=rules.WEBHOOK_RETRIES_DEFAULT,
+        label="Max retries",
     )
     fulfillment_timeout_seconds = forms.IntegerField(
-        min_value=1, max_value=86400, initial=30, label="Timeout (seconds)"
+        min_value=rules.WEBHOOK_TIMEOUT_MIN,
+        max_value=rules.WEBHOOK_TIMEOUT_MAX,
+        initial=rules.WEBHOOK_TIMEOUT_DEFAULT,
+        label="Timeout (seconds)",
     )
     version = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
@@ -141,33 +191,30 @@ class CodeTypeForm(forms.Form):
         return {
             "url": data["fulfillment_url"],
             "async": bool(data.get("fulfillment_async")),
-            "maxRetries": data.get("fulfillment_max_retries") or 0,
-            "timeoutSeconds": data.get("fulfillment_timeout_seconds") or 30,
+            "maxRetries": data.get("fulfillment_max_retries") or rules.WEBHOOK_RETRIES_DEFAULT,
+            "timeoutSeconds": (
+                data.get("fulfillment_timeout_seconds") or rules.WEBHOOK_TIMEOUT_DEFAULT
+            ),
         }
 
 
-# Service field names (API spelling) -> form field, to put service errors next to their input.
-CODE_TYPE_FIELD_MAP = {
-    "codeType": "name",
-    "codeUseType": "use_type",
-    "scanCode": "scan_code",
-    "validStart": "valid_start",
-    "validEnd": "valid_end",
-    "maxRedemptions": "max_redemptions",
-    "customCodeInfo": "custom_code_info",
-    "isDisabled": "is_disabled",
-    "fulfillment.url": "fulfillment_url",
-    "fulfillment.async": "fulfillment_async",
-    "fulfillment.maxRetries": "fulfillment_max_retries",
-    "fulfillment.timeoutSeconds": "fulfillment_timeout_seconds",
-}
+class GenerateForm(PortalForm):
+    service_fields = {
+        "codeState": "state",
+        "prefix": "code_prefix",
+        "algorithmName": "algorithm",
+        "algorithmDetails.length": "length",
+        "algorithmDetails.includeCheck": "include_check",
+        "customCodeInfo": "custom_code_info",
+    }
 
-
-class GenerateForm(forms.Form):
     quantity = forms.IntegerField(
-        min_value=1,
-        max_value=10_000_000,
-        help_text="1 to 10,000,000. Runs as a background job; you can watch its progress.",
+        min_value=rules.QUANTITY_MIN,
+        max_value=rules.JOB_QUANTITY_MAX,
+        help_text=(
+            f"{rules.QUANTITY_MIN} to {rules.JOB_QUANTITY_MAX:,}. "
+            "Runs as a background job; you can watch its progress."
+        ),
     )
     state = forms.ChoiceField(
         choices=INITIAL_STATE_CHOICES,
@@ -183,13 +230,16 @@ class GenerateForm(forms.Form):
     )
     length = forms.IntegerField(
         required=False,
-        min_value=codes.MIN_LENGTH,
-        max_value=codes.MAX_LENGTH,
-        initial=codes.DEFAULT_LENGTH,
-        help_text=f"Crockford only: {codes.MIN_LENGTH}–{codes.MAX_LENGTH} characters.",
+        min_value=rules.CODE_LENGTH_MIN,
+        max_value=rules.CODE_LENGTH_MAX,
+        initial=rules.CODE_LENGTH_DEFAULT,
+        help_text=f"Crockford only: {rules.CODE_LENGTH_MIN}–{rules.CODE_LENGTH_MAX} characters.",
     )
     code_prefix = forms.CharField(
-        required=False, max_length=24, label="Prefix", help_text="Optional, e.g. XMAS."
+        required=False,
+        max_length=rules.PREFIX_MAX,
+        label="Prefix",
+        help_text="Optional, e.g. XMAS.",
     )
     include_check = forms.BooleanField(
         required=False,
@@ -207,20 +257,9 @@ class GenerateForm(forms.Form):
         return details
 
 
-GENERATE_FIELD_MAP = {
-    "quantity": "quantity",
-    "codeState": "state",
-    "state": "state",
-    "prefix": "code_prefix",
-    "algorithmName": "algorithm",
-    "length": "length",
-    "algorithmDetails.length": "length",
-    "algorithmDetails.includeCheck": "include_check",
-    "customCodeInfo": "custom_code_info",
-}
+class ImportForm(PortalForm):
+    service_fields = {"upload": "file"}
 
-
-class ImportForm(forms.Form):
     file = forms.FileField(
         label="CSV file",
         help_text="One code per line: scanCode[,codeState][,customCodeInfo]. Up to 200 MB.",
@@ -228,15 +267,21 @@ class ImportForm(forms.Form):
     )
 
 
-class AddCodeForm(forms.Form):
-    scan_code = forms.CharField(max_length=80, label="Scan code")
+class AddCodeForm(PortalForm):
+    service_fields = {
+        "scanCode": "scan_code",
+        "codeState": "state",
+        "customCodeInfo": "custom_code_info",
+    }
+
+    scan_code = forms.CharField(max_length=rules.SCAN_CODE_WRITTEN_MAX, label="Scan code")
     state = forms.ChoiceField(choices=INITIAL_STATE_CHOICES, initial=State.INACTIVE)
     custom_code_info = JSONObjectField(label="Custom code info (JSON object)")
 
 
-class ReasonForm(forms.Form):
+class ReasonForm(PortalForm):
     reason = forms.CharField(
-        max_length=1000,
+        max_length=rules.INVALIDATION_REASON_MAX,
         label="Reason",
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Shown on the code page and kept in the audit log.",
@@ -250,8 +295,10 @@ class OptionalReasonForm(ReasonForm):
         self.fields["reason"].label = "Invalidation reason (optional)"
 
 
-class BulkCodesForm(forms.Form):
+class BulkCodesForm(PortalForm):
     """Delete or reset every code of a type in the chosen states, confirmed by its typed name."""
+
+    service_fields = {"confirm": "confirm_name", "confirmName": "confirm_name"}
 
     states = forms.MultipleChoiceField(
         choices=STATE_CHOICES,
@@ -259,7 +306,7 @@ class BulkCodesForm(forms.Form):
         label="States to include",
     )
     confirm_name = forms.CharField(
-        max_length=64,
+        max_length=rules.CODE_TYPE_NAME_MAX,
         label="Type the code type's name to confirm",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
@@ -281,6 +328,8 @@ class BulkCodesForm(forms.Form):
 
 
 class ResetCodesForm(BulkCodesForm):
+    service_fields = {**BulkCodesForm.service_fields, "toState": "to_state"}
+
     to_state = forms.ChoiceField(
         choices=INITIAL_STATE_CHOICES, initial=State.INACTIVE, label="Reset to"
     )
@@ -310,22 +359,27 @@ class CodeResetForm(forms.Form):
     state = forms.ChoiceField(choices=INITIAL_STATE_CHOICES, label="Reset to")
 
 
-class CustomInfoForm(forms.Form):
-    custom_code_info = JSONObjectField(label="Custom code info (JSON object)")
+class CustomInfoForm(PortalForm):
+    service_fields = {"customCodeInfo": "custom_code_info"}
+
+    custom_code_info = JSONObjectField(
+        label="Custom code info (JSON object)",
+        help_text=f"A JSON object of up to {rules.JSON_OBJECT_SIZE}.",
+    )
     version = forms.IntegerField(widget=forms.HiddenInput)
 
 
 class ProfileForm(forms.Form):
     profile = forms.CharField(
-        max_length=128,
+        max_length=rules.PROFILE_ID_MAX,
         label="Profile id",
         widget=forms.TextInput(attrs={"spellcheck": "false", "autocomplete": "off"}),
     )
 
 
-class ServerKeyForm(forms.Form):
+class ServerKeyForm(PortalForm):
     name = forms.CharField(
-        max_length=100,
+        max_length=rules.SERVER_KEY_NAME_MAX,
         label="Name",
         help_text="Which backend uses it, e.g. “web shop production”.",
     )

@@ -18,9 +18,10 @@ from urllib.parse import urlsplit
 
 from django.db import connection
 
+from redemption import rules
+
 SIGNATURE_HEADER = "X-Redemption-Signature"
 MAX_REPLY_BYTES = 64 * 1024
-MAX_INFO_BYTES = 16 * 1024
 MAX_CALL_SECONDS = 10
 REPLY_KEYS = frozenset({"success", "complete", "customRedemptionInfo", "errorCode", "errorMsg"})
 
@@ -90,8 +91,8 @@ def parse_reply(data: Any, *, strict: bool = True) -> Reply:
     if info is not None:
         if not isinstance(info, dict):
             raise ValueError("customRedemptionInfo must be an object")
-        if len(json.dumps(info, separators=(",", ":")).encode()) > MAX_INFO_BYTES:
-            raise ValueError("customRedemptionInfo must be at most 16 KB of JSON")
+        if not rules.json_fits(rules.compact_json(info)):
+            raise ValueError(f"customRedemptionInfo must be {rules.JSON_OBJECT_RULE}")
     error_code = data.get("errorCode")
     if error_code is not None and (
         isinstance(error_code, bool) or not isinstance(error_code, str | int)

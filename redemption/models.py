@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from redemption import rules
 from redemption.ids import uuid7
 
 
@@ -124,21 +125,25 @@ class UseType(models.TextChoices):
 class CodeType(models.Model):
     """A campaign: a named group of codes with shared settings."""
 
-    name = models.CharField(max_length=64, unique=True, db_collation=None)
+    name = models.CharField(max_length=rules.CODE_TYPE_NAME_MAX, unique=True, db_collation=None)
     description = models.TextField(blank=True, default="")
     use_type = models.CharField(max_length=6, choices=UseType.choices, default=UseType.SINGLE)
-    scan_code = models.CharField(max_length=80, null=True, blank=True)
-    canonical_scan_code = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    scan_code = models.CharField(max_length=rules.SCAN_CODE_WRITTEN_MAX, null=True, blank=True)
+    canonical_scan_code = models.CharField(
+        max_length=rules.SCAN_CODE_MAX, null=True, blank=True, unique=True
+    )
     valid_start = models.DateTimeField(null=True, blank=True)
     valid_end = models.DateTimeField(null=True, blank=True)
     max_redemptions = models.PositiveIntegerField(null=True, blank=True)
     redemption_count = models.PositiveIntegerField(default=0)
     custom_code_info = models.JSONField(default=dict, blank=True)
     is_disabled = models.BooleanField(default=False)
-    fulfillment_url = models.URLField(max_length=500, blank=True, default="")
+    fulfillment_url = models.URLField(max_length=rules.WEBHOOK_URL_MAX, blank=True, default="")
     fulfillment_async = models.BooleanField(default=False)
-    fulfillment_max_retries = models.PositiveSmallIntegerField(default=0)
-    fulfillment_timeout_seconds = models.PositiveIntegerField(default=30)
+    fulfillment_max_retries = models.PositiveSmallIntegerField(
+        default=rules.WEBHOOK_RETRIES_DEFAULT
+    )
+    fulfillment_timeout_seconds = models.PositiveIntegerField(default=rules.WEBHOOK_TIMEOUT_DEFAULT)
     # Needed in clear to sign webhook bodies; shown to ops, never logged.
     webhook_secret = models.CharField(max_length=128, blank=True, default="")
     version = models.PositiveIntegerField(default=1)
@@ -190,7 +195,7 @@ class Batch(models.Model):
     code_type = models.ForeignKey(CodeType, on_delete=models.CASCADE, related_name="batches")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     algorithm = models.CharField(max_length=32, blank=True, default="")
-    prefix = models.CharField(max_length=64, blank=True, default="")
+    prefix = models.CharField(max_length=rules.PREFIX_WRITTEN_MAX, blank=True, default="")
     length = models.PositiveSmallIntegerField(null=True, blank=True)
     include_check = models.BooleanField(default=False)
     quantity = models.PositiveIntegerField(default=0)
@@ -214,17 +219,21 @@ class Code(models.Model):
         CodeType, on_delete=models.CASCADE, related_name="codes", db_index=False
     )
     is_shared_anchor = models.BooleanField(default=False)
-    scan_code = models.CharField(max_length=80)
+    scan_code = models.CharField(max_length=rules.SCAN_CODE_WRITTEN_MAX)
     # Unique through Meta.constraints, not unique=True: that would add a second, pattern-ops
     # index on PostgreSQL. Migration 0006 gives the column the "C" collation there, so the one
     # unique index serves equality, ON CONFLICT and prefix (LIKE 'AB%') searches alike.
-    canonical = models.CharField(max_length=64)
+    canonical = models.CharField(max_length=rules.SCAN_CODE_MAX)
     state = models.CharField(max_length=12, choices=State.choices, default=State.INACTIVE)
     version = models.PositiveIntegerField(default=1)
     custom_code_info = models.JSONField(default=dict, blank=True)
     custom_redemption_info = models.JSONField(default=dict, blank=True)
-    redeemed_by_profile_id = models.CharField(max_length=128, null=True, blank=True)
-    redeemed_by_profile_name = models.CharField(max_length=200, null=True, blank=True)
+    redeemed_by_profile_id = models.CharField(
+        max_length=rules.PROFILE_ID_MAX, null=True, blank=True
+    )
+    redeemed_by_profile_name = models.CharField(
+        max_length=rules.PROFILE_NAME_MAX, null=True, blank=True
+    )
     invalidation_reason = models.TextField(null=True, blank=True)
     batch = models.ForeignKey(
         Batch,
@@ -278,8 +287,8 @@ class SharedRedemption(models.Model):
     code_type = models.ForeignKey(
         CodeType, on_delete=models.CASCADE, related_name="shared_redemptions", db_index=False
     )
-    profile_id = models.CharField(max_length=128)
-    profile_name = models.CharField(max_length=200, null=True, blank=True)
+    profile_id = models.CharField(max_length=rules.PROFILE_ID_MAX)
+    profile_name = models.CharField(max_length=rules.PROFILE_NAME_MAX, null=True, blank=True)
     state = models.CharField(max_length=12, choices=State.choices)
     version = models.PositiveIntegerField(default=1)
     custom_code_info = models.JSONField(default=dict, blank=True)
@@ -324,8 +333,8 @@ class Attempt(models.Model):
         SharedRedemption, null=True, blank=True, on_delete=models.CASCADE, related_name="attempts"
     )
     attempt = models.PositiveIntegerField()
-    profile_id = models.CharField(max_length=128)
-    profile_name = models.CharField(max_length=200, null=True, blank=True)
+    profile_id = models.CharField(max_length=rules.PROFILE_ID_MAX)
+    profile_name = models.CharField(max_length=rules.PROFILE_NAME_MAX, null=True, blank=True)
     state = models.CharField(max_length=12, choices=State.choices, default=State.IN_PROGRESS)
     started_at = models.DateTimeField()
     deadline_at = models.DateTimeField()
@@ -374,7 +383,7 @@ class Job(models.Model):
     code_type = models.ForeignKey(
         CodeType, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
     )
-    code_type_name = models.CharField(max_length=64, blank=True, default="")
+    code_type_name = models.CharField(max_length=rules.CODE_TYPE_NAME_MAX, blank=True, default="")
     batch = models.ForeignKey(
         Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
     )
@@ -416,10 +425,14 @@ class AuditEvent(models.Model):
     actor_id = models.CharField(max_length=128, blank=True, default="")
     actor_label = models.CharField(max_length=200, blank=True, default="")
     action = models.CharField(max_length=64, db_index=True)
-    code_type_name = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    code_type_name = models.CharField(
+        max_length=rules.CODE_TYPE_NAME_MAX, blank=True, default="", db_index=True
+    )
     target_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
-    scan_code = models.CharField(max_length=80, blank=True, default="")
-    profile_id = models.CharField(max_length=128, blank=True, default="", db_index=True)
+    scan_code = models.CharField(max_length=rules.SCAN_CODE_WRITTEN_MAX, blank=True, default="")
+    profile_id = models.CharField(
+        max_length=rules.PROFILE_ID_MAX, blank=True, default="", db_index=True
+    )
     details = models.JSONField(default=dict, blank=True)
 
     class Meta:
@@ -432,7 +445,7 @@ class AuditEvent(models.Model):
 class ServerKey(models.Model):
     """Credential of a backend calling the server API; only a hash of the secret is kept."""
 
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=rules.SERVER_KEY_NAME_MAX)
     prefix = models.CharField(max_length=16)
     key_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField()
@@ -457,7 +470,7 @@ class IdempotencyRecord(models.Model):
     """The first response to an Idempotency-Key, replayed for retries of the same request."""
 
     credential = models.CharField(max_length=160)
-    key = models.CharField(max_length=255)
+    key = models.CharField(max_length=rules.IDEMPOTENCY_KEY_MAX)
     request_hash = models.CharField(max_length=64)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = models.BinaryField(null=True, blank=True)

@@ -1,10 +1,13 @@
 from django.urls import path, register_converter
 
+from redemption import rules
 from redemption.views import audit, dashboard, design, jobs, keys, monitoring, users
 
 
 class CodeTypeNameConverter:
-    regex = r"[A-Za-z0-9_.\-]{1,64}"
+    """A code type's name in a portal URL."""
+
+    regex = rules.CODE_TYPE_NAME_REGEX
 
     def to_python(self, value: str) -> str:
         return value
@@ -14,7 +17,9 @@ class CodeTypeNameConverter:
 
 
 class CanonicalConverter:
-    regex = r"[A-Z0-9]{4,64}"
+    """A code's canonical scan code in a portal URL."""
+
+    regex = rules.SCAN_CODE_CANONICAL_REGEX
 
     def to_python(self, value: str) -> str:
         return value

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from redemption import codes
+from redemption import codes, rules
 
 TYPED = st.text(alphabet=string.ascii_letters + string.digits + " -\t", max_size=80)
 PAYLOAD = st.text(alphabet=codes.ALPHABET, min_size=1, max_size=40)
@@ -31,10 +31,10 @@ def test_spelling_variants_share_one_canonical_form(raw):
 def test_canonical_examples():
     assert codes.canonical("k7qm 3xj9-abcd") == "K7QM3XJ9ABCD"
     assert codes.canonical("GOLD-ILo1") == "G01D1101"
-    assert codes.is_valid_canonical("ABCD")
-    assert not codes.is_valid_canonical("ABC")
-    assert not codes.is_valid_canonical("A" * 65)
-    assert not codes.is_valid_canonical("ABCD!")
+    assert rules.is_canonical_scan_code("ABCD")
+    assert not rules.is_canonical_scan_code("ABC")
+    assert not rules.is_canonical_scan_code("A" * 65)
+    assert not rules.is_canonical_scan_code("ABCD!")
 
 
 @given(PAYLOAD)
@@ -79,7 +79,7 @@ def test_generated_codes_have_the_documented_shape(algorithm, length, prefix, ch
     for display, canon in codes.generate(shape, 200):
         assert re.match(display_re, display), display
         assert codes.canonical(display) == canon
-        assert codes.is_valid_canonical(canon)
+        assert rules.is_canonical_scan_code(canon)
         assert shape.matches(canon) or algorithm == "StructuredGuid"
         if check:
             assert codes.has_valid_check(canon[len(shape.prefix_canonical) :])

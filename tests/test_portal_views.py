@@ -2,12 +2,14 @@
 
 import csv
 import io
+import json
 import re
 
 import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
+from redemption import rules
 from redemption.models import AuditEvent, Code, CodeType, Job, ServerKey, SharedRedemption, State
 from redemption.services import bulk
 from tests.e2e.helpers import HOSTILE, populate
@@ -427,6 +429,30 @@ def test_generate_errors_from_the_service_show_on_the_form(client, ops_user, dat
     assert response.status_code == 200
     assert not Job.objects.filter(kind=Job.Kind.GENERATE).exists()
     assert response.context["form"].errors or _messages(response)
+
+
+def test_a_service_field_error_lands_on_the_form_field_the_form_names(client, ops_user, code_type):
+    _login(client, ops_user)
+    big = json.dumps({"x": "y" * rules.JSON_OBJECT_MAX_BYTES})
+
+    generate = client.post(
+        reverse("redemption:code_generate", args=[code_type.name]),
+        {
+            "quantity": "5",
+            "state": "Available",
+            "algorithm": "Crockford",
+            "code_prefix": "no good!",
+        },
+    )
+    add = client.post(
+        reverse("redemption:code_add", args=[code_type.name]),
+        {"scan_code": "ABCD-1234", "state": "Inactive", "custom_code_info": big},
+    )
+
+    assert generate.context["form"].errors == {"code_prefix": [rules.PREFIX_RULE]}
+    assert add.context["form"].errors == {"custom_code_info": [f"must be {rules.JSON_OBJECT_RULE}"]}
+    assert not Job.objects.exists()
+    assert not Code.objects.exists()
 
 
 def test_import_starts_a_job_and_reports_bad_lines(client, ops_user, data):

@@ -1,6 +1,5 @@
 """Thin JSON handlers: translate one validated call into one service or selector call."""
 
-import re
 import uuid
 from typing import Any
 
@@ -8,11 +7,11 @@ from django.http import HttpResponse, HttpResponseBase
 from django.urls import reverse
 
 from redemption import exceptions as exc
-from redemption import records, selectors, services
+from redemption import records, rules, selectors, services
 from redemption.actors import Profile
 from redemption.api.errors import JSON, json_response
 from redemption.api.spec import Call
-from redemption.api.validation import CODE_TYPE_PATTERN, text_ok
+from redemption.api.validation import text_ok
 from redemption.csv_out import csv_download
 from redemption.models import UseType
 from redemption.records import attempt_record, audit_record, code_record, code_type_record, ts
@@ -24,14 +23,14 @@ from redemption.services import keys as key_services
 
 def _code_type_name(value: str) -> str:
     """A path's code type name; one that cannot exist is simply not found."""
-    if not re.fullmatch(CODE_TYPE_PATTERN, value):
-        raise exc.CodeTypeNotFoundError(details={"codeType": value[:64]})
+    if not rules.is_code_type_name(value):
+        raise exc.CodeTypeNotFoundError(details={"codeType": value[: rules.CODE_TYPE_NAME_MAX]})
     return value
 
 
 def _profile_id(value: str) -> str:
-    if not 1 <= len(value) <= key_services.PROFILE_ID_MAX or not text_ok(value):
-        raise exc.invalid_fields({"profileId": "1-128 characters"})
+    if not rules.is_profile_id(value) or not text_ok(value):
+        raise exc.invalid_fields({"profileId": rules.PROFILE_ID_RULE})
     return value
 
 
@@ -107,7 +106,7 @@ def user_token_create(call: Call) -> HttpResponse:
         actor=call.identity.actor,
         profile_id=b["profileId"],
         profile_name=b.get("profileName"),
-        ttl_seconds=b.get("ttlSeconds", key_services.TTL_DEFAULT),
+        ttl_seconds=b.get("ttlSeconds", rules.USER_TOKEN_TTL_DEFAULT),
     )
     return json_response(
         {"token": minted.token, "profileId": minted.profile_id, "expiresAt": ts(minted.expires_at)},

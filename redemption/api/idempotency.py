@@ -20,11 +20,12 @@ from django.http import HttpResponse
 from django.utils import timezone
 
 from redemption import exceptions as exc
+from redemption import rules
 from redemption.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
-KEY_RE = re.compile(r"[\x20-\x7e]{1,255}")
+KEY_RE = re.compile(rules.IDEMPOTENCY_KEY_REGEX)
 # An in-flight mark this old belongs to a request that died; a retry may take it over.
 ABANDONED_AFTER = timedelta(minutes=10)
 STORED_HEADERS = ("Content-Type", "Location")
@@ -35,7 +36,7 @@ NOT_STORED = frozenset({429, 500, 503})
 def check_key(value: str) -> str:
     """Return the key, or raise INVALID_PARAMETER_VALUE naming the header."""
     if not KEY_RE.fullmatch(value):
-        raise exc.invalid_fields({HEADER: "1-255 printable ASCII characters"})
+        raise exc.invalid_fields({HEADER: rules.IDEMPOTENCY_KEY_RULE})
     return value
 
 

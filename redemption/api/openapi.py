@@ -5,6 +5,7 @@ from functools import cache
 from typing import Any
 
 from redemption import exceptions as exc
+from redemption import rules
 from redemption.api import auth
 from redemption.api.endpoints import ENDPOINTS
 from redemption.api.errors import JSON
@@ -89,7 +90,7 @@ def _operation(op: Operation, params: list[dict[str, Any]]) -> dict[str, Any]:
                 "required": False,
                 "description": "Makes a retry safe: the first answer is stored for 24 hours "
                 "and replayed for the same request under the same credential.",
-                "schema": {"type": "string", "pattern": "^[\\x20-\\x7e]{1,255}$"},
+                "schema": {"type": "string", "pattern": f"^{rules.IDEMPOTENCY_KEY_REGEX}$"},
             }
         )
     result: dict[str, Any] = {
@@ -136,7 +137,7 @@ def _error_table() -> str:
     return "\n".join(["| code | reasonCode | HTTP |", "|---|---|---|", *rows])
 
 
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 JSON API of the Redemption Code Portal.
 
 **Credentials.** `Authorization: Bearer <credential>`. Paths under `/api/v1/server/` take a
@@ -151,13 +152,13 @@ wrong types, values out of range and malformed JSON give 400 `INVALID_PARAMETER_
 `details.fields` naming each bad field. Unknown query parameters are refused the same way.
 
 **Errors** always look like
-`{"error": {"code", "reasonCode", "message", "details"}}`. Any `/api/v1/` path that names no
+`{{"error": {{"code", "reasonCode", "message", "details"}}}}`. Any `/api/v1/` path that names no
 endpoint answers 404 `NOT_FOUND` (reasonCode 40404); a method a path does not offer answers
 405 `METHOD_NOT_ALLOWED` with an `Allow` header. An unexpected failure answers 500
 `INTERNAL_ERROR` (reasonCode 0) and is logged; 503 `SERVICE_UNAVAILABLE` means the database
 cannot be reached.
 
-**Idempotency.** Every POST accepts `Idempotency-Key` (1-255 printable ASCII characters),
+**Idempotency.** Every POST accepts `Idempotency-Key` ({rules.IDEMPOTENCY_KEY_RULE}),
 scoped to the credential and kept at least 24 hours. A retry with the same key, method, path
 and body gets the first status and body again with `Idempotent-Replayed: true`; the same key
 on a different request gets 422 `IDEMPOTENCY_KEY_REUSED`; a retry while the first is still

@@ -3,6 +3,7 @@
 from typing import Any
 
 from redemption import exceptions as exc
+from redemption import rules
 from redemption.models import STATE_ORDER
 
 TS_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
@@ -84,7 +85,7 @@ SCHEMAS: dict[str, Any] = {
     "CodeList": closed({"codes": {"type": "array", "items": ref("CodeRecord")}}),
     "CodeType": closed(
         {
-            "codeType": {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]{1,64}$"},
+            "codeType": {"type": "string", "pattern": rules.CODE_TYPE_NAME_PATTERN},
             "description": {"type": "string"},
             "codeUseType": {"type": "string", "enum": ["SINGLE", "MULTI"]},
             "scanCode": {"type": ["string", "null"], "description": "MULTI only"},
@@ -101,8 +102,16 @@ SCHEMAS: dict[str, Any] = {
                         {
                             "url": {"type": "string"},
                             "async": {"type": "boolean"},
-                            "maxRetries": {"type": "integer", "minimum": 0, "maximum": 10},
-                            "timeoutSeconds": {"type": "integer", "minimum": 1, "maximum": 86400},
+                            "maxRetries": {
+                                "type": "integer",
+                                "minimum": rules.WEBHOOK_RETRIES_MIN,
+                                "maximum": rules.WEBHOOK_RETRIES_MAX,
+                            },
+                            "timeoutSeconds": {
+                                "type": "integer",
+                                "minimum": rules.WEBHOOK_TIMEOUT_MIN,
+                                "maximum": rules.WEBHOOK_TIMEOUT_MAX,
+                            },
                         }
                     ),
                 ]

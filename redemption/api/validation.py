@@ -11,12 +11,9 @@ from django.http import QueryDict
 
 from redemption import exceptions as exc
 
-INT32_MAX = 2_147_483_647
 MAX_DEPTH = 32
 MIN_YEAR = 1970  # earlier years are no validity window, and not every strftime pads them
 BODY = "body"  # the name used in details.fields for problems with the body as a whole
-CODE_TYPE_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
-URL_PATTERN = r"^https?://[^\s/$.?#][^\s]*$"
 
 
 class FieldError(ValueError):
@@ -35,6 +32,7 @@ class Field:
     max: int | None = None
     choices: tuple[str, ...] = ()
     pattern: str | None = None
+    rule: str = ""  # what `pattern` asks for, in words, for the error message
     description: str = ""
     default: Any = None
     inner: tuple["Field", ...] = ()  # a nested object with exactly these keys, checked here
@@ -88,7 +86,7 @@ class Field:
             if self.max is not None and len(value) > self.max:
                 raise FieldError(f"must be at most {self.max} characters")
             if self.pattern and not re.fullmatch(self.pattern, value):
-                raise FieldError(f"must match {self.pattern}")
+                raise FieldError(self.rule or f"must match {self.pattern}")
             return value
         if kind == "enum":
             if value not in self.choices:

@@ -1,6 +1,5 @@
 """Helpers shared by the service modules: audit rows, roles, records, input checks."""
 
-import json
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -8,12 +7,10 @@ from uuid import UUID
 from django.utils import timezone
 
 from redemption import exceptions as exc
-from redemption import permissions
+from redemption import permissions, rules
 from redemption.actors import Actor
 from redemption.db import claims
-from redemption.models import AuditEvent, Code, CodeType, SharedRedemption
-
-MAX_JSON_BYTES = 16 * 1024
+from redemption.models import INITIAL_STATES, AuditEvent, Code, CodeType, SharedRedemption, State
 
 
 def audit_fields(
@@ -110,12 +107,21 @@ def check_code_type_matches(code: Code, code_type_name: str | None) -> None:
         raise exc.CodeTypeMismatchError(details={"codeType": code_type_name})
 
 
-def check_json_object(value: Any, field: str) -> dict[str, Any]:
-    """Accept a JSON object of at most 16 KB, else raise INVALID_PARAMETER_VALUE."""
+def check_initial_state(value: str | None, field: str = "codeState") -> str:
+    """Return the state a new or reset code starts in: Inactive (the default) or Available."""
+    if value is None:
+        return State.INACTIVE
+    if value not in INITIAL_STATES:
+        raise exc.invalid_fields({field: "must be Inactive or Available"})
+    return str(value)
+
+
+def check_json_object(value: dict[str, Any] | None, field: str) -> dict[str, Any]:
+    """Return the object ({} for None) if it is small enough, else raise naming `field`."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise exc.invalid_fields({field: "must be a JSON object"})
-    if len(json.dumps(value, separators=(",", ":")).encode()) > MAX_JSON_BYTES:
-        raise exc.invalid_fields({field: "must be at most 16 KB of JSON"})
+    if not rules.json_fits(rules.compact_json(value)):
+        raise exc.invalid_fields({field: "must be " + rules.JSON_OBJECT_RULE})
     return value

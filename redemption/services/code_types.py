@@ -1,25 +1,31 @@
 """Create, update and configure code types (campaigns)."""
 
-import re
+import enum
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, Literal
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from redemption import codes, selectors
+from redemption import codes, rules, selectors
 from redemption import exceptions as exc
 from redemption.actors import Actor
 from redemption.db import claims
 from redemption.models import SLOT_STATES, Code, CodeType, SharedRedemption, State, UseType
 from redemption.services._common import audit, check_json_object, require_ops
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$")
-FULFILLMENT_KEYS = {"url", "async", "maxRetries", "timeoutSeconds"}
-UNSET: Any = object()
+FULFILLMENT_KEYS = frozenset({"url", "async", "maxRetries", "timeoutSeconds"})
+
+
+class _Unset(enum.Enum):
+    UNSET = "UNSET"
+
+
+# An update argument that was not given; None means "clear it" where a field may be empty.
+UNSET: Final = _Unset.UNSET
+Unset = Literal[_Unset.UNSET]
 
 
 def _check_window(start: datetime | None, end: datetime | None) -> None:
@@ -27,40 +33,42 @@ def _check_window(start: datetime | None, end: datetime | None) -> None:
         raise exc.invalid_fields({"validEnd": "must be later than validStart"})
 
 
-def _check_max(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise exc.invalid_fields({"maxRedemptions": "must be a positive whole number or null"})
+def _check_max(value: int | None) -> int | None:
+    if value is not None and not rules.is_whole_number_in(
+        value, rules.MAX_REDEMPTIONS_MIN, rules.INT32_MAX
+    ):
+        rule = rules.whole_number_rule(rules.MAX_REDEMPTIONS_MIN, rules.INT32_MAX)
+        raise exc.invalid_fields({"maxRedemptions": f"must be {rule} or null"})
     return value
 
 
-def validate_fulfillment(value: Any) -> dict[str, Any] | None:
-    """Check a fulfillment object ({url, async, maxRetries, timeoutSeconds}) or None."""
+def validate_fulfillment(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Check a fulfillment object ({url, async, maxRetries, timeoutSeconds}) or None.
+
+    The object is free-form JSON to the type checker, so its keys and values are checked here.
+    """
     if value is None:
         return None
-    if not isinstance(value, dict):
-        raise exc.invalid_fields({"fulfillment": "must be an object or null"})
     unknown = set(value) - FULFILLMENT_KEYS
     if unknown:
         raise exc.invalid_fields({f"fulfillment.{k}": "unknown field" for k in sorted(unknown)})
     errors: dict[str, str] = {}
     url = value.get("url")
-    if (
-        not isinstance(url, str)
-        or not re.match(r"^https?://[^\s/$.?#][^\s]*$", url)
-        or len(url) > 500
-    ):
-        errors["fulfillment.url"] = "must be an http(s) URL of at most 500 characters"
+    if not rules.is_webhook_url(url):
+        errors["fulfillment.url"] = "must be " + rules.WEBHOOK_URL_RULE
     is_async = value.get("async", False)
     if not isinstance(is_async, bool):
         errors["fulfillment.async"] = "must be true or false"
-    retries = value.get("maxRetries", 0)
-    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
-        errors["fulfillment.maxRetries"] = "must be a whole number from 0 to 10"
-    timeout = value.get("timeoutSeconds", 30)
-    if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 86400:
-        errors["fulfillment.timeoutSeconds"] = "must be a whole number from 1 to 86400"
+    retries = value.get("maxRetries", rules.WEBHOOK_RETRIES_DEFAULT)
+    if not rules.is_whole_number_in(retries, rules.WEBHOOK_RETRIES_MIN, rules.WEBHOOK_RETRIES_MAX):
+        errors["fulfillment.maxRetries"] = "must be " + rules.whole_number_rule(
+            rules.WEBHOOK_RETRIES_MIN, rules.WEBHOOK_RETRIES_MAX
+        )
+    timeout = value.get("timeoutSeconds", rules.WEBHOOK_TIMEOUT_DEFAULT)
+    if not rules.is_whole_number_in(timeout, rules.WEBHOOK_TIMEOUT_MIN, rules.WEBHOOK_TIMEOUT_MAX):
+        errors["fulfillment.timeoutSeconds"] = "must be " + rules.whole_number_rule(
+            rules.WEBHOOK_TIMEOUT_MIN, rules.WEBHOOK_TIMEOUT_MAX
+        )
     if errors:
         raise exc.invalid_fields(errors)
     return {"url": url, "async": is_async, "maxRetries": retries, "timeoutSeconds": timeout}
@@ -70,8 +78,8 @@ def _apply_fulfillment(ct: CodeType, value: dict[str, Any] | None) -> None:
     if value is None:
         ct.fulfillment_url = ""
         ct.fulfillment_async = False
-        ct.fulfillment_max_retries = 0
-        ct.fulfillment_timeout_seconds = 30
+        ct.fulfillment_max_retries = rules.WEBHOOK_RETRIES_DEFAULT
+        ct.fulfillment_timeout_seconds = rules.WEBHOOK_TIMEOUT_DEFAULT
         return
     ct.fulfillment_url = value["url"]
     ct.fulfillment_async = value["async"]
@@ -101,11 +109,8 @@ def code_type_create(
 ) -> CodeType:
     """Create a code type; a shared type reserves its scan code in the code namespace."""
     require_ops(actor)
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or not name.strip("."):
-        # All-dot names ("." or "..") would be rewritten by browsers inside URL paths.
-        raise exc.invalid_fields(
-            {"codeType": "1-64 characters of A-Z a-z 0-9 _ . - (not only dots)"}
-        )
+    if not rules.is_code_type_name(name):
+        raise exc.invalid_fields({"codeType": rules.CODE_TYPE_NAME_RULE})
     if use_type not in UseType.values:
         raise exc.invalid_fields({"codeUseType": "must be SINGLE or MULTI"})
     _check_window(valid_start, valid_end)
@@ -132,7 +137,7 @@ def code_type_create(
         valid_end=valid_end,
         max_redemptions=max_redemptions,
         custom_code_info=info,
-        is_disabled=bool(is_disabled),
+        is_disabled=is_disabled,
         created_at=now,
         updated_at=now,
     )
@@ -175,16 +180,16 @@ def code_type_update(
     actor: Actor,
     name: str,
     expected_version: int | None = None,
-    description: Any = UNSET,
-    scan_code: Any = UNSET,
-    valid_start: Any = UNSET,
-    valid_end: Any = UNSET,
-    max_redemptions: Any = UNSET,
-    custom_code_info: Any = UNSET,
-    is_disabled: Any = UNSET,
-    fulfillment: Any = UNSET,
+    description: str | Unset | None = UNSET,
+    scan_code: str | Unset = UNSET,
+    valid_start: datetime | Unset | None = UNSET,
+    valid_end: datetime | Unset | None = UNSET,
+    max_redemptions: int | Unset | None = UNSET,
+    custom_code_info: dict[str, Any] | Unset | None = UNSET,
+    is_disabled: bool | Unset = UNSET,
+    fulfillment: dict[str, Any] | Unset | None = UNSET,
 ) -> CodeType:
-    """Change a code type's settings; name and use type are fixed once created."""
+    """Change the settings that are given (not UNSET); name and use type are fixed once made."""
     require_ops(actor)
     changed: list[str] = []
     try:
@@ -217,8 +222,6 @@ def code_type_update(
                 ct.custom_code_info = check_json_object(custom_code_info, "customCodeInfo")
                 changed.append("custom_code_info")
             if is_disabled is not UNSET:
-                if not isinstance(is_disabled, bool):
-                    raise exc.invalid_fields({"isDisabled": "must be true or false"})
                 ct.is_disabled = is_disabled
                 changed.append("is_disabled")
             if fulfillment is not UNSET:

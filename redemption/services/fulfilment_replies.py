@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from redemption import exceptions as exc
-from redemption import fulfillment
+from redemption import fulfillment, rules
 from redemption.actors import Actor
 from redemption.db import claims
 from redemption.models import Attempt, Code, Move, SharedRedemption, State
@@ -136,7 +136,7 @@ def record_reply(
     return owner, row, True
 
 
-def _find_redemption(redemption_id: Any) -> tuple[Record, bool]:
+def _find_redemption(redemption_id: str | UUID) -> tuple[Record, bool]:
     try:
         rid = UUID(str(redemption_id))
     except ValueError:
@@ -151,14 +151,14 @@ def _find_redemption(redemption_id: Any) -> tuple[Record, bool]:
 
 
 def process_async_response(
-    *, actor: Actor, redemption_id: Any, attempt: Any, async_response: Any
+    *, actor: Actor, redemption_id: str | UUID, attempt: int, async_response: dict[str, Any]
 ) -> Record:
     """Finish (or advance) an async attempt reported by the client app's backend."""
     owner, shared = _find_redemption(redemption_id)
     ct = owner.code_type
     if not ct.has_fulfillment or not ct.fulfillment_async:
         raise exc.TypeNotAsyncError()
-    if isinstance(attempt, bool) or not isinstance(attempt, int):
+    if not rules.is_whole_number(attempt):
         raise exc.invalid_fields({"attempt": "must be a whole number"})
     try:
         reply = fulfillment.parse_reply(async_response)

@@ -5,7 +5,6 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.core import signing
@@ -13,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from redemption import exceptions as exc
-from redemption import permissions
+from redemption import permissions, rules
 from redemption.actors import Actor, Profile
 from redemption.db import claims
 from redemption.models import ServerKey
@@ -28,8 +27,6 @@ LAST_USED_RESOLUTION = timedelta(seconds=60)
 USER_TOKEN_PREFIX = "ut_"  # noqa: S105 - a marker, not a secret
 USER_TOKEN_SALT = "redemption.api.user-token"  # noqa: S105 - a namespace, not a secret
 USER_TOKEN_RE = re.compile(r"^ut_[A-Za-z0-9_\-:.]{10,8000}$")  # room for 328 escaped astral chars
-TTL_MIN, TTL_MAX, TTL_DEFAULT = 60, 86_400, 3_600
-PROFILE_ID_MAX, PROFILE_NAME_MAX = 128, 200
 
 
 def hash_secret(secret: str) -> str:
@@ -49,8 +46,8 @@ def _require_admin(actor: Actor) -> None:
 def server_key_create(*, actor: Actor, name: str) -> tuple[ServerKey, str]:
     """Create a server key; return it with its secret, which is shown this once only."""
     _require_admin(actor)
-    if not isinstance(name, str) or not name.strip() or len(name) > 100:
-        raise exc.invalid_fields({"name": "1-100 characters"})
+    if not rules.is_server_key_name(name):
+        raise exc.invalid_fields({"name": rules.SERVER_KEY_NAME_RULE})
     secret = SERVER_KEY_PREFIX + secrets.token_urlsafe(SERVER_KEY_BYTES)
     now = timezone.now()
     with transaction.atomic():
@@ -130,14 +127,12 @@ class UserToken:
     expires_at: datetime
 
 
-def _check_profile(profile_id: Any, profile_name: Any) -> None:
+def _check_profile(profile_id: str, profile_name: str | None) -> None:
     errors: dict[str, str] = {}
-    if not isinstance(profile_id, str) or not 1 <= len(profile_id) <= PROFILE_ID_MAX:
-        errors["profileId"] = f"1-{PROFILE_ID_MAX} characters"
-    if profile_name is not None and (
-        not isinstance(profile_name, str) or len(profile_name) > PROFILE_NAME_MAX
-    ):
-        errors["profileName"] = f"at most {PROFILE_NAME_MAX} characters"
+    if not rules.is_profile_id(profile_id):
+        errors["profileId"] = rules.PROFILE_ID_RULE
+    if not rules.is_profile_name(profile_name):
+        errors["profileName"] = rules.PROFILE_NAME_RULE
     if errors:
         raise exc.invalid_fields(errors)
 
@@ -147,18 +142,17 @@ def user_token_mint(
     actor: Actor,
     profile_id: str,
     profile_name: str | None = None,
-    ttl_seconds: int = TTL_DEFAULT,
+    ttl_seconds: int = rules.USER_TOKEN_TTL_DEFAULT,
 ) -> UserToken:
     """Sign a short-lived credential for one profile (it dies when the signing key rotates)."""
     if actor.kind not in {"server_key", "system"}:
         raise exc.PermissionDeniedError()
     _check_profile(profile_id, profile_name)
-    if (
-        isinstance(ttl_seconds, bool)
-        or not isinstance(ttl_seconds, int)
-        or not TTL_MIN <= ttl_seconds <= TTL_MAX
+    if not rules.is_whole_number_in(
+        ttl_seconds, rules.USER_TOKEN_TTL_MIN, rules.USER_TOKEN_TTL_MAX
     ):
-        raise exc.invalid_fields({"ttlSeconds": f"a whole number from {TTL_MIN} to {TTL_MAX}"})
+        rule = rules.whole_number_rule(rules.USER_TOKEN_TTL_MIN, rules.USER_TOKEN_TTL_MAX)
+        raise exc.invalid_fields({"ttlSeconds": rule})
     now = timezone.now()
     expires_at = now.replace(microsecond=0) + timedelta(seconds=ttl_seconds)
     claims = {"p": profile_id, "n": profile_name, "e": int(expires_at.timestamp())}

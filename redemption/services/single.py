@@ -1,31 +1,25 @@
 """Single-code operations: add, activate, invalidate, edit custom info, reset."""
 
 from typing import Any
+from uuid import UUID
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from redemption import codes, selectors
+from redemption import codes, rules, selectors
 from redemption import exceptions as exc
 from redemption.actors import Actor
 from redemption.db import claims
-from redemption.models import INITIAL_STATES, Batch, Code, Move, State
+from redemption.models import Batch, Code, Move, State
 from redemption.services._common import (
     audit,
     check_code_type_matches,
+    check_initial_state,
     check_json_object,
     require_ops,
     require_support,
 )
 from redemption.transitions import guard
-
-
-def _initial_state(value: Any, field: str = "codeState") -> str:
-    if value is None:
-        return State.INACTIVE
-    if value not in INITIAL_STATES:
-        raise exc.invalid_fields({field: "must be Inactive or Available"})
-    return str(value)
 
 
 def code_add(
@@ -39,7 +33,7 @@ def code_add(
     """Add one personal code (Inactive unless asked otherwise)."""
     require_ops(actor)
     canon = codes.canonical_or_error(scan_code)
-    state = _initial_state(state)
+    state = check_initial_state(state)
     info = check_json_object(custom_code_info, "customCodeInfo")
     ct = selectors.code_type_get(code_type_name)
     if ct.is_shared:
@@ -123,8 +117,10 @@ def code_invalidate(
 ) -> Code:
     """Invalidate a code that is lost, stolen or fraudulent."""
     require_support(actor)
-    if reason is not None and (not isinstance(reason, str) or len(reason) > 1000):
-        raise exc.invalid_fields({"invalidationReason": "must be text of at most 1000 characters"})
+    if reason is not None and not rules.is_text_of(reason, 0, rules.INVALIDATION_REASON_MAX):
+        raise exc.invalid_fields(
+            {"invalidationReason": "must be " + rules.INVALIDATION_REASON_RULE}
+        )
     with transaction.atomic():
         code = selectors.code_lookup(scan_code, for_update=True)
         check_code_type_matches(code, code_type_name)
@@ -194,7 +190,7 @@ def code_update_custom_info(
 def code_reset(*, actor: Actor, scan_code: str, state: str = State.INACTIVE) -> Code:
     """Put one code back to Inactive or Available, clearing redemption data and attempts."""
     require_support(actor)
-    target = _initial_state(state, "state")
+    target = check_initial_state(state, "state")
     with transaction.atomic():
         code = selectors.code_lookup(scan_code, for_update=True)
         previous = {"state": code.state, "redeemedByProfileId": code.redeemed_by_profile_id}
@@ -213,7 +209,7 @@ def code_reset(*, actor: Actor, scan_code: str, state: str = State.INACTIVE) -> 
     return code
 
 
-def batch_invalidate(*, actor: Actor, batch_id: Any, reason: str = "") -> int:
+def batch_invalidate(*, actor: Actor, batch_id: UUID, reason: str = "") -> int:
     """Invalidate every code of one batch that may still be invalidated; return the count."""
     require_ops(actor)
     with transaction.atomic():

@@ -4,7 +4,6 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
@@ -15,6 +14,7 @@ from django.shortcuts import render
 from redemption import permissions
 from redemption.actors import Actor
 from redemption.exceptions import RedemptionError
+from redemption.forms import PortalForm
 
 View = Callable[..., HttpResponseBase]
 ADMIN = "Admin"
@@ -64,17 +64,19 @@ def error_text(error: RedemptionError) -> str:
 def report_error(
     request: HttpRequest,
     error: RedemptionError,
-    form: forms.Form | None = None,
-    field_map: dict[str, str] | None = None,
+    form: PortalForm | None = None,
 ) -> None:
-    """Show a domain error: next to the form fields it names when possible, else as a message."""
+    """Show a domain error: next to the form fields it names when possible, else as a message.
+
+    The form says where each service field goes (`PortalForm.service_fields`).
+    """
     if isinstance(error, PermissionDenied):
         raise error
     fields = error.details.get("fields") if isinstance(error.details, dict) else None
     placed = False
     if form is not None and isinstance(fields, dict):
         for key, text in fields.items():
-            target = (field_map or {}).get(key)
+            target = form.field_for(key)
             if target and target in form.fields:
                 form.add_error(target, str(text))
                 placed = True

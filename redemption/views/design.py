@@ -16,8 +16,6 @@ from redemption import selectors, services
 from redemption.csv_out import csv_download
 from redemption.filters import CodeFilter
 from redemption.forms import (
-    CODE_TYPE_FIELD_MAP,
-    GENERATE_FIELD_MAP,
     PROTECTED_STATES,
     AddCodeForm,
     BulkCodesForm,
@@ -155,7 +153,7 @@ def code_type_create(request: HttpRequest) -> HttpResponse:
                 **_code_type_kwargs(form),
             )
         except exc.RedemptionError as error:
-            report_error(request, error, form, CODE_TYPE_FIELD_MAP)
+            report_error(request, error, form)
         else:
             messages.success(request, f"Code type “{ct.name}” created.")
             return redirect(_type_url(ct))
@@ -208,7 +206,7 @@ def code_type_edit(request: HttpRequest, name: str) -> HttpResponse:
             )
             return redirect("redemption:code_type_edit", name=ct.name)
         except exc.RedemptionError as error:
-            report_error(request, error, form, CODE_TYPE_FIELD_MAP)
+            report_error(request, error, form)
         else:
             messages.success(request, f"Code type “{ct.name}” saved.")
             return redirect(_type_url(ct))
@@ -258,7 +256,7 @@ def code_generate(request: HttpRequest, name: str) -> HttpResponse:
                 algorithm_details=form.algorithm_details() or None,
             )
         except exc.RedemptionError as error:
-            report_error(request, error, form, GENERATE_FIELD_MAP)
+            report_error(request, error, form)
         else:
             messages.success(request, f"Generating {data['quantity']:,} codes for “{ct.name}”.")
             return redirect(_job_url(job))
@@ -278,7 +276,7 @@ def code_import(request: HttpRequest, name: str) -> HttpResponse:
                 upload=form.cleaned_data["file"],
             )
         except exc.RedemptionError as error:
-            report_error(request, error, form, {"file": "file", "upload": "file"})
+            report_error(request, error, form)
         else:
             messages.success(request, f"Importing codes into “{ct.name}”.")
             return redirect(_job_url(job))
@@ -300,16 +298,7 @@ def code_add(request: HttpRequest, name: str) -> HttpResponse:
                 custom_code_info=data.get("custom_code_info") or None,
             )
         except exc.RedemptionError as error:
-            report_error(
-                request,
-                error,
-                form,
-                {
-                    "scanCode": "scan_code",
-                    "codeState": "state",
-                    "customCodeInfo": "custom_code_info",
-                },
-            )
+            report_error(request, error, form)
         else:
             messages.success(request, f"Code {code.scan_code} added.")
             return redirect("redemption:code_detail", canonical=code.canonical)
@@ -350,7 +339,7 @@ def batch_invalidate(request: HttpRequest, name: str, batch_id: Any) -> HttpResp
                 actor=staff_actor(request), batch_id=batch.pk, reason=form.cleaned_data["reason"]
             )
         except exc.RedemptionError as error:
-            report_error(request, error, form, {"reason": "reason"})
+            report_error(request, error, form)
         else:
             messages.success(request, f"Invalidated {count:,} codes of batch {batch.pk}.")
             return redirect(_type_url(ct))
@@ -391,17 +380,7 @@ def _bulk_confirm(request: HttpRequest, name: str, *, reset: bool) -> HttpRespon
                     confirm_name=data["confirm_name"],
                 )
         except exc.RedemptionError as error:
-            report_error(
-                request,
-                error,
-                form,
-                {
-                    "states": "states",
-                    "confirm": "confirm_name",
-                    "confirmName": "confirm_name",
-                    "toState": "to_state",
-                },
-            )
+            report_error(request, error, form)
         else:
             verb = "Resetting" if reset else "Deleting"
             messages.success(request, f"{verb} codes of “{ct.name}” in the background.")

@@ -26,7 +26,7 @@ def server_keys(request: HttpRequest) -> HttpResponse:
                 actor=staff_actor(request), name=form.cleaned_data["name"]
             )
         except exc.RedemptionError as error:
-            report_error(request, error, form, {"name": "name"})
+            report_error(request, error, form)
         else:
             # Shown in this response only and kept nowhere (not even the session store):
             # only its hash exists from now on.

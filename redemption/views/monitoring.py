@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from redemption import exceptions as exc
-from redemption import selectors, services
+from redemption import rules, selectors, services
 from redemption.forms import (
     CodeResetForm,
     CustomInfoForm,
@@ -125,7 +125,9 @@ def code_invalidate(request: HttpRequest, canonical: str) -> HttpResponse:
     code = _code_or_404(canonical)
     form = OptionalReasonForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "The reason may be at most 1,000 characters.")
+        messages.error(
+            request, f"The reason may be at most {rules.INVALIDATION_REASON_MAX:,} characters."
+        )
         return _detail(code)
     try:
         services.code_invalidate(
@@ -187,7 +189,7 @@ def code_custom_info(request: HttpRequest, canonical: str) -> HttpResponse:
             )
             return redirect("redemption:code_custom_info", canonical=code.canonical)
         except exc.RedemptionError as error:
-            report_error(request, error, form, {"customCodeInfo": "custom_code_info"})
+            report_error(request, error, form)
         else:
             messages.success(request, f"Custom info of {code.scan_code} saved.")
             return _detail(code)

@@ -2,6 +2,7 @@
 
 import pytest
 
+from redemption import rules
 from redemption.models import CodeType
 from tests.factories import CodeFactory, CodeTypeFactory, SharedCodeTypeFactory
 
@@ -102,6 +103,17 @@ def test_create_refusals(server_api):
     assert list(window.error["details"]["fields"]) == ["validEnd"]
     assert list(server_api.post(TYPES, {}).error["details"]["fields"]) == ["codeType"]
     assert not CodeType.objects.filter(name__startswith="s").exists()
+
+
+@pytest.mark.parametrize("name", [".", "..", "has space", "x" * 65])
+def test_the_api_field_refuses_a_name_the_rule_refuses(server_api, name):
+    response = server_api.post(TYPES, {"codeType": name})
+
+    _is(response, 400, "INVALID_PARAMETER_VALUE")
+    assert response.error["details"]["fields"] == {
+        "codeType": f"must be {rules.CODE_TYPE_NAME_RULE}"
+    }
+    assert not CodeType.objects.exists()
 
 
 def test_get_one_code_type(server_api):

@@ -1,6 +1,7 @@
 """Endpoints the client app's backend calls, with a server key."""
 
 from redemption import exceptions as exc
+from redemption import rules
 from redemption.api import handlers
 from redemption.api.auth import SERVER
 from redemption.api.endpoints.shared import (
@@ -26,7 +27,7 @@ from redemption.api.endpoints.shared import (
     generate_fields,
 )
 from redemption.api.spec import CSV, Endpoint, Operation, PathParam, Reply
-from redemption.api.validation import INT32_MAX, Field
+from redemption.api.validation import Field
 
 SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
@@ -49,7 +50,13 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
                 body=(
                     PROFILE_ID,
                     PROFILE_NAME,
-                    Field("ttlSeconds", "integer", min=60, max=86_400, default=3600),
+                    Field(
+                        "ttlSeconds",
+                        "integer",
+                        min=rules.USER_TOKEN_TTL_MIN,
+                        max=rules.USER_TOKEN_TTL_MAX,
+                        default=rules.USER_TOKEN_TTL_DEFAULT,
+                    ),
                 ),
             ),
         ),
@@ -123,7 +130,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
             Operation(
                 method="POST",
                 operation_id="generateCodesInline",
-                summary="Generate up to 1,000 codes and return them",
+                summary=f"Generate up to {rules.INLINE_QUANTITY_MAX:,} codes and return them",
                 handler=handlers.codes_generate_inline,
                 auth=SERVER,
                 replies=(
@@ -132,7 +139,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
                     ),
                 ),
                 errors=GENERATE_ERRORS,
-                body=generate_fields(1000),
+                body=generate_fields(rules.INLINE_QUANTITY_MAX),
             ),
         ),
         params=(CODE_TYPE_PARAM,),
@@ -144,12 +151,12 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
             Operation(
                 method="POST",
                 operation_id="generateCodesJob",
-                summary="Generate up to 10,000,000 codes in a background job",
+                summary=f"Generate up to {rules.JOB_QUANTITY_MAX:,} codes in a background job",
                 handler=handlers.codes_generate_job,
                 auth=SERVER,
                 replies=(JOB_ACCEPTED,),
                 errors=GENERATE_ERRORS,
-                body=generate_fields(10_000_000),
+                body=generate_fields(rules.JOB_QUANTITY_MAX),
             ),
         ),
         params=(CODE_TYPE_PARAM,),
@@ -262,7 +269,15 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
                     exc.CodeRedeemedError,
                     exc.RedemptionInProgressError,
                 ),
-                body=(CODE_TYPE, Field("invalidationReason", "string", nullable=True, max=1000)),
+                body=(
+                    CODE_TYPE,
+                    Field(
+                        "invalidationReason",
+                        "string",
+                        nullable=True,
+                        max=rules.INVALIDATION_REASON_MAX,
+                    ),
+                ),
             ),
         ),
         params=(SCAN_CODE_PARAM,),
@@ -281,7 +296,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
                 errors=(*FIND_ERRORS, exc.VersionMismatchError, exc.CodeTypeDisabledError),
                 body=(
                     CODE_TYPE,
-                    Field("version", "integer", required=True, min=1, max=INT32_MAX),
+                    Field("version", "integer", required=True, min=1, max=rules.INT32_MAX),
                     Field("customCodeInfo", "object", required=True),
                 ),
             ),
@@ -373,7 +388,9 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
                 query=(CODE_TYPE_OPTIONAL,),
             ),
         ),
-        params=(PathParam(name="profileId", description="The profile id (1-128 characters)."),),
+        params=(
+            PathParam(name="profileId", description=f"The profile id ({rules.PROFILE_ID_RULE})."),
+        ),
     ),
     Endpoint(
         route="server/redemptions/<str:redemptionCodeId>/async-response",
@@ -395,7 +412,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
                     exc.AttemptMismatchError,
                 ),
                 body=(
-                    Field("attempt", "integer", required=True, min=1, max=INT32_MAX),
+                    Field("attempt", "integer", required=True, min=1, max=rules.INT32_MAX),
                     Field(
                         "asyncResponse",
                         "object",

@@ -1,8 +1,10 @@
 """Pieces several endpoints share: input fields, path parameters, replies and error groups."""
 
+from redemption import codes, rules
 from redemption import exceptions as exc
 from redemption.api.spec import PathParam, Reply
-from redemption.api.validation import CODE_TYPE_PATTERN, INT32_MAX, URL_PATTERN, Field
+from redemption.api.validation import Field
+from redemption.models import INITIAL_STATES, STATE_ORDER, State, UseType
 
 # --- input fields ---------------------------------------------------------------------------
 
@@ -13,26 +15,39 @@ SCAN_CODE = Field(
     description="Any spelling: case, spaces and hyphens do not matter; O reads as 0, I and L as 1.",
 )
 NEW_SCAN_CODE = Field(
-    "scanCode", "string", required=True, max=80, description="4-64 letters and digits."
+    "scanCode",
+    "string",
+    required=True,
+    max=rules.SCAN_CODE_WRITTEN_MAX,
+    description=f"{rules.SCAN_CODE_RULE}.",
 )
-CODE_TYPE = Field("codeType", "string", required=True, pattern=CODE_TYPE_PATTERN)
+_NAME_RULE = f"must be {rules.CODE_TYPE_NAME_RULE}"
+CODE_TYPE = Field(
+    "codeType", "string", required=True, pattern=rules.CODE_TYPE_NAME_PATTERN, rule=_NAME_RULE
+)
 CODE_TYPE_OPTIONAL = Field(
     "codeType",
     "string",
     nullable=True,
-    pattern=CODE_TYPE_PATTERN,
+    pattern=rules.CODE_TYPE_NAME_PATTERN,
+    rule=_NAME_RULE,
     description="When given, the code must belong to this code type.",
 )
-CUSTOM_CODE_INFO = Field(
-    "customCodeInfo", "object", nullable=True, description="Any JSON object up to 16 KB."
-)
+_ANY_OBJECT = f"Any JSON object up to {rules.JSON_OBJECT_SIZE}."
+CUSTOM_CODE_INFO = Field("customCodeInfo", "object", nullable=True, description=_ANY_OBJECT)
 CUSTOM_REDEMPTION_INFO = Field(
-    "customRedemptionInfo", "object", nullable=True, description="Any JSON object up to 16 KB."
+    "customRedemptionInfo", "object", nullable=True, description=_ANY_OBJECT
 )
-PROFILE_ID = Field("profileId", "string", required=True, min=1, max=128)
-PROFILE_NAME = Field("profileName", "string", nullable=True, max=200)
+PROFILE_ID = Field(
+    "profileId", "string", required=True, min=rules.PROFILE_ID_MIN, max=rules.PROFILE_ID_MAX
+)
+PROFILE_NAME = Field("profileName", "string", nullable=True, max=rules.PROFILE_NAME_MAX)
 INITIAL_STATE = Field(
-    "codeState", "enum", nullable=True, choices=("Inactive", "Available"), default="Inactive"
+    "codeState",
+    "enum",
+    nullable=True,
+    choices=tuple(s for s in STATE_ORDER if s in INITIAL_STATES),
+    default=State.INACTIVE.value,
 )
 REDEEM_FIELDS = (SCAN_CODE, CODE_TYPE_OPTIONAL, CUSTOM_REDEMPTION_INFO)
 FULFILLMENT = Field(
@@ -41,22 +56,41 @@ FULFILLMENT = Field(
     nullable=True,
     description="Webhook that fulfils each redemption; null for none.",
     inner=(
-        Field("url", "string", required=True, max=500, pattern=URL_PATTERN),
+        Field(
+            "url",
+            "string",
+            required=True,
+            max=rules.WEBHOOK_URL_MAX,
+            pattern=rules.WEBHOOK_URL_PATTERN,
+            rule=f"must be {rules.WEBHOOK_URL_RULE}",
+        ),
         Field("async", "boolean", default=False),
-        Field("maxRetries", "integer", min=0, max=10, default=0),
-        Field("timeoutSeconds", "integer", min=1, max=86_400, default=30),
+        Field(
+            "maxRetries",
+            "integer",
+            min=rules.WEBHOOK_RETRIES_MIN,
+            max=rules.WEBHOOK_RETRIES_MAX,
+            default=rules.WEBHOOK_RETRIES_DEFAULT,
+        ),
+        Field(
+            "timeoutSeconds",
+            "integer",
+            min=rules.WEBHOOK_TIMEOUT_MIN,
+            max=rules.WEBHOOK_TIMEOUT_MAX,
+            default=rules.WEBHOOK_TIMEOUT_DEFAULT,
+        ),
     ),
 )
 CODE_TYPE_SETTINGS = (
-    Field("description", "string", nullable=True, max=2000),
+    Field("description", "string", nullable=True, max=rules.DESCRIPTION_MAX),
     Field("validStart", "datetime", nullable=True),
     Field("validEnd", "datetime", nullable=True),
     Field(
         "maxRedemptions",
         "integer",
         nullable=True,
-        min=1,
-        max=INT32_MAX,
+        min=rules.MAX_REDEMPTIONS_MIN,
+        max=rules.INT32_MAX,
         description="Shared types only; null for unlimited.",
     ),
     CUSTOM_CODE_INFO,
@@ -65,24 +99,29 @@ CODE_TYPE_SETTINGS = (
 )
 CODE_TYPE_CREATE_FIELDS = (
     CODE_TYPE,
-    Field("codeUseType", "enum", choices=("SINGLE", "MULTI"), default="SINGLE"),
+    Field("codeUseType", "enum", choices=tuple(UseType.values), default=UseType.SINGLE.value),
     Field(
         "scanCode",
         "string",
         nullable=True,
-        max=80,
+        max=rules.SCAN_CODE_WRITTEN_MAX,
         description="The public scan code of a shared (MULTI) type; null for personal types.",
     ),
     *CODE_TYPE_SETTINGS,
 )
 CODE_TYPE_UPDATE_FIELDS = (
-    Field("scanCode", "string", max=80, description="Shared (MULTI) types only."),
+    Field(
+        "scanCode",
+        "string",
+        max=rules.SCAN_CODE_WRITTEN_MAX,
+        description="Shared (MULTI) types only.",
+    ),
     *CODE_TYPE_SETTINGS,
     Field(
         "version",
         "integer",
         min=1,
-        max=INT32_MAX,
+        max=rules.INT32_MAX,
         description="When given, the update only applies if the code type still has it.",
     ),
 )
@@ -91,23 +130,29 @@ CODE_TYPE_UPDATE_FIELDS = (
 def generate_fields(max_quantity: int) -> tuple[Field, ...]:
     """The body of a generate request that may ask for up to `max_quantity` codes."""
     return (
-        Field("quantity", "integer", required=True, min=1, max=max_quantity),
+        Field("quantity", "integer", required=True, min=rules.QUANTITY_MIN, max=max_quantity),
         INITIAL_STATE,
         CUSTOM_CODE_INFO,
-        Field("prefix", "string", nullable=True, max=64),
+        Field("prefix", "string", nullable=True, max=rules.PREFIX_WRITTEN_MAX),
         Field(
             "algorithmName",
             "enum",
             nullable=True,
-            choices=("Crockford", "FiveByFive", "StructuredGuid"),
-            default="Crockford",
+            choices=codes.ALGORITHMS,
+            default=codes.DEFAULT_ALGORITHM,
         ),
         Field(
             "algorithmDetails",
             "object",
             nullable=True,
             inner=(
-                Field("length", "integer", min=8, max=32, default=16),
+                Field(
+                    "length",
+                    "integer",
+                    min=rules.CODE_LENGTH_MIN,
+                    max=rules.CODE_LENGTH_MAX,
+                    default=rules.CODE_LENGTH_DEFAULT,
+                ),
                 Field("includeCheck", "boolean", default=False),
             ),
         ),

@@ -17,11 +17,7 @@ from redemption.services.bulk.generate import (
 )
 from redemption.services.bulk.imports import job_import_start
 from redemption.services.bulk.jobs import Progress, job_enqueuer_set, job_get
-from redemption.services.bulk.options import (
-    MAX_INLINE_QUANTITY,
-    MAX_JOB_QUANTITY,
-    already_issued,
-)
+from redemption.services.bulk.options import already_issued
 from redemption.services.bulk.purge import (
     delete_reset_preview,
     job_delete_codes_start,
@@ -31,8 +27,6 @@ from redemption.services.bulk.runner import job_run_here, run_job
 
 __all__ = [
     "EXPORT_HEADER",
-    "MAX_INLINE_QUANTITY",
-    "MAX_JOB_QUANTITY",
     "Progress",
     "already_issued",
     "batch_fill",

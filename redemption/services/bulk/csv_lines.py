@@ -8,11 +8,9 @@ import csv
 import json
 from typing import NamedTuple
 
-from redemption import codes
+from redemption import codes, rules
 from redemption import exceptions as exc
-from redemption.codes import MAX_DISPLAY
 from redemption.models import State
-from redemption.services._common import MAX_JSON_BYTES
 
 HEADER_NAMES = frozenset({"scancode", "scan_code", "scan code"})
 _STATE_NAMES = {s.lower(): s for s in (State.INACTIVE.value, State.AVAILABLE.value)}
@@ -46,13 +44,11 @@ def parse_line(text: str) -> ParsedLine | LineError:
     fields = split_line(text)
     raw_scan = fields[0].strip()
     display = codes.display(raw_scan)
-    shown = display[:MAX_DISPLAY] or None
-    canon = codes.canonical(raw_scan)
-    if not codes.is_valid_canonical(canon) or len(display) > MAX_DISPLAY:
+    shown = display[: rules.SCAN_CODE_WRITTEN_MAX] or None
+    canon = codes.canonical_or_none(raw_scan)
+    if canon is None:
         return LineError(
-            shown,
-            exc.InvalidScanCodeError.code,
-            "A scan code is 4-64 letters and digits (spaces and hyphens are ignored).",
+            shown, exc.InvalidScanCodeError.code, f"A scan code is {rules.SCAN_CODE_RULE}."
         )
     raw_state = fields[1].strip() if len(fields) > 1 else ""
     state = _STATE_NAMES.get(raw_state.lower()) if raw_state else State.INACTIVE.value
@@ -71,7 +67,7 @@ def parse_line(text: str) -> ParsedLine | LineError:
             return LineError(
                 shown, exc.InvalidParameterError.code, "customCodeInfo must be a JSON object."
             )
-        info_json = json.dumps(info, separators=(",", ":"))
+        info_json = rules.compact_json(info)
         if "\\u0000" in info_json:
             # PostgreSQL's jsonb cannot store NUL; refuse the line, not the whole job.
             return LineError(
@@ -79,11 +75,11 @@ def parse_line(text: str) -> ParsedLine | LineError:
                 exc.InvalidParameterError.code,
                 "customCodeInfo may not contain NUL characters.",
             )
-        if len(info_json.encode()) > MAX_JSON_BYTES:
+        if not rules.json_fits(info_json):
             return LineError(
                 shown,
                 exc.InvalidParameterError.code,
-                "customCodeInfo must be at most 16 KB of JSON.",
+                f"customCodeInfo must be {rules.JSON_OBJECT_RULE}.",
             )
     return ParsedLine(canonical=canon, display=display, state=state, info_json=info_json)
 

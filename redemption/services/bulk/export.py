@@ -26,7 +26,7 @@ EXPORT_HEADER = [
 
 
 def export_rows(
-    *, code_type: CodeType, state: str | None = None, batch_id: Any = None
+    *, code_type: CodeType, state: str | None = None, batch_id: uuid.UUID | str | None = None
 ) -> Iterator[list[str]]:
     """CSV rows (header first) of a type's codes, optionally one state or batch; streamed."""
     if state is not None and state not in STATE_ORDER:

@@ -1,4 +1,4 @@
-"""Generate codes: up to 1,000 inline, or up to 10,000,000 as a job, topping up collisions."""
+"""Generate codes: a small batch inline (returned), or a large one as a job; top up collisions."""
 
 import json
 from collections.abc import Callable, Iterable, Iterator
@@ -9,18 +9,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from redemption import codes
+from redemption import codes, rules
 from redemption import exceptions as exc
 from redemption.actors import Actor
 from redemption.db import code_inserts
 from redemption.models import Batch, Code, Job
 from redemption.services._common import audit
 from redemption.services.bulk.jobs import Progress, job_actor, job_create, new_batch
-from redemption.services.bulk.options import (
-    MAX_INLINE_QUANTITY,
-    MAX_JOB_QUANTITY,
-    prepare_generation,
-)
+from redemption.services.bulk.options import prepare_generation
 
 # A chunk that inserts nothing this many times in a row means the code space is exhausted.
 _MAX_FRUITLESS_ROUNDS = 20
@@ -96,12 +92,12 @@ def codes_generate_inline(
     algorithm: str | None = None,
     algorithm_details: dict[str, Any] | None = None,
 ) -> tuple[Batch, list[str]]:
-    """Generate up to 1,000 codes in one batch and return them (display forms)."""
+    """Generate up to rules.INLINE_QUANTITY_MAX codes in one batch and return them."""
     ct, quantity, state, info, shape = prepare_generation(
         actor=actor,
         code_type_name=code_type_name,
         quantity=quantity,
-        limit=MAX_INLINE_QUANTITY,
+        limit=rules.INLINE_QUANTITY_MAX,
         state=state,
         custom_code_info=custom_code_info,
         prefix=prefix,
@@ -141,12 +137,12 @@ def job_generate_start(
     algorithm: str | None = None,
     algorithm_details: dict[str, Any] | None = None,
 ) -> Job:
-    """Validate a generation request, then queue it as a job (up to 10,000,000 codes)."""
+    """Validate a generation request, then queue it as a job (up to rules.JOB_QUANTITY_MAX)."""
     ct, quantity, state, info, shape = prepare_generation(
         actor=actor,
         code_type_name=code_type_name,
         quantity=quantity,
-        limit=MAX_JOB_QUANTITY,
+        limit=rules.JOB_QUANTITY_MAX,
         state=state,
         custom_code_info=custom_code_info,
         prefix=prefix,

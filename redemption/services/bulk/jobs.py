@@ -132,7 +132,7 @@ def job_error(err: BaseException, message: str | None = None) -> dict[str, Any]:
     }
 
 
-def job_get(job_id: UUID | str | Any) -> Job:
+def job_get(job_id: UUID | str) -> Job:
     """Return the job with that id (with its type and batch) or raise JobNotFoundError."""
     job_uuid = uuid_or_none(job_id)
     job = None

@@ -4,42 +4,35 @@ from typing import Any
 
 from django.db.models import Sum
 
-from redemption import codes
+from redemption import codes, rules
 from redemption import exceptions as exc
 from redemption.actors import Actor
-from redemption.models import INITIAL_STATES, Batch, CodeType, State
+from redemption.models import Batch, CodeType
 from redemption.selectors import code_type_get
-from redemption.services._common import check_json_object, require_ops
+from redemption.services._common import check_initial_state, check_json_object, require_ops
 
-MAX_INLINE_QUANTITY = 1_000
-MAX_JOB_QUANTITY = 10_000_000
 # `algorithmDetails` keys. `length` lives here (not at the top level) to keep the brainCloud
 # request shape: {algorithmName, algorithmDetails}. It counts the check character, if any.
 ALGORITHM_DETAIL_KEYS = frozenset({"includeCheck", "length"})
 
 
-def check_quantity(quantity: Any, limit: int) -> int:
+def check_quantity(quantity: int, limit: int) -> int:
     """Return `quantity` if it is a whole number from 1 to `limit`, else raise."""
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= limit:
-        raise exc.invalid_fields({"quantity": f"must be a whole number from 1 to {limit:,}"})
+    if not rules.is_whole_number_in(quantity, rules.QUANTITY_MIN, limit):
+        raise exc.invalid_fields(
+            {"quantity": "must be " + rules.whole_number_rule(rules.QUANTITY_MIN, limit)}
+        )
     return quantity
 
 
-def check_initial_state(state: Any) -> str:
-    """Return the state new codes start in: Inactive (the default) or Available."""
-    if state is None:
-        return State.INACTIVE
-    if state not in INITIAL_STATES:
-        raise exc.invalid_fields({"codeState": "must be Inactive or Available"})
-    return str(state)
+def shape_from_options(
+    *, prefix: str | None, algorithm: str | None, algorithm_details: dict[str, Any] | None
+) -> codes.CodeShape:
+    """Validate algorithmName, prefix and algorithmDetails and return the code shape.
 
-
-def shape_from_options(*, prefix: Any, algorithm: Any, algorithm_details: Any) -> codes.CodeShape:
-    """Validate algorithmName, prefix and algorithmDetails and return the code shape."""
-    if algorithm is not None and not isinstance(algorithm, str):
-        raise exc.invalid_fields({"algorithmName": "must be a string"})
-    if prefix is not None and not isinstance(prefix, str):
-        raise exc.invalid_fields({"prefix": "must be a string"})
+    `algorithmDetails` is free-form JSON to the type checker, so its keys and values are
+    checked here.
+    """
     details = {} if algorithm_details is None else algorithm_details
     if not isinstance(details, dict):
         raise exc.invalid_fields({"algorithmDetails": "must be an object"})
@@ -55,7 +48,7 @@ def shape_from_options(*, prefix: Any, algorithm: Any, algorithm_details: Any) -
     if not isinstance(include_check, bool):
         raise exc.invalid_fields({"algorithmDetails.includeCheck": "must be true or false"})
     length = details.get("length")
-    if length is not None and (isinstance(length, bool) or not isinstance(length, int)):
+    if length is not None and not rules.is_whole_number(length):
         raise exc.invalid_fields({"algorithmDetails.length": "must be a whole number"})
     try:
         shape = codes.make_shape(
@@ -111,13 +104,13 @@ def prepare_generation(
     *,
     actor: Actor,
     code_type_name: str,
-    quantity: Any,
+    quantity: int,
     limit: int,
-    state: Any,
-    custom_code_info: Any,
-    prefix: Any,
-    algorithm: Any,
-    algorithm_details: Any,
+    state: str | None,
+    custom_code_info: dict[str, Any] | None,
+    prefix: str | None,
+    algorithm: str | None,
+    algorithm_details: dict[str, Any] | None,
 ) -> tuple[CodeType, int, str, dict[str, Any], codes.CodeShape]:
     """Check a generation request; return its type, quantity, state, info and code shape."""
     require_ops(actor)

@@ -6,6 +6,7 @@ each state holds. Shared types have no codes to delete: their per-profile redemp
 
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -47,16 +48,17 @@ def _records_of(ct: CodeType) -> QuerySet[Any]:
 
 
 def _check_bulk_request(
-    ct: CodeType, *, states: Any, confirm_name: Any, to_state: Any = None, reset: bool = False
+    ct: CodeType,
+    *,
+    states: Sequence[str],
+    confirm_name: str,
+    to_state: str | None = None,
+    reset: bool = False,
 ) -> list[str]:
     errors: dict[str, str] = {}
-    if not isinstance(confirm_name, str) or confirm_name != ct.name:
+    if confirm_name != ct.name:
         errors["confirm"] = "type the code type's name exactly to confirm"
-    if (
-        not isinstance(states, list | tuple)
-        or not states
-        or any(s not in STATE_ORDER for s in states)
-    ):
+    if not states or any(s not in STATE_ORDER for s in states):
         errors["states"] = f"choose one or more of {', '.join(STATE_ORDER)}"
     if reset and to_state not in INITIAL_STATES:
         errors["toState"] = "must be Inactive or Available"

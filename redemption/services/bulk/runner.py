@@ -3,7 +3,7 @@
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from uuid import UUID
 
 from django.utils import timezone
 
@@ -31,7 +31,7 @@ _RUNNERS: dict[str, Callable[[Job, Progress], None]] = {
 }
 
 
-def run_job(job_id: Any, *, progress: Progress | None = None) -> None:
+def run_job(job_id: UUID | str, *, progress: Progress | None = None) -> None:
     """Run a queued job to the end; a job another process already claimed is left alone.
 
     The claim is a conditional UPDATE (queued -> running), so a job runs at most once even
@@ -66,7 +66,7 @@ def run_job(job_id: Any, *, progress: Progress | None = None) -> None:
 
 
 def job_run_here(
-    job_id: Any, *, progress: Progress | None = None, poll_seconds: float = 0.5
+    job_id: UUID | str, *, progress: Progress | None = None, poll_seconds: float = 0.5
 ) -> Job:
     """Run a job in this process, or wait for the worker that already claimed it; return it."""
     run_job(job_id, progress=progress)
