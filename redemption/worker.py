@@ -13,6 +13,7 @@ import logging
 import random
 import threading
 import time
+from datetime import datetime
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
@@ -67,10 +68,11 @@ class Housekeeper(threading.Thread):
             if self.stopping.wait(housekeeping_tick()):
                 return
 
-    def offer(self) -> None:
+    def offer(self, now: datetime | None = None) -> None:
+        """Run the periodic work if this worker wins the slot of `now` (default: now)."""
         try:
             close_old_connections()
-            housekeeping.periodic_run(runner=self.runner)
+            housekeeping.periodic_run(runner=self.runner, now=now)
         except Exception as err:
             if not self.failing:
                 logger.error("periodic work failed (%s); retrying every tick", err)

@@ -17,7 +17,7 @@ from redemption.services.bulk.generate import (
 )
 from redemption.services.bulk.imports import job_import_start
 from redemption.services.bulk.jobs import Progress, job_enqueuer_set, job_get
-from redemption.services.bulk.leases import Lease, worker_name
+from redemption.services.bulk.leases import MAX_ATTEMPTS, Lease, worker_name
 from redemption.services.bulk.options import already_issued
 from redemption.services.bulk.purge import (
     delete_reset_preview,
@@ -28,12 +28,14 @@ from redemption.services.bulk.runner import (
     interrupted_jobs,
     job_run_here,
     jobs_fail_abandoned,
+    run_claimed,
     run_job,
     run_next_job,
 )
 
 __all__ = [
     "EXPORT_HEADER",
+    "MAX_ATTEMPTS",
     "Lease",
     "Progress",
     "already_issued",
@@ -52,6 +54,7 @@ __all__ = [
     "job_run_here",
     "jobs_fail_abandoned",
     "random_candidates",
+    "run_claimed",
     "run_job",
     "run_next_job",
     "worker_name",
