@@ -28,7 +28,7 @@ logger = logging.getLogger("redemption.worker")
 
 DATABASE_GONE = (OperationalError, InterfaceError)
 # The longest pause between two tries to reach the database during an outage.
-MAX_OUTAGE_PAUSE = 10.0
+MAX_OUTAGE_PAUSE = 5.0
 
 
 def housekeeping_tick() -> float:
@@ -192,4 +192,4 @@ class Worker(TasksWorker):
                     else "",
                 )
                 return
-            pause = min(MAX_OUTAGE_PAUSE, pause * 2)
+            pause = min(MAX_OUTAGE_PAUSE, pause * 1.5)
