@@ -17,7 +17,7 @@ SHELL       := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help venv browser test lint fmt run bench clean distclean
+.PHONY: help venv browser pgbouncer test lint fmt run bench clean distclean
 
 help: ## Show this help
 	@echo "Usage: make <target> [VAR=value ...]"
@@ -55,12 +55,25 @@ browser: ## Make sure Chromium is installed (apt-get install chromium as root if
 	  fi; \
 	  echo "chromium: $(CHROMIUM)"
 
+pgbouncer: ## On PostgreSQL, make sure pgbouncer is installed for its test (apt-get as root if missing)
+	@case "$${DATABASE_URL:-}" in postgres*) ;; *) exit 0;; esac; \
+	  if command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; then exit 0; fi; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo ">> pgbouncer missing; installing it with apt-get"; \
+	    apt-get -o DPkg::Lock::Timeout=600 update \
+	      && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y pgbouncer; \
+	  fi; \
+	  if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then \
+	    echo "ERROR: pgbouncer not found; its test needs it (sudo apt-get install -y pgbouncer)." >&2; \
+	    exit 1; \
+	  fi
+
 # Production settings refuse to start without DJANGO_SECRET_KEY; checks, mypy's
 # Django plugin and the tests use the test settings (a throwaway key, plain HTTP).
 test lint: export DJANGO_SETTINGS_MODULE ?= portal.settings_test
 # The e2e conftest reads $CHROMIUM too, so export it for pytest.
 test: export CHROMIUM := $(CHROMIUM)
-test: venv browser ## Lint, format check, mypy, Django checks, migration check, then pytest (PYTEST_ARGS=...)
+test: venv browser pgbouncer ## Lint, format check, mypy, Django checks, migration check, then pytest (PYTEST_ARGS=...)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy redemption
@@ -85,7 +98,6 @@ run: export PORT := $(PORT)
 run: venv ## Migrate, load demo data, then run the dev server (PORT=8000) and task worker
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_demo_data --url http://127.0.0.1:$(PORT)/
-	$(PY) manage.py sweep_timeouts --schedule
 	exec scripts/run-dev
 
 bench: venv ## Run the benchmark (bench/run.py)

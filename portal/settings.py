@@ -48,11 +48,14 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_tables2",
     "django_filters",
-    "django_tasks_db",
+    # Before django_tasks_db: the app listed first wins a command name, and redemption's
+    # `db_worker` (jobs with leases, the periodic work, outages) replaces the plain one.
     "redemption",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
+    "redemption.middleware.DatabaseOutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -111,7 +114,12 @@ if CACHE_URL:
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": CACHE_URL,
-            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                # Fail fast when the cache server is down (counters fall back to the database).
+                "SOCKET_CONNECT_TIMEOUT": env_int("CACHE_SOCKET_TIMEOUT", 1),
+                "SOCKET_TIMEOUT": env_int("CACHE_SOCKET_TIMEOUT", 1),
+            },
             "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "portal"),
         }
     }
@@ -160,6 +168,23 @@ LOGIN_FAILED_WINDOW_SECONDS = env_int("LOGIN_FAILED_WINDOW_SECONDS", 15 * 60)
 USER_TOKEN_SIGNING_KEY = os.environ.get("USER_TOKEN_SIGNING_KEY", SECRET_KEY)
 JOB_BATCH_SIZE = env_int("JOB_BATCH_SIZE", 10_000)
 SWEEP_INTERVAL_SECONDS = env_int("SWEEP_INTERVAL_SECONDS", 60)
+
+# --- Production: workers, job leases, outages, PgBouncer ---
+# A running job's lease; its worker renews it with every batch, and a live worker takes over a
+# job whose lease ran out (within two lease periods).
+JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 30)
+# Seconds a client should wait before retrying while the database is unreachable (503).
+OUTAGE_RETRY_AFTER_SECONDS = env_int("OUTAGE_RETRY_AFTER_SECONDS", 5)
+# An unreachable database host (not only a stopped server) must fail fast, not hang a worker.
+DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 5)
+if _db["ENGINE"] != "django.db.backends.sqlite3":
+    _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
+    # Behind PgBouncer in transaction pooling mode: no server-side cursors (they outlive a
+    # transaction). Prepared statements stay off: Django leaves psycopg's prepare_threshold
+    # unset unless OPTIONS set it.
+    _db["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DATABASE_PGBOUNCER", False)
+# The cache server (rate limits) down: counters fall back to the database; logged this often.
+CACHE_OUTAGE_LOG_SECONDS = env_int("CACHE_OUTAGE_LOG_SECONDS", 60)
 
 # Security headers; strict in production, relaxed only where DEBUG needs plain HTTP.
 SECURE_CONTENT_TYPE_NOSNIFF = True

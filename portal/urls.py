@@ -5,6 +5,9 @@ from redemption import health
 from redemption.api.dispatch import not_found as api_not_found
 from redemption.views import auth
 
+# A database outage that escapes a view's middleware still answers 503, not 500.
+handler500 = "redemption.middleware.server_error"
+
 urlpatterns = [
     path("accounts/login/", auth.ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -343,6 +343,13 @@ class PermissionDeniedError(RedemptionError, PermissionDenied):
     default_message = "You do not have permission to do that."
 
 
+class JobLeaseLost(Exception):
+    """This worker no longer holds the job's lease: another worker took it over. Stop quietly.
+
+    Not a RedemptionError: nobody outside the worker ever sees it.
+    """
+
+
 def invalid_fields(fields: dict[str, str], message: str | None = None) -> InvalidParameterError:
     """Build an INVALID_PARAMETER_VALUE error naming each bad field."""
     return InvalidParameterError(message, fields=fields)

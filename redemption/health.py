@@ -4,8 +4,7 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_safe
 
-from redemption import exceptions as exc
-from redemption.api.errors import error_response
+from redemption.api.errors import error_response, service_unavailable
 
 
 @require_safe
@@ -21,5 +20,5 @@ def readyz(request: HttpRequest) -> HttpResponse:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except DatabaseError:
-        return error_response(exc.ServiceUnavailableError("The database is unreachable."))
+        return error_response(service_unavailable("The database is unreachable."))
     return JsonResponse({"status": "ready"})

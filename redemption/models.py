@@ -398,10 +398,28 @@ class Job(models.Model):
     created_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The lease: the worker ("host:pid") running the job holds it until lease_expires_at and
+    # renews it with every committed batch. `attempts` counts the holders so far; `holders`
+    # lists them ({"attempt", "worker", "at", "resumedFrom"}), newest last.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    lease_owner = models.CharField(max_length=200, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    holders = models.JSONField(default=list, blank=True)
+    # Where a job that is taken over resumes, for kinds whose progress is not in the fields
+    # above (delete/reset: the last key done and the counts per state).
+    checkpoint = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["-created_at"], name="job_created")]
+        indexes = [
+            models.Index(fields=["-created_at"], name="job_created"),
+            # What a worker polls for: queued jobs, and running ones whose lease ran out.
+            models.Index(
+                fields=["status", "lease_expires_at"],
+                name="job_live",
+                condition=Q(status__in=["queued", "running"]),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.id} ({self.status})"
@@ -485,6 +503,20 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class PeriodicRun(models.Model):
+    """Who runs a piece of periodic work in the current time slot: one worker wins each slot."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    slot = models.BigIntegerField(default=0)  # seconds since the epoch // the interval
+    runner = models.CharField(max_length=200, blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"{self.name} (slot {self.slot}, {self.runner})"
 
 
 class RedeemFailure(models.Model):

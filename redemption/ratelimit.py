@@ -1,6 +1,7 @@
 """Failed-redeem counting per profile and per client IP, in a store every process shares.
 
-The database is the default store; with CACHE_URL set (Redis) the cache is used instead.
+The database is the default store; with CACHE_URL set (Redis) the cache is used instead,
+and the database again while the cache server is down (`cache_guard`).
 """
 
 import math
@@ -12,6 +13,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from redemption import exceptions as exc
+from redemption.cache_guard import CACHE_DOWN, cache_answered, cache_failed, cache_in_use
 from redemption.db import lookups
 from redemption.models import RedeemFailure
 
@@ -30,10 +32,6 @@ def buckets(*, profile_id: str, client_ip: str | None) -> list[Bucket]:
     return found
 
 
-def _use_cache() -> bool:
-    return bool(settings.CACHE_URL)
-
-
 def _window() -> int:
     return settings.REDEEM_FAILED_WINDOW_SECONDS
 
@@ -45,14 +43,19 @@ def check(found: list[Bucket]) -> None:
     """
     now = timezone.now()
     window = _window()
-    if _use_cache():
+    if cache_in_use():
         slot = int(now.timestamp()) // window
-        counts = cache.get_many([_cache_key(b, slot) for b in found])
-        for bucket in found:
-            if counts.get(_cache_key(bucket, slot), 0) >= bucket.limit:
-                retry = max(1, (slot + 1) * window - int(now.timestamp()))
-                raise exc.MaxFailedExceededError(details={"retryAfterSeconds": retry})
-        return
+        try:
+            counts = cache.get_many([_cache_key(b, slot) for b in found])
+        except CACHE_DOWN as err:
+            cache_failed(err)
+        else:
+            cache_answered()
+            for bucket in found:
+                if counts.get(_cache_key(bucket, slot), 0) >= bucket.limit:
+                    retry = max(1, (slot + 1) * window - int(now.timestamp()))
+                    raise exc.MaxFailedExceededError(details={"retryAfterSeconds": retry})
+            return
     since = now - timedelta(seconds=window)
     counts = lookups.failures_since([b.key for b in found], since)
     for bucket in found:
@@ -79,18 +82,27 @@ def _db_retry_after(bucket: Bucket, since: datetime, now: datetime, window: int)
 def record_failure(found: list[Bucket]) -> None:
     """Count one failed redeem in every bucket (committed on its own, outside the redeem)."""
     now = timezone.now()
-    if _use_cache():
-        window = _window()
-        slot = int(now.timestamp()) // window
-        for bucket in found:
-            key = _cache_key(bucket, slot)
-            cache.add(key, 0, timeout=window + 5)
-            try:
-                cache.incr(key)
-            except ValueError:
-                cache.set(key, 1, timeout=window + 5)
-        return
+    if cache_in_use():
+        try:
+            _cache_count(found, now)
+        except CACHE_DOWN as err:
+            cache_failed(err)
+        else:
+            cache_answered()
+            return
     RedeemFailure.objects.bulk_create([RedeemFailure(bucket=b.key, at=now) for b in found])
+
+
+def _cache_count(found: list[Bucket], now: datetime) -> None:
+    window = _window()
+    slot = int(now.timestamp()) // window
+    for bucket in found:
+        key = _cache_key(bucket, slot)
+        cache.add(key, 0, timeout=window + 5)
+        try:
+            cache.incr(key)
+        except ValueError:
+            cache.set(key, 1, timeout=window + 5)
 
 
 def prune() -> int:

@@ -4,14 +4,8 @@ The only module that knows the task framework. The services never import it: at 
 `RedemptionConfig.ready` hands `enqueue_job` to the bulk services, which queue jobs through it.
 """
 
-from datetime import timedelta
-
-from django.conf import settings
 from django.tasks import task
-from django.tasks.base import TaskResultStatus
-from django.utils import timezone
 from django_tasks_db.backend import DatabaseBackend
-from django_tasks_db.models import DBTaskResult
 
 from redemption.services import bulk, housekeeping
 
@@ -34,35 +28,9 @@ def jobs_run_in_a_worker() -> bool:
 
 @task
 def sweep_timeouts_task() -> int:
-    """Do the periodic housekeeping and queue the next run; return how many attempts timed out."""
-    try:
-        return housekeeping.sweep().timed_out
-    finally:
-        schedule_sweep()
+    """Do the periodic housekeeping once; return how many attempts timed out.
 
-
-def sweep_pending() -> bool:
-    """Tell whether a sweep is already waiting in the database queue."""
-    backend = sweep_timeouts_task.get_backend()
-    if not isinstance(backend, DatabaseBackend):
-        return False
-    return DBTaskResult.objects.filter(
-        task_path=sweep_timeouts_task.module_path,
-        backend_name=backend.alias,
-        status=TaskResultStatus.READY,
-    ).exists()
-
-
-def schedule_sweep(*, delay_seconds: int | None = None) -> bool:
-    """Queue a sweep `delay_seconds` from now (default SWEEP_INTERVAL_SECONDS).
-
-    Returns False, queueing nothing, when a sweep is already waiting (so repeated
-    `sweep_timeouts --schedule` calls keep a single chain) or when the task backend cannot
-    run tasks later (the immediate backend would otherwise recurse forever).
+    It no longer queues a follow-up: every `manage.py db_worker` runs the periodic work
+    itself. Kept so that runs queued by an earlier version still drain.
     """
-    if not sweep_timeouts_task.get_backend().supports_defer or sweep_pending():
-        return False
-    delay = settings.SWEEP_INTERVAL_SECONDS if delay_seconds is None else delay_seconds
-    run_after = timezone.now() + timedelta(seconds=delay)
-    sweep_timeouts_task.using(run_after=run_after).enqueue()
-    return True
+    return housekeeping.sweep().timed_out

@@ -4,6 +4,7 @@ import json
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, UnreadablePostError
@@ -36,9 +37,16 @@ def as_redemption_error(error: BaseException) -> exc.RedemptionError:
         return exc.invalid_fields({"body": "could not be read to the end"})
     if isinstance(error, (OperationalError, InterfaceError)):
         logger.warning("database unavailable: %s", error.__class__.__name__)
-        return exc.ServiceUnavailableError()
+        return service_unavailable()
     logger.error("unexpected error in the JSON API", exc_info=error)
     return exc.InternalError()
+
+
+def service_unavailable(message: str | None = None) -> exc.ServiceUnavailableError:
+    """SERVICE_UNAVAILABLE with the delay a client should wait (sent as Retry-After)."""
+    return exc.ServiceUnavailableError(
+        message, details={"retryAfterSeconds": settings.OUTAGE_RETRY_AFTER_SECONDS}
+    )
 
 
 def error_body(error: exc.RedemptionError) -> dict[str, Any]:

@@ -10,12 +10,14 @@ the CSV import, whose upload is too long to hold a write transaction open).
 import contextlib
 import hashlib
 import io
+import math
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.utils import timezone
 
@@ -26,8 +28,10 @@ from redemption.models import IdempotencyRecord
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 KEY_RE = re.compile(rules.IDEMPOTENCY_KEY_REGEX)
-# An in-flight mark this old belongs to a request that died; a retry may take it over.
-ABANDONED_AFTER = timedelta(minutes=10)
+# An in-flight mark this old belongs to a request that died (a killed worker, a database
+# outage that kept the mark from being released); a retry may take it over. Requests finish
+# well within it: a webhook call is cut off after at most 10 s.
+ABANDONED_AFTER = timedelta(seconds=30)
 STORED_HEADERS = ("Content-Type", "Location")
 # Transient outcomes are not remembered: a retry should really try again.
 NOT_STORED = frozenset({429, 500, 503})
@@ -117,11 +121,17 @@ def _claim(
             if existing.created_at < now - ABANDONED_AFTER and _take_over(existing, now):
                 existing.created_at = now
                 return existing
-            raise exc.IdempotencyKeyInUseError()
+            raise _in_use(existing.created_at + ABANDONED_AFTER - now)
         if (hash_now or hash_later()) != existing.request_hash:
             raise exc.IdempotencyKeyReusedError()
         return _replay(existing)
-    raise exc.IdempotencyKeyInUseError()
+    raise _in_use(ABANDONED_AFTER)
+
+
+def _in_use(wait: timedelta) -> exc.IdempotencyKeyInUseError:
+    """IN_USE, telling the client when to retry: when the first request must have ended."""
+    seconds = max(1, math.ceil(wait.total_seconds()))
+    return exc.IdempotencyKeyInUseError(details={"retryAfterSeconds": seconds})
 
 
 def _take_over(record: IdempotencyRecord, now: datetime) -> bool:
@@ -132,18 +142,28 @@ def _take_over(record: IdempotencyRecord, now: datetime) -> bool:
     )
 
 
-def _store(record: IdempotencyRecord, response: HttpResponse, request_hash: str) -> None:
-    IdempotencyRecord.objects.filter(pk=record.pk).update(
-        request_hash=request_hash,
-        status_code=response.status_code,
-        response_body=response.content,
-        response_headers={h: response[h] for h in STORED_HEADERS if response.has_header(h)},
-        completed_at=timezone.now(),
+def _mine(record: IdempotencyRecord) -> QuerySet[IdempotencyRecord]:
+    """The in-flight mark, if this request still holds it (a retry may have taken it over)."""
+    return IdempotencyRecord.objects.filter(
+        pk=record.pk, status_code__isnull=True, created_at=record.created_at
+    )
+
+
+def _store(record: IdempotencyRecord, response: HttpResponse, request_hash: str) -> bool:
+    """Store the answer on the mark; False when a retry took the mark over meanwhile."""
+    return bool(
+        _mine(record).update(
+            request_hash=request_hash,
+            status_code=response.status_code,
+            response_body=response.content,
+            response_headers={h: response[h] for h in STORED_HEADERS if response.has_header(h)},
+            completed_at=timezone.now(),
+        )
     )
 
 
 def _release(record: IdempotencyRecord) -> None:
-    IdempotencyRecord.objects.filter(pk=record.pk, status_code__isnull=True).delete()
+    _mine(record).delete()
 
 
 def run(
@@ -169,8 +189,11 @@ def run(
         if atomic:
             with transaction.atomic():
                 response = work()
-                if response.status_code not in NOT_STORED:
-                    _store(claimed, response, later())
+                if response.status_code not in NOT_STORED and not _store(
+                    claimed, response, later()
+                ):
+                    # A retry took the mark over: its answer counts, so this work is undone.
+                    raise _in_use(ABANDONED_AFTER)
         else:
             response = work()
             if response.status_code not in NOT_STORED:

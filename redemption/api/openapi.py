@@ -34,6 +34,18 @@ def _headers_for(status: int, op: Operation, extra: tuple[str, ...] = ()) -> dic
             "description": "Seconds until a redeem may be tried again.",
             "schema": {"type": "string", "pattern": r"^\d+$"},
         }
+    if status == 503:
+        headers["Retry-After"] = {
+            "required": True,
+            "description": "Seconds to wait before retrying: the database is unreachable.",
+            "schema": {"type": "string", "pattern": r"^\d+$"},
+        }
+    if status == 409 and op.method == "POST":
+        headers["Retry-After"] = {
+            "description": "With IDEMPOTENCY_KEY_IN_USE: seconds until a retry with the same "
+            "key may run (the first request has ended, or is taken for dead).",
+            "schema": {"type": "string", "pattern": r"^\d+$"},
+        }
     for name in extra:
         headers[name] = {"required": True, "schema": {"type": "string"}}
     return headers
@@ -156,14 +168,16 @@ wrong types, values out of range and malformed JSON give 400 `INVALID_PARAMETER_
 endpoint answers 404 `NOT_FOUND` (reasonCode 40404); a method a path does not offer answers
 405 `METHOD_NOT_ALLOWED` with an `Allow` header. An unexpected failure answers 500
 `INTERNAL_ERROR` (reasonCode 0) and is logged; 503 `SERVICE_UNAVAILABLE` means the database
-cannot be reached.
+cannot be reached: retry after `Retry-After` seconds, nothing was half-applied.
 
 **Idempotency.** Every POST accepts `Idempotency-Key` ({rules.IDEMPOTENCY_KEY_RULE}),
 scoped to the credential and kept at least 24 hours. A retry with the same key, method, path
 and body gets the first status and body again with `Idempotent-Replayed: true`; the same key
 on a different request gets 422 `IDEMPOTENCY_KEY_REUSED`; a retry while the first is still
-running gets 409 `IDEMPOTENCY_KEY_IN_USE`. Answers 429, 500 and 503 are not stored, and a
-request refused by input validation is not remembered either.
+running gets 409 `IDEMPOTENCY_KEY_IN_USE` with `Retry-After`. A request that died (its
+server was killed, or the database went away) does not block its key: after 30 seconds a retry
+takes the key over. Answers 429, 500 and 503 are not stored, and a request refused by input
+validation is not remembered either.
 
 **Rate limit.** Failed redeems (the outcomes that name the code) count per profile and, for
 user tokens, per client IP; past the limit a redeem answers 429

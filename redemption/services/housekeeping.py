@@ -1,17 +1,30 @@
-"""The periodic housekeeping: one function, run by the sweep task and by `sweep_timeouts`."""
+"""The periodic housekeeping: one function, run by every `db_worker` and by `sweep_timeouts`.
 
+Each `manage.py db_worker` offers to run it every few seconds; the first to claim the current
+time slot (one conditional UPDATE on a `PeriodicRun` row) runs it, so it runs once per slot
+while any worker lives, whatever happened to the run before: no chain of tasks to break.
+"""
+
+import contextlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from redemption import ratelimit
 from redemption.db import counts
-from redemption.models import IdempotencyRecord
+from redemption.models import IdempotencyRecord, PeriodicRun
 from redemption.services import sweep_timeouts
+from redemption.services.bulk import jobs_fail_abandoned
+
+logger = logging.getLogger(__name__)
 
 # A retry with the same Idempotency-Key gets the first answer for at least this long.
 IDEMPOTENCY_KEEP_FOR = timedelta(hours=24)
+HOUSEKEEPING = "housekeeping"
 
 
 @dataclass(frozen=True)
@@ -22,16 +35,18 @@ class SweepReport:
     failures_pruned: int  # failed-redeem rows older than the rate-limit window
     idempotency_pruned: int  # idempotency records past their keeping time
     count_rows: int  # per-(type, state) count rows left after folding the deltas
+    jobs_failed: int = 0  # jobs whose lease ran out too often, now failed
 
 
 def sweep(*, now: datetime | None = None) -> SweepReport:
-    """Fail timed-out attempts, prune rate-limit and idempotency rows, fold count deltas."""
+    """Fail timed-out attempts and abandoned jobs, prune old rows, fold count deltas."""
     now = now or timezone.now()
     return SweepReport(
         timed_out=sweep_timeouts(now=now),
         failures_pruned=ratelimit.prune(),
         idempotency_pruned=idempotency_records_prune(now=now),
         count_rows=counts.compact(),
+        jobs_failed=jobs_fail_abandoned(now=now),
     )
 
 
@@ -40,3 +55,45 @@ def idempotency_records_prune(*, now: datetime | None = None) -> int:
     cutoff = (now or timezone.now()) - IDEMPOTENCY_KEEP_FOR
     deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
     return deleted
+
+
+def periodic_slot(now: datetime) -> int:
+    """The number of the time slot `now` falls in (one slot per SWEEP_INTERVAL_SECONDS)."""
+    return int(now.timestamp()) // max(1, settings.SWEEP_INTERVAL_SECONDS)
+
+
+def periodic_claim(*, name: str, slot: int, runner: str, now: datetime) -> bool:
+    """Claim slot `slot` of the periodic work `name` for `runner`; False if another has it."""
+    won = PeriodicRun.objects.filter(name=name, slot__lt=slot).update(
+        slot=slot, runner=runner, started_at=now, finished_at=None
+    )
+    if won:
+        return True
+    if PeriodicRun.objects.filter(name=name).exists():
+        return False
+    try:
+        with transaction.atomic():
+            PeriodicRun.objects.create(name=name, slot=slot, runner=runner, started_at=now)
+    except IntegrityError:
+        return False  # another runner created the row (and so claimed the slot) first
+    return True
+
+
+def periodic_run(*, runner: str, now: datetime | None = None) -> SweepReport | None:
+    """Run the sweep if `runner` wins the current slot; None when another runner has it."""
+    now = now or timezone.now()
+    if not periodic_claim(name=HOUSEKEEPING, slot=periodic_slot(now), runner=runner, now=now):
+        return None
+    try:
+        report = sweep(now=now)
+    except Exception as err:
+        with contextlib.suppress(DatabaseError):  # the database may be what failed
+            PeriodicRun.objects.filter(name=HOUSEKEEPING, runner=runner).update(
+                finished_at=timezone.now(), last_error=f"{type(err).__name__}: {err}"[:1000]
+            )
+        raise
+    PeriodicRun.objects.filter(name=HOUSEKEEPING, runner=runner).update(
+        finished_at=timezone.now(), last_error=""
+    )
+    logger.info("housekeeping by %s: %s", runner, report)
+    return report

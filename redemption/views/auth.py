@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse_lazy
 from django.utils import timezone
 
+from redemption.cache_guard import CACHE_DOWN, cache_failed, cache_in_use
 from redemption.models import RedeemFailure
 
 BUCKET_PREFIX = "login:"
@@ -28,7 +29,7 @@ def _bucket(username: str, ip: str) -> str:
 
 
 def _use_cache() -> bool:
-    return bool(getattr(settings, "CACHE_URL", ""))
+    return cache_in_use()
 
 
 def _window() -> int:
@@ -39,11 +40,15 @@ def login_retry_after(username: str, ip: str) -> int | None:
     """Seconds until this username may try again from this address, or None if it may now."""
     key, limit, now = _bucket(username, ip), settings.LOGIN_MAX_FAILED, timezone.now()
     if _use_cache():
-        entry = cache.get(key) or []
-        recent = [t for t in entry if t > now.timestamp() - _window()]
-        if len(recent) < limit:
-            return None
-        return max(1, math.ceil(min(recent) + _window() - now.timestamp()))
+        try:
+            entry = cache.get(key) or []
+        except CACHE_DOWN as err:
+            cache_failed(err)
+        else:
+            recent = [t for t in entry if t > now.timestamp() - _window()]
+            if len(recent) < limit:
+                return None
+            return max(1, math.ceil(min(recent) + _window() - now.timestamp()))
     since = now - timedelta(seconds=_window())
     recent_at = list(
         RedeemFailure.objects.filter(bucket=key, at__gt=since)
@@ -59,9 +64,13 @@ def login_failed(username: str, ip: str) -> None:
     """Count one failed sign-in for this username from this address."""
     key, now = _bucket(username, ip), timezone.now()
     if _use_cache():
-        entry = [t for t in (cache.get(key) or []) if t > now.timestamp() - _window()]
-        cache.set(key, [*entry, now.timestamp()], timeout=_window() + 5)
-        return
+        try:
+            entry = [t for t in (cache.get(key) or []) if t > now.timestamp() - _window()]
+            cache.set(key, [*entry, now.timestamp()], timeout=_window() + 5)
+        except CACHE_DOWN as err:
+            cache_failed(err)
+        else:
+            return
     RedeemFailure.objects.create(bucket=key, at=now)
 
 
@@ -69,8 +78,10 @@ def login_succeeded(username: str, ip: str) -> None:
     """Forget earlier failures once the right password was given."""
     key = _bucket(username, ip)
     if _use_cache():
-        cache.delete(key)
-        return
+        try:
+            cache.delete(key)
+        except CACHE_DOWN as err:
+            cache_failed(err)
     RedeemFailure.objects.filter(bucket=key).delete()
 
 

@@ -1,9 +1,11 @@
 """Jobs: list, live progress, errors and result download."""
 
+from typing import Any
 from uuid import UUID
 
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
+from django.utils.dateparse import parse_datetime
 from django_tables2 import RequestConfig
 from django_tables2.paginators import LazyPaginator
 
@@ -53,6 +55,25 @@ def job_status_payload(job: Job) -> dict[str, object]:
     }
 
 
+def job_holders(job: Job) -> list[dict[str, Any]]:
+    """The workers that held the job, oldest first, each with when its hold began and ended."""
+    rows = [h for h in job.holders if isinstance(h, dict)] if isinstance(job.holders, list) else []
+    shown: list[dict[str, Any]] = []
+    for n, holder in enumerate(rows):
+        later = rows[n + 1] if n + 1 < len(rows) else None
+        shown.append(
+            {
+                "attempt": holder.get("attempt"),
+                "worker": holder.get("worker", ""),
+                "since": parse_datetime(str(holder.get("at", ""))),
+                "resumed_from": holder.get("resumedFrom"),
+                "taken_over_at": parse_datetime(str(later.get("at", ""))) if later else None,
+                "current": later is None and not job.is_finished,
+            }
+        )
+    return shown
+
+
 @viewer_required
 def job_detail(request: HttpRequest, job_id: UUID) -> HttpResponse:
     job = _job_or_404(job_id)
@@ -65,6 +86,8 @@ def job_detail(request: HttpRequest, job_id: UUID) -> HttpResponse:
             "errors": errors,
             "more_errors": max(0, job.error_count - len(errors)),
             "has_result": job.kind == Job.Kind.GENERATE and job.status == Job.Status.SUCCEEDED,
+            "holders": job_holders(job),
+            "max_attempts": bulk.MAX_ATTEMPTS,
         },
         nav=NAV,
     )

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import IntegrityError, OperationalError, connection
 from django.http import UnreadablePostError
@@ -144,6 +145,9 @@ def test_a_database_that_cannot_be_reached_is_503(api, server_secret, tmp_path):
     for response in [server, client]:
         assert (response.status, response.code) == (503, "SERVICE_UNAVAILABLE")
         assert response.error["reasonCode"] == 40832
+        # Clients (and brainCloud's official library) retry a 503 after Retry-After.
+        assert response["Retry-After"] == str(settings.OUTAGE_RETRY_AFTER_SECONDS)
+        assert response.error["details"]["retryAfterSeconds"] == settings.OUTAGE_RETRY_AFTER_SECONDS
 
 
 @pytest.mark.django_db(transaction=True)
@@ -153,11 +157,12 @@ def test_readyz_answers_an_unreachable_database_with_the_api_error_response(api,
 
     assert response.status == 503
     assert response["Content-Type"] == "application/json"
+    assert response["Retry-After"] == "5"
     assert response.json() == {
         "error": {
             "code": "SERVICE_UNAVAILABLE",
             "reasonCode": 40832,
             "message": "The database is unreachable.",
-            "details": {},
+            "details": {"retryAfterSeconds": 5},
         }
     }

@@ -1,4 +1,4 @@
-"""Run the periodic housekeeping once (timeouts first); or schedule it to repeat."""
+"""Run the periodic housekeeping once (timeouts first); `manage.py db_worker` repeats it."""
 
 from typing import Any
 
@@ -6,20 +6,22 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from redemption.services import housekeeping
-from redemption.tasks import schedule_sweep, sweep_pending
 
 
 class Command(BaseCommand):
     help = (
         "Sweep stale InProgress attempts to Failed once, and do the rest of the periodic "
-        "housekeeping (prune old failed-redeem and idempotency records, fold count deltas). "
-        "With --schedule, queue the periodic sweep task instead (it re-queues itself every "
-        "SWEEP_INTERVAL_SECONDS; running this again does not start a second chain)."
+        "housekeeping (prune old failed-redeem and idempotency records, fold count deltas, "
+        "fail jobs that lost their worker too often). Every running `manage.py db_worker` "
+        "already does this every SWEEP_INTERVAL_SECONDS; --schedule is kept for old scripts "
+        "and only says so."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--schedule", action="store_true", help="Queue the self-rescheduling sweep task."
+            "--schedule",
+            action="store_true",
+            help="Do nothing: db_worker runs the periodic work (kept for old scripts).",
         )
 
     def handle(self, *args: Any, schedule: bool, **options: Any) -> None:
@@ -32,14 +34,7 @@ class Command(BaseCommand):
                 f"{report.count_rows} count row(s) after folding."
             )
             return
-        if schedule_sweep(delay_seconds=0):
-            self.stdout.write(
-                f"Scheduled the timeout sweep every {settings.SWEEP_INTERVAL_SECONDS} s "
-                "(run by manage.py db_worker)."
-            )
-        elif sweep_pending():
-            self.stdout.write("The timeout sweep is already scheduled.")
-        else:
-            self.stdout.write(
-                "The task backend cannot run tasks later; run `sweep_timeouts` from cron instead."
-            )
+        self.stdout.write(
+            f"Nothing to schedule: every running `manage.py db_worker` does the periodic work "
+            f"every {settings.SWEEP_INTERVAL_SECONDS} s."
+        )

@@ -17,22 +17,33 @@ from redemption.services.bulk.generate import (
 )
 from redemption.services.bulk.imports import job_import_start
 from redemption.services.bulk.jobs import Progress, job_enqueuer_set, job_get
+from redemption.services.bulk.leases import MAX_ATTEMPTS, Lease, worker_name
 from redemption.services.bulk.options import already_issued
 from redemption.services.bulk.purge import (
     delete_reset_preview,
     job_delete_codes_start,
     job_reset_codes_start,
 )
-from redemption.services.bulk.runner import job_run_here, run_job
+from redemption.services.bulk.runner import (
+    interrupted_jobs,
+    job_run_here,
+    jobs_fail_abandoned,
+    run_claimed,
+    run_job,
+    run_next_job,
+)
 
 __all__ = [
     "EXPORT_HEADER",
+    "MAX_ATTEMPTS",
+    "Lease",
     "Progress",
     "already_issued",
     "batch_fill",
     "codes_generate_inline",
     "delete_reset_preview",
     "export_rows",
+    "interrupted_jobs",
     "job_delete_codes_start",
     "job_enqueuer_set",
     "job_generate_start",
@@ -41,6 +52,10 @@ __all__ = [
     "job_reset_codes_start",
     "job_result_rows",
     "job_run_here",
+    "jobs_fail_abandoned",
     "random_candidates",
+    "run_claimed",
     "run_job",
+    "run_next_job",
+    "worker_name",
 ]

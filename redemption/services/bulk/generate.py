@@ -15,7 +15,8 @@ from redemption.actors import Actor
 from redemption.db import code_inserts
 from redemption.models import Batch, Code, Job
 from redemption.services._common import audit
-from redemption.services.bulk.jobs import Progress, job_actor, job_create, new_batch
+from redemption.services.bulk.jobs import JobOutcome, Progress, job_create, new_batch
+from redemption.services.bulk.leases import Lease
 from redemption.services.bulk.options import prepare_generation
 
 # A chunk that inserts nothing this many times in a row means the code space is exhausted.
@@ -172,6 +173,18 @@ def job_generate_start(
         )
 
 
+def _generate_details(*, batch: Batch, count: int, state: str) -> dict[str, Any]:
+    return {
+        "count": count,
+        "batchId": str(batch.pk),
+        "state": state,
+        "algorithm": batch.algorithm,
+        "prefix": batch.prefix,
+        "length": batch.length,
+        "includeCheck": batch.include_check,
+    }
+
+
 def _audit_generate(
     *,
     actor: Actor,
@@ -179,29 +192,22 @@ def _audit_generate(
     count: int,
     state: str,
     now: datetime | None = None,
-    **extra: Any,
 ) -> None:
     audit(
         actor=actor,
         action="codes.generate",
         code_type_name=batch.code_type.name,
         target_id=str(batch.pk),
-        details={
-            "count": count,
-            "batchId": str(batch.pk),
-            "state": state,
-            "algorithm": batch.algorithm,
-            "prefix": batch.prefix,
-            "length": batch.length,
-            "includeCheck": batch.include_check,
-            **extra,
-        },
+        details=_generate_details(batch=batch, count=count, state=state),
         at=now,
     )
 
 
-def run_generate(job: Job, progress: Progress) -> None:
-    """Fill a generate job's batch, writing progress per chunk; audit what it made."""
+def run_generate(job: Job, lease: Lease, progress: Progress) -> None:
+    """Fill a generate job's batch; each chunk commits with its progress and lease renewal.
+
+    A job taken over resumes from the codes its batch already holds.
+    """
     batch = job.batch
     if batch is None:
         raise exc.RedemptionError("The job's batch no longer exists.")
@@ -214,29 +220,24 @@ def run_generate(job: Job, progress: Progress) -> None:
     )
 
     def on_chunk(done: int) -> None:
-        Job.objects.filter(pk=job.pk).update(done=done)
+        lease.renew(done=done)
         progress(done, job.total)
 
-    actor = job_actor(job)
-    done = 0
-    try:
-        done = batch_fill(
-            batch=batch,
-            quantity=job.total,
-            state=p["state"],
-            custom_code_info=p["customCodeInfo"],
-            candidates=random_candidates(shape),
-            on_chunk=on_chunk,
-        )
-    except Exception:
-        done = Code.objects.filter(batch=batch).count()
-        _audit_generate(
-            actor=actor,
-            batch=batch,
-            count=done,
-            state=p["state"],
-            jobId=str(job.pk),
-            complete=False,
-        )
-        raise
-    _audit_generate(actor=actor, batch=batch, count=done, state=p["state"], jobId=str(job.pk))
+    batch_fill(
+        batch=batch,
+        quantity=job.total,
+        state=p["state"],
+        custom_code_info=p["customCodeInfo"],
+        candidates=random_candidates(shape),
+        on_chunk=on_chunk,
+    )
+
+
+def generate_outcome(job: Job, complete: bool) -> JobOutcome:
+    """The end audit event of a generate job: how many codes its batch holds."""
+    batch = job.batch
+    if batch is None:
+        return JobOutcome("codes.generate", "", {"count": 0, "complete": False})
+    count = Code.objects.filter(batch=batch).count()
+    details = _generate_details(batch=batch, count=count, state=job.params.get("state", ""))
+    return JobOutcome("codes.generate", str(batch.pk), {**details, "complete": complete})

@@ -15,15 +15,16 @@ from redemption import exceptions as exc
 from redemption.actors import Actor
 from redemption.db import code_inserts
 from redemption.models import Batch, Code, Job
-from redemption.services._common import audit, require_ops
+from redemption.services._common import require_ops
 from redemption.services.bulk.csv_lines import LineError, is_header, parse_line
 from redemption.services.bulk.jobs import (
     MAX_KEPT_LINE_ERRORS,
+    JobOutcome,
     Progress,
-    job_actor,
     job_create,
     new_batch,
 )
+from redemption.services.bulk.leases import Lease
 from redemption.services.bulk.options import code_type_for_new_codes
 
 # canonical -> (line number, display, state, customCodeInfo JSON)
@@ -74,21 +75,29 @@ def _count_lines(name: str) -> int:
 class _ImportRun:
     """State of one import: counters, the first errors, and the chunk being built."""
 
-    def __init__(self, job: Job, batch: Batch, progress: Progress) -> None:
+    def __init__(self, job: Job, batch: Batch, lease: Lease, progress: Progress) -> None:
         self.job = job
+        self.lease = lease
         self.progress = progress
         self.batch = batch
         self.now = timezone.now()
-        self.errors: list[dict[str, Any]] = []
-        self.error_count = 0
+        # A job taken over resumes after the last line its previous holder committed, with
+        # the counters and errors committed with it.
+        self.resumed_from = job.done
+        self.errors: list[dict[str, Any]] = list(job.errors) if job.done else []
+        self.error_count = job.error_count if job.done else 0
         self.summary = {
             "imported": 0,
             "duplicatesInFile": 0,
             "duplicatesInDatabase": 0,
             "invalid": 0,
         }
+        if job.done:
+            self.summary.update(job.summary)
+        self.records = int(job.checkpoint.get("records", 0)) if job.done else 0
+        self.header_seen = bool(job.checkpoint.get("headerSeen")) if job.done else False
         self.chunk: Pending = {}
-        self.lines = 0
+        self.lines = job.done
 
     def error(self, line: int | None, scan: str | None, code: str, message: str) -> None:
         self.error_count += 1
@@ -134,11 +143,14 @@ class _ImportRun:
         with transaction.atomic():
             if pending:
                 self._insert(pending)
-            Job.objects.filter(pk=self.job.pk).update(
+            Batch.objects.filter(pk=self.batch.pk).update(quantity=self.summary["imported"])
+            self.lease.renew(
+                total=self.job.total,
                 done=self.lines,
                 errors=self.errors,
                 error_count=self.error_count,
                 summary=self.summary,
+                checkpoint={"records": self.records, "headerSeen": self.header_seen},
             )
         self.progress(self.lines, self.job.total)
 
@@ -211,9 +223,12 @@ class _ImportRun:
 
 
 def _decoded_lines(name: str, run: _ImportRun) -> Iterator[tuple[int, str]]:
-    """Yield (line number, text) for each physical line; undecodable lines become errors."""
+    """Yield (line number, text) for each physical line after the ones already committed;
+    undecodable lines become errors."""
     with default_storage.open(name, "rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
+            if line_no <= run.resumed_from:
+                continue
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -227,48 +242,50 @@ def _decoded_lines(name: str, run: _ImportRun) -> Iterator[tuple[int, str]]:
             yield line_no, text.rstrip("\r\n")
 
 
-def run_import(job: Job, progress: Progress) -> None:
-    """Import the job's uploaded file chunk by chunk, then delete the file."""
+def run_import(job: Job, lease: Lease, progress: Progress) -> None:
+    """Import the job's uploaded file chunk by chunk; each chunk commits with the line it
+    reached, so a job taken over never imports a line twice."""
     batch = job.batch
     if batch is None:
         raise exc.RedemptionError("The job's batch no longer exists.")
     if not job.upload or not default_storage.exists(job.upload):
         raise exc.RedemptionError("The uploaded file is missing.")
     total = _count_lines(job.upload)
-    Job.objects.filter(pk=job.pk).update(total=total)
+    with transaction.atomic():
+        lease.renew(total=total)
     job.total = total
-    run = _ImportRun(job, batch, progress)
+    run = _ImportRun(job, batch, lease, progress)
     chunk_size = max(1, settings.JOB_BATCH_SIZE)
-    records = 0
-    first = True
-    try:
-        since_flush = 0
-        for line_no, text in _decoded_lines(job.upload, run):
-            run.lines = line_no
-            since_flush += 1
-            if text.strip():
-                header, first = first and is_header(text), False
-                if header:
-                    continue
-                records += 1
-                run.add_line(line_no, text)
-            if len(run.chunk) >= chunk_size or since_flush >= chunk_size:
-                run.flush()
-                since_flush = 0
-        run.lines = total = max(total, run.lines)
-        if not records and not run.error_count:
-            run.error(
-                None, None, exc.InvalidParameterError.code, "The file has no codes to import."
-            )
-        run.flush()
-    finally:
-        Batch.objects.filter(pk=batch.pk).update(quantity=run.summary["imported"])
-        Job.objects.filter(pk=job.pk).update(total=total, done=run.lines)
-        audit(
-            actor=job_actor(job),
-            action="codes.import",
-            code_type_name=job.code_type_name,
-            target_id=str(batch.pk),
-            details={"jobId": str(job.pk), "errors": run.error_count, **run.summary},
-        )
-    default_storage.delete(job.upload)
+    since_flush = 0
+    for line_no, text in _decoded_lines(job.upload, run):
+        run.lines = line_no
+        since_flush += 1
+        if text.strip():
+            header, run.header_seen = not run.header_seen and is_header(text), True
+            if header:
+                continue
+            run.records += 1
+            run.add_line(line_no, text)
+        if len(run.chunk) >= chunk_size or since_flush >= chunk_size:
+            run.flush()
+            since_flush = 0
+    run.lines = job.total = max(total, run.lines)
+    if not run.records and not run.error_count:
+        run.error(None, None, exc.InvalidParameterError.code, "The file has no codes to import.")
+    run.flush()
+
+
+def import_outcome(job: Job, complete: bool) -> JobOutcome:
+    """The end audit event of an import: the counts committed so far."""
+    summary = {
+        "imported": 0,
+        "duplicatesInFile": 0,
+        "duplicatesInDatabase": 0,
+        "invalid": 0,
+        **job.summary,
+    }
+    return JobOutcome(
+        "codes.import",
+        str(job.batch_id or ""),
+        {"errors": job.error_count, **summary, "complete": complete},
+    )

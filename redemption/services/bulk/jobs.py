@@ -7,6 +7,7 @@ task cannot be queued is marked failed instead of staying queued for ever.
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -28,6 +29,15 @@ Progress = Callable[[int, int], None]
 Enqueuer = Callable[[str], object]
 
 _enqueuer: Enqueuer | None = None
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What a job did, as its end audit event records it."""
+
+    action: str
+    target_id: str
+    details: dict[str, Any]
 
 
 def job_enqueuer_set(enqueue: Enqueuer | None) -> None:

@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.db import OperationalError, transaction
@@ -26,8 +27,9 @@ from redemption.models import (
     SharedRedemption,
 )
 from redemption.selectors import code_type_get
-from redemption.services._common import audit, require_ops
-from redemption.services.bulk.jobs import Progress, job_actor, job_create
+from redemption.services._common import require_ops
+from redemption.services.bulk.jobs import JobOutcome, Progress, job_create
+from redemption.services.bulk.leases import Lease
 
 _DEADLOCK_RETRIES = 3
 
@@ -99,64 +101,74 @@ def _start(*, actor: Actor, ct: CodeType, kind: str, params: dict[str, Any]) -> 
         return job_create(actor=actor, ct=ct, kind=kind, params=params, now=timezone.now())
 
 
-def run_delete_or_reset(job: Job, progress: Progress) -> None:
-    """Delete or reset the job's records batch by batch; audit what was done, even on failure."""
+def _key_json(key: Any) -> Any:
+    return str(key) if isinstance(key, UUID) else key
+
+
+def run_delete_or_reset(job: Job, lease: Lease, progress: Progress) -> None:
+    """Delete or reset the job's records batch by batch, in key order.
+
+    Each batch commits with the last key it reached and the counts so far (the job's
+    checkpoint) and the lease renewal, so a job taken over resumes after that key.
+    """
     ct = job.code_type
     if ct is None:
         raise exc.CodeTypeNotFoundError(details={"codeType": job.code_type_name})
     states: list[str] = job.params["states"]
     to_state: str | None = job.params.get("toState")
+    counts: Counter[str] = Counter(job.checkpoint.get("counts", {}))
+    last: Any = job.checkpoint.get("last")
     base = _records_of(ct).filter(state__in=states)
-    total = base.count()
-    Job.objects.filter(pk=job.pk).update(total=total)
-    job.total = total
-    counts: Counter[str] = Counter()
-    last: Any = None
-    complete = False
-    try:
-        while True:
-            for attempt in range(_DEADLOCK_RETRIES):
-                try:
-                    with transaction.atomic():
-                        rows = _process_batch(ct=ct, base=base, last=last, to_state=to_state)
-                        if rows:
-                            counts.update(state for _, state in rows)
-                            Job.objects.filter(pk=job.pk).update(done=sum(counts.values()))
-                    break
-                except OperationalError:
-                    # PostgreSQL breaks a deadlock with a concurrent redeem by failing one side.
-                    if attempt == _DEADLOCK_RETRIES - 1:
-                        raise
-                    time.sleep(0.1 * (attempt + 1))
-            if not rows:
+    done = sum(counts.values())
+    total = done + (base if last is None else base.filter(pk__gt=last)).count()
+    with transaction.atomic():
+        lease.renew(total=total)
+    while True:
+        for attempt in range(_DEADLOCK_RETRIES):
+            try:
+                with transaction.atomic():
+                    rows = _process_batch(ct=ct, base=base, last=last, to_state=to_state)
+                    if rows:
+                        batch_counts = counts + Counter(state for _, state in rows)
+                        lease.renew(
+                            done=sum(batch_counts.values()),
+                            checkpoint={
+                                "last": _key_json(rows[-1][0]),
+                                "counts": dict(batch_counts),
+                            },
+                        )
                 break
-            last = rows[-1][0]
-            progress(sum(counts.values()), total)
-        complete = True
-    finally:
-        done = sum(counts.values())
-        # Rows can change while the job runs; a finished job reports what it did.
-        Job.objects.filter(pk=job.pk).update(
-            done=done, total=done if complete else max(total, done)
-        )
-        details: dict[str, Any] = {
-            "jobId": str(job.pk),
-            "states": states,
-            "counts": {s: counts[s] for s in states},
-            "total": done,
-            "complete": complete,
-        }
-        if to_state:
-            details["toState"] = to_state
-        if ct.is_shared:
-            details["sharedRedemptions"] = True
-        audit(
-            actor=job_actor(job),
-            action="codes.reset_all" if job.kind == Job.Kind.RESET_CODES else "codes.delete_all",
-            code_type_name=ct.name,
-            target_id=str(ct.pk),
-            details=details,
-        )
+            except OperationalError:
+                # PostgreSQL breaks a deadlock with a concurrent redeem by failing one side.
+                if attempt == _DEADLOCK_RETRIES - 1:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+        if not rows:
+            break
+        counts = batch_counts
+        last = rows[-1][0]
+        progress(sum(counts.values()), total)
+    # Rows can change while the job runs; a finished job reports what it did.
+    with transaction.atomic():
+        lease.renew(done=sum(counts.values()), total=sum(counts.values()))
+
+
+def purge_outcome(job: Job, complete: bool) -> JobOutcome:
+    """The end audit event of a delete-all or reset-all: counts per state, from the checkpoint."""
+    states: list[str] = job.params.get("states", [])
+    counts: dict[str, int] = job.checkpoint.get("counts", {})
+    details: dict[str, Any] = {
+        "states": states,
+        "counts": {s: counts.get(s, 0) for s in states},
+        "total": sum(counts.values()),
+        "complete": complete,
+    }
+    if job.params.get("toState"):
+        details["toState"] = job.params["toState"]
+    if job.code_type is not None and job.code_type.is_shared:
+        details["sharedRedemptions"] = True
+    action = "codes.reset_all" if job.kind == Job.Kind.RESET_CODES else "codes.delete_all"
+    return JobOutcome(action, str(job.code_type_id or ""), details)
 
 
 def _process_batch(
