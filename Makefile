@@ -85,7 +85,7 @@ run: export PORT := $(PORT)
 run: venv ## Migrate, load demo data, then run the dev server (PORT=8000) and task worker
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_demo_data --url http://127.0.0.1:$(PORT)/
-	$(PY) manage.py sweep_timeouts --schedule
+	$(PY) manage.py sweep --schedule
 	exec scripts/run-dev
 
 bench: venv ## Run the benchmark (bench/run.py)

@@ -57,7 +57,7 @@ def schedule_sweep(*, delay_seconds: int | None = None) -> bool:
     """Queue a sweep `delay_seconds` from now (default SWEEP_INTERVAL_SECONDS).
 
     Returns False, queueing nothing, when a sweep is already waiting (so repeated
-    `sweep_timeouts --schedule` calls keep a single chain) or when the task backend cannot
+    `sweep --schedule` calls keep a single chain) or when the task backend cannot
     run tasks later (the immediate backend would otherwise recurse forever).
     """
     if not sweep_timeouts_task.get_backend().supports_defer or sweep_pending():

@@ -186,15 +186,15 @@ def test_create_staff_user_refuses_a_weak_password(db):
     assert not User.objects.filter(username="weak").exists()
 
 
-# --- sweep_timeouts ------------------------------------------------------------------------------
+# --- sweep ----------------------------------------------------------------------------------------
 
 
-def test_sweep_timeouts_runs_once_or_schedules_a_single_chain(db):
-    out, _ = run("sweep_timeouts")
+def test_sweep_runs_once_or_schedules_a_single_chain(db):
+    out, _ = run("sweep")
     assert "Swept 0" in out
 
-    first, _ = run("sweep_timeouts", "--schedule")
-    second, _ = run("sweep_timeouts", "--schedule")
+    first, _ = run("sweep", "--schedule")
+    second, _ = run("sweep", "--schedule")
 
     assert "Scheduled" in first
     assert "already scheduled" in second

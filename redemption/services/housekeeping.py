@@ -1,4 +1,4 @@
-"""The periodic housekeeping: one function, run by the sweep task and by `sweep_timeouts`."""
+"""The periodic housekeeping: one function, run by the sweep task and by `manage.py sweep`."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta

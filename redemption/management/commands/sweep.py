@@ -41,5 +41,5 @@ class Command(BaseCommand):
             self.stdout.write("The timeout sweep is already scheduled.")
         else:
             self.stdout.write(
-                "The task backend cannot run tasks later; run `sweep_timeouts` from cron instead."
+                "The task backend cannot run tasks later; run `sweep` from cron instead."
             )
