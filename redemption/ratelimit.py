@@ -12,6 +12,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from redemption import exceptions as exc
+from redemption import metrics
 from redemption.db import lookups
 from redemption.models import RedeemFailure
 
@@ -20,6 +21,11 @@ from redemption.models import RedeemFailure
 class Bucket:
     key: str
     limit: int
+
+    @property
+    def limit_name(self) -> str:
+        """The limit as /metrics names it: redeem_profile or redeem_ip."""
+        return "redeem_" + self.key.split(":", 1)[0]
 
 
 def buckets(*, profile_id: str, client_ip: str | None) -> list[Bucket]:
@@ -50,6 +56,7 @@ def check(found: list[Bucket]) -> None:
         counts = cache.get_many([_cache_key(b, slot) for b in found])
         for bucket in found:
             if counts.get(_cache_key(bucket, slot), 0) >= bucket.limit:
+                metrics.rate_limited(limit=bucket.limit_name)
                 retry = max(1, (slot + 1) * window - int(now.timestamp()))
                 raise exc.MaxFailedExceededError(details={"retryAfterSeconds": retry})
         return
@@ -57,6 +64,7 @@ def check(found: list[Bucket]) -> None:
     counts = lookups.failures_since([b.key for b in found], since)
     for bucket in found:
         if counts.get(bucket.key, 0) >= bucket.limit:
+            metrics.rate_limited(limit=bucket.limit_name)
             raise exc.MaxFailedExceededError(
                 details={"retryAfterSeconds": _db_retry_after(bucket, since, now, window)}
             )

@@ -8,6 +8,7 @@ from uuid import UUID
 from django.utils import timezone
 
 from redemption import exceptions as exc
+from redemption import metrics
 from redemption.ids import uuid_or_none
 from redemption.models import Job
 from redemption.services.bulk.generate import run_generate
@@ -47,6 +48,8 @@ def run_job(job_id: UUID | str, *, progress: Progress | None = None) -> None:
     if not claimed:
         return
     job = Job.objects.select_related("code_type", "batch").get(pk=job_uuid)
+    metrics.job_reached(kind=job.kind, status=Job.Status.RUNNING)
+    logger.info("job %s (%s of %s) started", job.pk, job.kind, job.code_type_name)
     runner = _RUNNERS.get(job.kind)
     try:
         if runner is None:
@@ -61,8 +64,11 @@ def run_job(job_id: UUID | str, *, progress: Progress | None = None) -> None:
             errors=[*failed.errors[: MAX_KEPT_LINE_ERRORS - 1], job_error(err)],
             error_count=failed.error_count + 1,
         )
+        metrics.job_reached(kind=job.kind, status=Job.Status.FAILED)
         return
     Job.objects.filter(pk=job.pk).update(status=Job.Status.SUCCEEDED, finished_at=timezone.now())
+    metrics.job_reached(kind=job.kind, status=Job.Status.SUCCEEDED)
+    logger.info("job %s (%s of %s) succeeded", job.pk, job.kind, job.code_type_name)
 
 
 def job_run_here(
