@@ -22,3 +22,12 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 from portal.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test users only
+
+# Tests serve static files straight from static/ (no collectstatic, no hashed names); the
+# production storage is proven by tests/e2e/test_production.py, which runs collectstatic itself.
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+STATIC_ROOT = None  # type: ignore[assignment]  # nothing collected: WhiteNoise looks nowhere
+WHITENOISE_USE_FINDERS = True
