@@ -17,7 +17,7 @@ SHELL       := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help venv browser pgbouncer test lint fmt run bench clean distclean
+.PHONY: help venv browser pgbouncer test lint fmt run serve bench clean distclean
 
 help: ## Show this help
 	@echo "Usage: make <target> [VAR=value ...]"
@@ -99,6 +99,13 @@ run: venv ## Migrate, load demo data, then run the dev server (PORT=8000) and ta
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_demo_data --url http://127.0.0.1:$(PORT)/
 	exec scripts/run-dev
+
+# Production settings on one box: DJANGO_DEBUG=0, DJANGO_SECURE=0 unless set, a secret key
+# generated once into var/secret_key unless DJANGO_SECRET_KEY is set; no demo data.
+serve: export PY := $(PY)
+serve: export PORT := $(PORT)
+serve: venv ## collectstatic, migrate, then gunicorn (gunicorn.conf.py, PORT=8000) and the task worker
+	exec scripts/serve
 
 bench: venv ## Run the benchmark (bench/run.py)
 	$(PY) bench/run.py

@@ -1,5 +1,6 @@
 """Settings for the Redemption Code Portal, read from the environment in this one place."""
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -55,8 +56,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "redemption.middleware.RequestIdMiddleware",
     "redemption.middleware.DatabaseOutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -152,6 +155,12 @@ USE_THOUSAND_SEPARATOR = False
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+# Production serves static files itself (WhiteNoise): `manage.py collectstatic` writes
+# compressed copies with content-hashed names into STATIC_ROOT; pages link to the hashed names.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 MEDIA_ROOT = Path(os.environ.get("PORTAL_MEDIA_ROOT", VAR_DIR / "media"))
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
@@ -211,11 +220,63 @@ if not DEBUG and env_bool("DJANGO_SECURE", True):
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
+# --- Observability: metrics, logs, request ids ---
+# GET /metrics answers a bearer METRICS_TOKEN or a caller in METRICS_ALLOWED_IPS (addresses or
+# networks, comma-separated); with neither set it is a 404 like any unknown path.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
+try:
+    METRICS_ALLOWED_IPS = [
+        ipaddress.ip_network(item.strip(), strict=False)
+        for item in os.environ.get("METRICS_ALLOWED_IPS", "").split(",")
+        if item.strip()
+    ]
+except ValueError as err:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {err}") from err
+# Every process of this host (gunicorn workers, db_worker) writes its figures here and /metrics
+# merges them (prometheus_client's multiprocess mode). prometheus_client reads the variable when
+# it is first imported, which is after the settings in every process: keep it that way.
+METRICS_DIR = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or VAR_DIR / "metrics")
+METRICS_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
+
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").strip().lower() or "text"
+if LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be 'text' or 'json'.")
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+# One handler on the root logger writes every line once; Django's own loggers and the worker's
+# propagate to it instead of keeping handlers of their own. gunicorn.conf.py hands this same
+# configuration to gunicorn, so its access log (stdout) and error log are formatted alike.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+    "filters": {"request": {"()": "redemption.logs.RequestContextFilter"}},
+    "formatters": {
+        "line": {
+            "()": "redemption.logs.JsonFormatter"
+            if LOG_FORMAT == "json"
+            else "redemption.logs.TextFormatter"
+        }
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "line",
+            "filters": ["request"],
+        },
+        "access": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "line",
+            "filters": ["request"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+        "gunicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+    },
 }

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
-from redemption import health
+from redemption import health, metrics_export
 from redemption.api.dispatch import not_found as api_not_found
 from redemption.views import auth
 
@@ -19,6 +19,7 @@ urlpatterns = [
     ),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics_export.metrics, name="metrics"),
     path("api/v1/", include("redemption.api.urls")),
     # Any other /api/ path answers with the JSON error envelope, not the portal's HTML 404.
     re_path(r"^api/(?P<rest>.*)$", api_not_found),

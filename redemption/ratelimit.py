@@ -13,6 +13,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from redemption import exceptions as exc
+from redemption import metrics
 from redemption.cache_guard import CACHE_DOWN, cache_answered, cache_failed, cache_in_use
 from redemption.db import lookups
 from redemption.models import RedeemFailure
@@ -22,6 +23,11 @@ from redemption.models import RedeemFailure
 class Bucket:
     key: str
     limit: int
+
+    @property
+    def limit_name(self) -> str:
+        """The limit as /metrics names it: redeem_profile or redeem_ip."""
+        return "redeem_" + self.key.split(":", 1)[0]
 
 
 def buckets(*, profile_id: str, client_ip: str | None) -> list[Bucket]:
@@ -53,6 +59,7 @@ def check(found: list[Bucket]) -> None:
             cache_answered()
             for bucket in found:
                 if counts.get(_cache_key(bucket, slot), 0) >= bucket.limit:
+                    metrics.rate_limited(limit=bucket.limit_name)
                     retry = max(1, (slot + 1) * window - int(now.timestamp()))
                     raise exc.MaxFailedExceededError(details={"retryAfterSeconds": retry})
             return
@@ -60,6 +67,7 @@ def check(found: list[Bucket]) -> None:
     counts = lookups.failures_since([b.key for b in found], since)
     for bucket in found:
         if counts.get(bucket.key, 0) >= bucket.limit:
+            metrics.rate_limited(limit=bucket.limit_name)
             raise exc.MaxFailedExceededError(
                 details={"retryAfterSeconds": _db_retry_after(bucket, since, now, window)}
             )

@@ -171,3 +171,14 @@ IDEMPOTENCY_KEY_RULE = f"1-{IDEMPOTENCY_KEY_MAX} printable ASCII characters"
 def is_server_key_name(value: object) -> TypeGuard[str]:
     """True for a name that is not blank and has at most SERVER_KEY_NAME_MAX characters."""
     return is_text_of(value, 1, SERVER_KEY_NAME_MAX) and bool(value.strip())
+
+
+# An incoming X-Request-Id is kept when it is this; anything else is replaced by a fresh id.
+REQUEST_ID_MAX = 64
+REQUEST_ID_REGEX = rf"[A-Za-z0-9._\-]{{1,{REQUEST_ID_MAX}}}"
+_REQUEST_ID_RE = re.compile(REQUEST_ID_REGEX)
+
+
+def is_request_id(value: object) -> TypeGuard[str]:
+    """True for a request id a caller may choose: 1-64 characters of A-Z a-z 0-9 . _ -."""
+    return isinstance(value, str) and _REQUEST_ID_RE.fullmatch(value) is not None

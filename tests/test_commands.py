@@ -186,15 +186,15 @@ def test_create_staff_user_refuses_a_weak_password(db):
     assert not User.objects.filter(username="weak").exists()
 
 
-# --- sweep_timeouts ------------------------------------------------------------------------------
+# --- sweep ----------------------------------------------------------------------------------------
 
 
-def test_sweep_timeouts_runs_once_and_schedule_queues_nothing(db, settings):
+def test_sweep_runs_once_and_schedule_queues_nothing(db, settings):
     settings.SWEEP_INTERVAL_SECONDS = 60
-    out, _ = run("sweep_timeouts")
+    out, _ = run("sweep")
     assert "Swept 0" in out
 
-    scheduled, _ = run("sweep_timeouts", "--schedule")
+    scheduled, _ = run("sweep", "--schedule")
 
     # Every db_worker runs the periodic work; old scripts that still pass --schedule are told.
     assert "db_worker" in scheduled

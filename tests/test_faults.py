@@ -29,9 +29,9 @@ from tests.processes import (
     gunicorn_argv,
     manage,
     request,
+    wait_ready,
     worker_argv,
 )
-from tests.test_scale_out import wait_ready
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -1,4 +1,4 @@
-"""The periodic housekeeping: one sweep, run by the task and by the sweep_timeouts command."""
+"""The periodic housekeeping: one sweep, run by the task and by `manage.py sweep`."""
 
 import io
 from collections import defaultdict
@@ -72,7 +72,7 @@ def _counted_from_rows() -> dict[int, dict[str, int]]:
 
 ENTRY_POINTS = {
     "task": lambda: sweep_timeouts_task.call(),
-    "command": lambda: call_command("sweep_timeouts", stdout=io.StringIO()),
+    "command": lambda: call_command("sweep", stdout=io.StringIO()),
 }
 
 
@@ -102,7 +102,7 @@ def test_the_sweep_reports_what_it_did(chores):
 def test_the_command_says_what_it_did(chores):
     out = io.StringIO()
 
-    call_command("sweep_timeouts", stdout=out)
+    call_command("sweep", stdout=out)
 
     lines = out.getvalue().splitlines()
     assert lines[0] == "Swept 1 timed-out attempt(s) to Failed."

@@ -18,9 +18,16 @@ from redemption.actors import Actor
 from redemption.models import Attempt, AuditEvent, Code, PeriodicRun, State
 from redemption.services import bulk, code_type_create, server_key_create
 from tests.factories import CodeFactory
-from tests.processes import PgBouncer, Processes, free_port, gunicorn_argv, manage, request
+from tests.processes import (
+    PgBouncer,
+    Processes,
+    free_port,
+    gunicorn_argv,
+    manage,
+    request,
+    wait_ready,
+)
 from tests.processes import worker_argv as worker_command
-from tests.test_scale_out import wait_ready
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -138,7 +145,7 @@ def test_redeems_a_job_and_the_housekeeping_run_through_pgbouncer(bouncer, tmp_p
         assert Code.objects.filter(code_type__name="bounced").count() == 300 + 25_000
 
         # The housekeeping: the command once, and the worker's periodic run.
-        out = manage(procs.env, "sweep_timeouts")
+        out = manage(procs.env, "sweep")
         assert "Swept 1 timed-out attempt(s)" in out or "Swept 0" in out
         stale.refresh_from_db()
         assert stale.state == "Failed"

@@ -8,27 +8,19 @@ the workers.
 
 import http.client
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django_tasks_db.models import DBTaskResult
 
 from redemption.actors import Actor
 from redemption.models import Batch, Code, State
 from redemption.services import bulk, code_type_create, server_key_create
+from tests.processes import BIN, Processes, free_port, wait_ready
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 CODE_TYPE = "scale-out"
 CONTESTED = 20  # codes raced for
 RACERS = 4  # profiles racing for each code, alternating between the two servers
@@ -36,86 +28,6 @@ JOB_QUANTITIES = (1_500, 1_000)
 WORKER_IDS = ("scale-out-worker-1", "scale-out-worker-2")
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def database_env() -> dict[str, str]:
-    """Environment that points a child process at the very database this test uses."""
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("postgresql"):
-        user = urllib.parse.quote(db.get("USER") or "", safe="")
-        password = urllib.parse.quote(db.get("PASSWORD") or "", safe="")
-        auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-        host = db.get("HOST") or "localhost"
-        port = f":{db['PORT']}" if db.get("PORT") else ""
-        return {"DATABASE_URL": f"postgres://{auth}{host}{port}/{db['NAME']}", "SQLITE_PATH": ""}
-    name = str(db["NAME"])
-    assert Path(name).is_file(), f"the SQLite test database must be a file, not {name!r}"
-    return {"DATABASE_URL": "", "SQLITE_PATH": name}
-
-
-class Processes:
-    """Children started by this test; stopped by their own pids in teardown."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.env = {
-            **os.environ,
-            **database_env(),
-            "DJANGO_SETTINGS_MODULE": "portal.settings_test",
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        log = (self.log_dir / f"{name}.log").open("wb")
-        proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        self.procs[name] = proc
-        return proc
-
-    def log(self, name: str) -> str:
-        return (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-
-def wait_ready(procs: Processes, name: str, port: int, timeout: float = 45) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert procs.procs[name].poll() is None, f"{name} exited:\n{procs.log(name)}"
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/readyz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        finally:
-            conn.close()
-        time.sleep(0.2)
-    pytest.fail(f"{name} did not become ready on port {port}:\n{procs.log(name)}")
 
 
 @pytest.fixture

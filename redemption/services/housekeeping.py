@@ -1,4 +1,4 @@
-"""The periodic housekeeping: one function, run by every `db_worker` and by `sweep_timeouts`.
+"""The periodic housekeeping: one function, run by every `db_worker` and by `manage.py sweep`.
 
 Each `manage.py db_worker` offers to run it every few seconds; the first to claim the current
 time slot (one conditional UPDATE on a `PeriodicRun` row) runs it, so it runs once per slot

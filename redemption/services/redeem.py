@@ -4,13 +4,15 @@ The webhook's reply is recorded by services.fulfilment_replies; attempts that ru
 window are failed by services.timeouts.
 """
 
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from redemption import codes, fulfillment, ratelimit, selectors
+from redemption import codes, fulfillment, metrics, ratelimit, selectors
 from redemption import exceptions as exc
 from redemption.actors import Actor, Profile
 from redemption.db import audit as db_audit
@@ -26,6 +28,8 @@ from redemption.services._common import (
 from redemption.services.fulfilment_replies import record_reply
 from redemption.services.timeouts import attempt_deadline, expire_if_due
 from redemption.transitions import STATE_ERRORS
+
+logger = logging.getLogger(__name__)
 
 # Outcomes that name the code and so count towards the failed-redeem limit.
 COUNTED_FAILURES: tuple[type[exc.RedemptionError], ...] = (
@@ -68,6 +72,32 @@ def redeem(
     client_ip: str | None = None,
 ) -> RedeemResult:
     """Redeem `scan_code` for `profile`; raise the domain error that explains any refusal."""
+    try:
+        result = _redeem_limited(
+            actor=actor,
+            profile=profile,
+            scan_code=scan_code,
+            code_type_name=code_type_name,
+            custom_redemption_info=custom_redemption_info,
+            client_ip=client_ip,
+        )
+    except Exception as error:
+        metrics.redeem_failed(error)
+        raise
+    metrics.redeem_succeeded(in_progress=result.in_progress)
+    return result
+
+
+def _redeem_limited(
+    *,
+    actor: Actor,
+    profile: Profile,
+    scan_code: str,
+    code_type_name: str | None,
+    custom_redemption_info: dict[str, Any] | None,
+    client_ip: str | None,
+) -> RedeemResult:
+    """Check the failed-redeem limits, redeem, and count a failure that names the code."""
     canon = codes.canonical_or_error(scan_code)
     info = check_json_object(custom_redemption_info, "customRedemptionInfo")
     counters = ratelimit.buckets(profile_id=profile.id, client_ip=client_ip)
@@ -348,11 +378,22 @@ def _fulfil(
     *, actor: Actor, ct: CodeType, owner: Record, attempt: Attempt, profile: Profile
 ) -> RedeemResult:
     """Call the webhook with no transaction open, then record what it said."""
+    started = time.perf_counter()
     reply = fulfillment.call(
         url=ct.fulfillment_url,
         secret=ct.webhook_secret,
         payload=webhook_payload(ct=ct, owner=owner, attempt=attempt),
         timeout_seconds=ct.fulfillment_timeout_seconds,
+    )
+    seconds = time.perf_counter() - started
+    metrics.webhook_called(reply, seconds=seconds)
+    logger.info(
+        "webhook of %s for %s attempt %d: %s in %.0f ms",
+        ct.name,
+        owner.pk,
+        attempt.attempt,
+        metrics.webhook_result(reply),
+        seconds * 1000,
     )
     record, row, _ = record_reply(
         actor=actor,

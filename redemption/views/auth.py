@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse_lazy
 from django.utils import timezone
 
+from redemption import metrics
 from redemption.cache_guard import CACHE_DOWN, cache_failed, cache_in_use
 from redemption.models import RedeemFailure
 
@@ -95,6 +96,7 @@ class ThrottledLoginView(auth_views.LoginView):
         username = request.POST.get("username", "")
         retry_after = login_retry_after(username, _client_ip(request))
         if retry_after is not None:
+            metrics.rate_limited(limit="sign_in")
             minutes = max(1, math.ceil(retry_after / 60))
             form = self.get_form_class()(request, initial={"username": username})
             context = self.get_context_data(form=form, throttled=True, retry_minutes=minutes)

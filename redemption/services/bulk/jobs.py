@@ -15,7 +15,7 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
-from redemption import codes
+from redemption import codes, metrics
 from redemption import exceptions as exc
 from redemption.actors import Actor
 from redemption.ids import uuid_or_none
@@ -111,17 +111,19 @@ def job_create(
         **fields,
     )
     job_id = str(job.pk)
-    transaction.on_commit(lambda: _enqueue(job_id))
+    transaction.on_commit(lambda: _enqueue(job_id, kind))
     return job
 
 
-def _enqueue(job_id: str) -> None:
+def _enqueue(job_id: str, kind: str) -> None:
+    metrics.job_reached(kind=kind, status=Job.Status.QUEUED)
     try:
         if _enqueuer is None:
             raise RuntimeError("No task queue is set up for jobs.")
         _enqueuer(job_id)
     except Exception as err:
         logger.exception("could not queue job %s", job_id)
+        metrics.job_reached(kind=kind, status=Job.Status.FAILED)
         Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
             status=Job.Status.FAILED,
             finished_at=timezone.now(),

@@ -22,6 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from redemption import exceptions as exc
+from redemption import metrics
 from redemption.ids import uuid_or_none
 from redemption.models import Job
 from redemption.services._common import audit
@@ -125,6 +126,10 @@ def run_claimed(lease: leases.Lease, *, progress: Progress | None = None) -> Non
     """Run a job this worker holds the lease of, to its end or until the lease is lost."""
     job = Job.objects.select_related("code_type", "batch").get(pk=lease.job_id)
     kind = _KINDS.get(job.kind)
+    metrics.job_reached(kind=job.kind, status=Job.Status.RUNNING)
+    logger.info(
+        "job %s (%s of %s) running, attempt %s", job.pk, job.kind, job.code_type_name, job.attempts
+    )
     try:
         if kind is None:
             raise exc.RedemptionError(f"Jobs of kind {job.kind!r} cannot run here.")
@@ -181,6 +186,8 @@ def _finish(job: Job, lease: leases.Lease, *, error: BaseException | None = None
             return
         job.refresh_from_db()
         _audit_end(job, _outcome(job, complete=error is None), status=status, at=now)
+    metrics.job_reached(kind=job.kind, status=status)
+    logger.info("job %s (%s of %s) %s", job.pk, job.kind, job.code_type_name, status)
     _after_end(job)
 
 
@@ -228,6 +235,7 @@ def jobs_fail_abandoned(*, job_id: UUID | None = None, now: datetime | None = No
                 continue
             job.refresh_from_db()
             _audit_end(job, _outcome(job, complete=False), status=Job.Status.FAILED, at=now)
+        metrics.job_reached(kind=job.kind, status=Job.Status.FAILED)
         logger.error("job %s failed: %s", job.pk, message)
         _after_end(job)
         failed += 1
