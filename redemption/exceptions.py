@@ -343,6 +343,23 @@ class PermissionDeniedError(RedemptionError, PermissionDenied):
     default_message = "You do not have permission to do that."
 
 
+class InsufficientScopeError(PermissionDeniedError):
+    """The server key does not hold the scope this operation needs."""
+
+    code, reason_code, http_status = "INSUFFICIENT_SCOPE", 40813, 403
+    default_message = "This server key does not hold the scope this operation needs."
+
+
+class FulfillmentUrlForbiddenError(RedemptionError):
+    """The webhook URL points somewhere the portal must not call; `details.fields` says why."""
+
+    code, reason_code, http_status = "FULFILLMENT_URL_FORBIDDEN", 40833, 400
+    default_message = (
+        "The fulfilment URL is not allowed: it must be https and its host must resolve only to "
+        "public addresses."
+    )
+
+
 def invalid_fields(fields: dict[str, str], message: str | None = None) -> InvalidParameterError:
     """Build an INVALID_PARAMETER_VALUE error naming each bad field."""
     return InvalidParameterError(message, fields=fields)

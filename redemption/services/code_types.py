@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from redemption import codes, rules, selectors
+from redemption import codes, rules, selectors, webhook_targets
 from redemption import exceptions as exc
 from redemption.actors import Actor
 from redemption.db import claims
@@ -45,7 +45,9 @@ def _check_max(value: int | None) -> int | None:
 def validate_fulfillment(value: dict[str, Any] | None) -> dict[str, Any] | None:
     """Check a fulfillment object ({url, async, maxRetries, timeoutSeconds}) or None.
 
-    The object is free-form JSON to the type checker, so its keys and values are checked here.
+    The object is free-form JSON to the type checker, so its keys and values are checked here;
+    the URL must also be a target the portal may call (FULFILLMENT_URL_FORBIDDEN), which may
+    take a DNS lookup: call this before opening a transaction.
     """
     if value is None:
         return None
@@ -71,6 +73,12 @@ def validate_fulfillment(value: dict[str, Any] | None) -> dict[str, Any] | None:
         )
     if errors:
         raise exc.invalid_fields(errors)
+    try:
+        webhook_targets.check_url(str(url))
+    except webhook_targets.TargetRefused as err:
+        raise exc.FulfillmentUrlForbiddenError(
+            details={"fields": {"fulfillment.url": f"is not allowed: {err}"}}
+        ) from None
     return {"url": url, "async": is_async, "maxRetries": retries, "timeoutSeconds": timeout}
 
 
@@ -191,6 +199,8 @@ def code_type_update(
 ) -> CodeType:
     """Change the settings that are given (not UNSET); name and use type are fixed once made."""
     require_ops(actor)
+    if fulfillment is not UNSET:
+        fulfillment = validate_fulfillment(fulfillment)  # may look the host up: no lock held
     changed: list[str] = []
     try:
         with transaction.atomic():
@@ -225,7 +235,7 @@ def code_type_update(
                 ct.is_disabled = is_disabled
                 changed.append("is_disabled")
             if fulfillment is not UNSET:
-                _apply_fulfillment(ct, validate_fulfillment(fulfillment))
+                _apply_fulfillment(ct, fulfillment)
                 changed += [
                     "fulfillment_url",
                     "fulfillment_async",

@@ -371,12 +371,18 @@ def _fulfil(
     return RedeemResult(record)
 
 
+# What a redeem caller is told when the webhook could not be used. The transport detail (refused
+# target, connection error, timeout, bad reply) is kept on the attempt for staff only: told to
+# callers, it would map the portal's network for them.
+SCRIPT_FAILURE_MESSAGE = "Fulfilment failed; the redemption did not complete."
+
+
 def _attempt_error(row: Attempt, reply: fulfillment.Reply) -> exc.RedemptionError:
     """The error a redeem caller gets for its own failed attempt."""
     if row.error_code == exc.AsyncTimeoutError.code:
         return exc.AsyncTimeoutError(details={"attempt": row.attempt})
     if row.error_code == exc.ScriptFailureError.code:
-        return exc.ScriptFailureError(details={"attempt": row.attempt, "reason": row.error_msg})
+        return exc.ScriptFailureError(SCRIPT_FAILURE_MESSAGE, details={"attempt": row.attempt})
     return exc.RedemptionFailedError(
         details={"attempt": row.attempt, "errorCode": reply.error_code, "errorMsg": reply.error_msg}
     )
