@@ -6,6 +6,7 @@ from django.http import HttpRequest
 
 from redemption import exceptions as exc
 from redemption.actors import Actor, Profile
+from redemption.client_ip import client_ip
 from redemption.models import ServerKey
 from redemption.services import keys
 
@@ -47,10 +48,9 @@ def authenticate(request: HttpRequest, kind: str) -> Identity:
         key = keys.server_key_authenticate(credential)
         return Identity(actor=Actor.server_key(key), scope=f"server_key:{key.pk}", key=key)
     profile = keys.user_token_verify(credential)
-    # No proxy is trusted (no TRUSTED_PROXY setting), so the peer address is the client.
     return Identity(
         actor=Actor.profile(profile.id, profile.name),
         scope=f"profile:{profile.id}",
         profile=profile,
-        client_ip=request.META.get("REMOTE_ADDR") or None,
+        client_ip=client_ip(request),
     )
