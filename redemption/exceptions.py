@@ -365,6 +365,13 @@ def invalid_fields(fields: dict[str, str], message: str | None = None) -> Invali
     return InvalidParameterError(message, fields=fields)
 
 
+def minting_key_dead() -> InvalidCredentialsError:
+    """The error for a user token whose minting server key was revoked or has expired."""
+    return InvalidCredentialsError(
+        "The server key that minted this user token was revoked or has expired."
+    )
+
+
 def all_errors() -> tuple[type[RedemptionError], ...]:
     """Every concrete error class, one per code, in reason-code order."""
     found: dict[str, type[RedemptionError]] = {}

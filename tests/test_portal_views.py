@@ -579,7 +579,9 @@ def test_the_audit_log_filters_by_action_and_scan_code(client, viewer_user, data
 def test_admin_creates_a_key_sees_the_secret_once_and_revokes_it(client, admin_user):
     _login(client, admin_user)
     url = reverse("redemption:server_keys")
-    created = client.post(url, {"name": "web shop"}, follow=True)
+    created = client.post(
+        url, {"name": "web shop", "scopes": list(rules.SERVER_KEY_SCOPES)}, follow=True
+    )
     secret = created.context["secret"]
     assert secret.startswith("rk_") and secret.encode() in created.content
     assert created["Cache-Control"] == "no-store"

@@ -24,6 +24,7 @@ from redemption.services._common import (
     check_json_object,
 )
 from redemption.services.fulfilment_replies import record_reply
+from redemption.services.keys import minting_key_check
 from redemption.services.timeouts import attempt_deadline, expire_if_due
 from redemption.transitions import STATE_ERRORS
 
@@ -66,12 +67,22 @@ def redeem(
     code_type_name: str | None = None,
     custom_redemption_info: dict[str, Any] | None = None,
     client_ip: str | None = None,
+    minting_key_id: int | None = None,
 ) -> RedeemResult:
-    """Redeem `scan_code` for `profile`; raise the domain error that explains any refusal."""
-    canon = codes.canonical_or_error(scan_code)
-    info = check_json_object(custom_redemption_info, "customRedemptionInfo")
+    """Redeem `scan_code` for `profile`; raise the domain error that explains any refusal.
+
+    `client_ip` (user-token calls) adds a per-IP limit; `minting_key_id` is the server key that
+    minted the caller's user token, checked here in the rate-limit query rather than alone.
+    """
+    try:
+        canon = codes.canonical_or_error(scan_code)
+        info = check_json_object(custom_redemption_info, "customRedemptionInfo")
+    except exc.RedemptionError:
+        if minting_key_id is not None:
+            minting_key_check(minting_key_id)  # a dead credential is told before bad input
+        raise
     counters = ratelimit.buckets(profile_id=profile.id, client_ip=client_ip)
-    ratelimit.check(counters)
+    ratelimit.check(counters, minting_key_id=minting_key_id)
     try:
         return _redeem(
             actor=actor, profile=profile, canon=canon, code_type_name=code_type_name, info=info

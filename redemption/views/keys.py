@@ -23,7 +23,10 @@ def server_keys(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             key, secret = keys.server_key_create(
-                actor=staff_actor(request), name=form.cleaned_data["name"]
+                actor=staff_actor(request),
+                name=form.cleaned_data["name"],
+                scopes=form.cleaned_data["scopes"],
+                expires_in_days=form.cleaned_data.get("expires_in_days"),
             )
         except exc.RedemptionError as error:
             report_error(request, error, form)
