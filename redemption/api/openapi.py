@@ -182,6 +182,13 @@ request refused by input validation is not remembered either.
 user tokens, per client IP (an IPv6 client per /64); past the limit a redeem answers 429
 `REDEMPTION_CODE_MAX_FAILED_EXCEEDED_FOR_USER` with `Retry-After`.
 
+**Webhooks.** A fulfilment URL must be https (http only where the operator allows it) and its
+host must resolve to public addresses only, else 400 `FULFILLMENT_URL_FORBIDDEN`. When a webhook
+fails, the redeem answers 502 `REDEMPTION_CODE_SCRIPT_FAILURE` without the transport detail,
+which only staff see on the attempt (`GET /server/codes/{{scanCode}}`).
+
+**Caching.** Every response carries `Cache-Control: no-store`.
+
 """
 
 

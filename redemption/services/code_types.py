@@ -2,9 +2,10 @@
 
 import enum
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -273,17 +274,56 @@ def code_type_update(
 
 
 def code_type_rotate_secret(*, actor: Actor, name: str) -> CodeType:
-    """Replace the webhook signing secret; the old one stops working at once."""
+    """Replace the webhook signing secret; the old one also signs calls for a grace period.
+
+    During WEBHOOK_SECRET_GRACE_HOURS every call carries both signatures, so a receiver can
+    switch to the new secret at its own pace. Rotating again within the grace period drops
+    the oldest secret at once.
+    """
     require_ops(actor)
+    grace = timedelta(hours=max(0, settings.WEBHOOK_SECRET_GRACE_HOURS))
     with transaction.atomic():
         ct = selectors.code_type_get(name, for_update=True)
+        now = timezone.now()
+        if ct.webhook_secret and grace:
+            ct.previous_webhook_secret = ct.webhook_secret
+            ct.previous_secret_valid_until = now + grace
+        else:
+            ct.previous_webhook_secret = ""
+            ct.previous_secret_valid_until = None
         ct.webhook_secret = new_webhook_secret()
-        ct.updated_at = timezone.now()
-        ct.save(update_fields=["webhook_secret", "updated_at"])
+        ct.updated_at = now
+        ct.save(
+            update_fields=[
+                "webhook_secret",
+                "previous_webhook_secret",
+                "previous_secret_valid_until",
+                "updated_at",
+            ]
+        )
+        until = ct.previous_secret_valid_until
         audit(
-            actor=actor, action="code_type.rotate_secret", code_type_name=name, target_id=str(ct.pk)
+            actor=actor,
+            action="code_type.rotate_secret",
+            code_type_name=name,
+            target_id=str(ct.pk),
+            details={"previousSecretValidUntil": until.isoformat() if until else None},
+            at=now,
         )
     return ct
+
+
+def code_type_secret_reveal(*, actor: Actor, name: str) -> str:
+    """Return a code type's webhook signing secret for Ops to read; every reveal is audited."""
+    require_ops(actor)
+    with transaction.atomic():
+        ct = selectors.code_type_get(name)
+        if not ct.webhook_secret:
+            raise exc.invalid_fields({"webhookSecret": "this code type has no signing secret"})
+        audit(
+            actor=actor, action="code_type.reveal_secret", code_type_name=name, target_id=str(ct.pk)
+        )
+    return ct.webhook_secret
 
 
 def shared_redemption_delete(*, actor: Actor, code_type_name: str, profile_id: str) -> None:

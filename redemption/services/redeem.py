@@ -362,6 +362,7 @@ def _fulfil(
     reply = fulfillment.call(
         url=ct.fulfillment_url,
         secret=ct.webhook_secret,
+        previous_secrets=ct.previous_secrets(timezone.now()),
         payload=webhook_payload(ct=ct, owner=owner, attempt=attempt),
         timeout_seconds=ct.fulfillment_timeout_seconds,
     )

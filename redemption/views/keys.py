@@ -37,14 +37,12 @@ def server_keys(request: HttpRequest) -> HttpResponse:
             created = {"name": key.name}
             form = ServerKeyForm()
     table = ServerKeyTable(selectors.server_keys())
-    response = page(
+    return page(
         request,
         "redemption/server_keys.html",
         {"table": table, "form": form, "secret": secret, "created": created},
         nav=NAV,
     )
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 @admin_required
