@@ -198,7 +198,10 @@ def code_type_update(
     is_disabled: bool | Unset = UNSET,
     fulfillment: dict[str, Any] | Unset | None = UNSET,
 ) -> CodeType:
-    """Change the settings that are given (not UNSET); name and use type are fixed once made."""
+    """Change the settings that are given (not UNSET); name and use type are fixed once made.
+
+    The audit event names every field given and, for each that changed, its old and new value.
+    """
     require_ops(actor)
     if fulfillment is not UNSET:
         fulfillment = validate_fulfillment(fulfillment)  # may look the host up: no lock held
@@ -208,6 +211,8 @@ def code_type_update(
             ct = selectors.code_type_get(name, for_update=True)
             if expected_version is not None and expected_version != ct.version:
                 raise exc.VersionMismatchError(details={"version": ct.version})
+            before = _audited_settings(ct)
+            had_secret = bool(ct.webhook_secret)
             if description is not UNSET:
                 ct.description = description or ""
                 changed.append("description")
@@ -257,6 +262,12 @@ def code_type_update(
                 ct.scan_code = codes.display(scan_code)
                 ct.canonical_scan_code = canon
                 changed += ["scan_code", "canonical_scan_code"]
+            details: dict[str, Any] = {
+                "fields": sorted(set(changed)),
+                "changes": _changes(before, _audited_settings(ct)),
+            }
+            if ct.webhook_secret and not had_secret:
+                details["webhookSecretCreated"] = True
             ct.version = F("version") + 1  # type: ignore[assignment]
             ct.updated_at = timezone.now()
             ct.save(update_fields=[*changed, "version", "updated_at"])
@@ -265,7 +276,7 @@ def code_type_update(
                 action="code_type.update",
                 code_type_name=name,
                 target_id=str(ct.pk),
-                details={"fields": sorted(set(changed))},
+                details=details,
             )
     except IntegrityError:
         raise exc.CodeDuplicateError(details={"scanCode": scan_code}) from None
@@ -324,6 +335,36 @@ def code_type_secret_reveal(*, actor: Actor, name: str) -> str:
             actor=actor, action="code_type.reveal_secret", code_type_name=name, target_id=str(ct.pk)
         )
     return ct.webhook_secret
+
+
+# The settings a code type edit records with their old and new values: never the secret.
+AUDITED_SETTINGS = (
+    "description",
+    "scan_code",
+    "valid_start",
+    "valid_end",
+    "max_redemptions",
+    "custom_code_info",
+    "is_disabled",
+    "fulfillment_url",
+    "fulfillment_async",
+    "fulfillment_max_retries",
+    "fulfillment_timeout_seconds",
+)
+
+
+def _audited_settings(ct: CodeType) -> dict[str, Any]:
+    found = {name: getattr(ct, name) for name in AUDITED_SETTINGS}
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in found.items()}
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{field: {"old", "new"}} for every audited setting whose value differs."""
+    return {
+        name: {"old": before[name], "new": after[name]}
+        for name in AUDITED_SETTINGS
+        if before[name] != after[name]
+    }
 
 
 def shared_redemption_delete(*, actor: Actor, code_type_name: str, profile_id: str) -> None:
