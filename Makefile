@@ -91,8 +91,11 @@ fmt: venv ## Reformat and auto-fix with ruff
 	$(VENV)/bin/ruff check --fix .
 
 # DJANGO_DEBUG defaults to 1 for the dev server; `make run DJANGO_DEBUG=0` or an
-# exported DJANGO_DEBUG overrides it.
+# exported DJANGO_DEBUG overrides it. The demo's webhooks live on http://127.0.0.1, which
+# production refuses: the dev server allows such webhook targets (development only).
 run: export DJANGO_DEBUG ?= 1
+run: export FULFILLMENT_ALLOW_PRIVATE_NETWORKS ?= true
+run: export FULFILLMENT_ALLOW_HTTP ?= true
 run: export PY := $(PY)
 run: export PORT := $(PORT)
 run: venv ## Migrate, load demo data, then run the dev server (PORT=8000) and task worker

@@ -29,16 +29,26 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
 
 
 def verify(secret: str, body: bytes, header: str, *, tolerance: int = 300) -> bool:
-    """True when the header was made with `secret` over exactly this body, recently."""
+    """True when the header was made with `secret` over exactly this body, recently.
+
+    After the portal rotates a secret, it signs with the new and the old one for a grace period
+    (`t=...,v1=<new>,v1=<old>`): any matching v1 will do.
+    """
+    timestamp, signatures = None, []
+    for item in header.split(","):
+        name, _, value = item.strip().partition("=")
+        if name == "t":
+            timestamp = value
+        elif name == "v1":
+            signatures.append(value)
     try:
-        parts = dict(item.strip().split("=", 1) for item in header.split(","))
-        timestamp = int(parts["t"])
-    except (ValueError, KeyError):
+        t = int(timestamp or "")
+    except ValueError:
         return False
-    if abs(time.time() - timestamp) > tolerance:
+    if abs(time.time() - t) > tolerance:
         return False  # an old, replayed request
-    expected = sign(secret, body, timestamp).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, parts.get("v1", ""))
+    expected = sign(secret, body, t).split("v1=", 1)[1]
+    return any(hmac.compare_digest(expected, s) for s in signatures)
 
 
 class Receiver(BaseHTTPRequestHandler):

@@ -60,6 +60,7 @@ MIDDLEWARE = [
     "redemption.middleware.DatabaseOutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "redemption.middleware.NoStoreMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -174,7 +175,6 @@ REDEEM_MAX_FAILED_PER_IP = env_int("REDEEM_MAX_FAILED_PER_IP", 50)
 REDEEM_FAILED_WINDOW_SECONDS = env_int("REDEEM_FAILED_WINDOW_SECONDS", 15 * 60)
 LOGIN_MAX_FAILED = env_int("LOGIN_MAX_FAILED", 5)
 LOGIN_FAILED_WINDOW_SECONDS = env_int("LOGIN_FAILED_WINDOW_SECONDS", 15 * 60)
-USER_TOKEN_SIGNING_KEY = os.environ.get("USER_TOKEN_SIGNING_KEY", SECRET_KEY)
 JOB_BATCH_SIZE = env_int("JOB_BATCH_SIZE", 10_000)
 SWEEP_INTERVAL_SECONDS = env_int("SWEEP_INTERVAL_SECONDS", 60)
 
@@ -194,6 +194,25 @@ if _db["ENGINE"] != "django.db.backends.sqlite3":
     _db["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DATABASE_PGBOUNCER", False)
 # The cache server (rate limits) down: counters fall back to the database; logged this often.
 CACHE_OUTAGE_LOG_SECONDS = env_int("CACHE_OUTAGE_LOG_SECONDS", 60)
+
+# --- Security: webhook targets, client IPs behind proxies, credentials, webhook secrets ---
+# Webhook URLs must be https in production; plain http only in debug or when allowed here.
+FULFILLMENT_ALLOW_HTTP = env_bool("FULFILLMENT_ALLOW_HTTP", False)
+# Development and tests only: lets webhooks reach loopback, private and link-local addresses.
+FULFILLMENT_ALLOW_PRIVATE_NETWORKS = env_bool("FULFILLMENT_ALLOW_PRIVATE_NETWORKS", False)
+# How many reverse proxies (load balancers) append to X-Forwarded-For in front of the app;
+# 0 trusts no header and takes the peer address (REMOTE_ADDR) as the client's.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# User tokens are signed with this key (default: the Django secret key); tokens signed with
+# one of the fallbacks still verify, so a key can be rotated without signing everyone out.
+USER_TOKEN_SIGNING_KEY = os.environ.get("USER_TOKEN_SIGNING_KEY", "") or SECRET_KEY
+USER_TOKEN_SIGNING_KEY_FALLBACKS = [
+    k.strip()
+    for k in os.environ.get("USER_TOKEN_SIGNING_KEY_FALLBACKS", "").split(",")
+    if k.strip()
+]
+# After a webhook secret is rotated, calls are signed with the old secret too for this long.
+WEBHOOK_SECRET_GRACE_HOURS = env_int("WEBHOOK_SECRET_GRACE_HOURS", 24)
 
 # Security headers; strict in production, relaxed only where DEBUG needs plain HTTP.
 SECURE_CONTENT_TYPE_NOSNIFF = True

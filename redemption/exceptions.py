@@ -343,6 +343,23 @@ class PermissionDeniedError(RedemptionError, PermissionDenied):
     default_message = "You do not have permission to do that."
 
 
+class InsufficientScopeError(PermissionDeniedError):
+    """The server key does not hold the scope this operation needs."""
+
+    code, reason_code, http_status = "INSUFFICIENT_SCOPE", 40813, 403
+    default_message = "This server key does not hold the scope this operation needs."
+
+
+class FulfillmentUrlForbiddenError(RedemptionError):
+    """The webhook URL points somewhere the portal must not call; `details.fields` says why."""
+
+    code, reason_code, http_status = "FULFILLMENT_URL_FORBIDDEN", 40833, 400
+    default_message = (
+        "The fulfilment URL is not allowed: it must be https and its host must resolve only to "
+        "public addresses."
+    )
+
+
 class JobLeaseLost(Exception):
     """This worker no longer holds the job's lease: another worker took it over. Stop quietly.
 
@@ -353,6 +370,13 @@ class JobLeaseLost(Exception):
 def invalid_fields(fields: dict[str, str], message: str | None = None) -> InvalidParameterError:
     """Build an INVALID_PARAMETER_VALUE error naming each bad field."""
     return InvalidParameterError(message, fields=fields)
+
+
+def minting_key_dead() -> InvalidCredentialsError:
+    """The error for a user token whose minting server key was revoked or has expired."""
+    return InvalidCredentialsError(
+        "The server key that minted this user token was revoked or has expired."
+    )
 
 
 def all_errors() -> tuple[type[RedemptionError], ...]:

@@ -378,8 +378,24 @@ class ProfileForm(forms.Form):
 
 
 class ServerKeyForm(PortalForm):
+    service_fields = {"expiresInDays": "expires_in_days"}
+
     name = forms.CharField(
         max_length=rules.SERVER_KEY_NAME_MAX,
         label="Name",
         help_text="Which backend uses it, e.g. “web shop production”.",
+    )
+    scopes = forms.MultipleChoiceField(
+        choices=[(s, s) for s in rules.SERVER_KEY_SCOPES],
+        initial=list(rules.SERVER_KEY_SCOPES),
+        widget=forms.CheckboxSelectMultiple,
+        label="Scopes",
+        help_text="What the key may call; give each backend only what it needs.",
+    )
+    expires_in_days = forms.IntegerField(
+        required=False,
+        min_value=rules.SERVER_KEY_EXPIRY_DAYS_MIN,
+        max_value=rules.SERVER_KEY_EXPIRY_DAYS_MAX,
+        label="Expires after (days)",
+        help_text="Empty: never expires.",
     )

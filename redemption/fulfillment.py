@@ -1,6 +1,9 @@
 """Fulfilment webhooks: build and sign the request, call it, and read the reply.
 
 Nothing here touches the database; callers make sure no transaction is open while calling.
+Every call checks its target again (`webhook_targets`) and connects to exactly the addresses
+checked. Two seams let tests prove that without the network: `open_connection` (how a socket
+to a checked address is opened) and `tls_context` (which certificates a call trusts).
 """
 
 import contextlib
@@ -12,13 +15,13 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.db import connection
 
-from redemption import rules
+from redemption import rules, webhook_targets
 
 SIGNATURE_HEADER = "X-Redemption-Signature"
 MAX_REPLY_BYTES = 64 * 1024
@@ -48,24 +51,42 @@ def call_seconds(timeout_seconds: int) -> int:
     return max(1, min(timeout_seconds, MAX_CALL_SECONDS))
 
 
-def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
-    """Return the signature header value `t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`."""
+def sign(
+    secret: str, body: bytes, timestamp: int | None = None, *, also: Sequence[str] = ()
+) -> str:
+    """Return the signature header `t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+
+    Each secret in `also` (a rotated-out secret in its grace period) adds one more `v1=`.
+    """
     t = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
+    macs = [_mac(s, body, t) for s in (secret, *also)]
+    return f"t={t}," + ",".join(f"v1={mac}" for mac in macs)
+
+
+def _mac(secret: str, body: bytes, t: int) -> str:
+    return hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
 
 
 def verify(secret: str, body: bytes, header: str, *, tolerance: int = 300) -> bool:
-    """Check a signature header against the body (what a receiver does)."""
+    """Check a signature header against the body (what a receiver does).
+
+    True when the timestamp is recent and any of the header's `v1=` values matches.
+    """
+    timestamp, signatures = None, []
+    for item in header.split(","):
+        name, _, value = item.strip().partition("=")
+        if name == "t":
+            timestamp = value
+        elif name == "v1":
+            signatures.append(value)
     try:
-        parts = dict(item.strip().split("=", 1) for item in header.split(","))
-        t = int(parts["t"])
-    except (ValueError, KeyError):
+        t = int(timestamp or "")
+    except ValueError:
         return False
     if abs(time.time() - t) > tolerance:
         return False
-    expected = sign(secret, body, t).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, parts.get("v1", ""))
+    expected = _mac(secret, body, t)
+    return any(hmac.compare_digest(expected, s) for s in signatures)
 
 
 def parse_reply(data: Any, *, strict: bool = True) -> Reply:
@@ -111,45 +132,99 @@ def parse_reply(data: Any, *, strict: bool = True) -> Reply:
     )
 
 
-def call(*, url: str, secret: str, payload: dict[str, Any], timeout_seconds: int) -> Reply:
+# The seams: how a socket to one checked address is opened, and the TLS settings of a call.
+open_connection = socket.create_connection
+
+
+def tls_context() -> ssl.SSLContext:
+    """The TLS settings of a webhook call: the system's trusted CAs, hostname checked."""
+    return ssl.create_default_context()
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection to the checked addresses; the Host header still names the host."""
+
+    def __init__(self, target: webhook_targets.Target, timeout: float) -> None:
+        super().__init__(target.host, target.port, timeout=timeout)
+        self.addresses = target.addresses
+
+    def connect(self) -> None:
+        self.sock = _open_any(self.addresses, self.port, self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _PinnedHTTPSConnection(_PinnedHTTPConnection):
+    """As above with TLS: SNI and the certificate check use the host name, not the address."""
+
+    def __init__(self, target: webhook_targets.Target, timeout: float) -> None:
+        super().__init__(target, timeout)
+        self.tls = tls_context()
+        self.default_port = http.client.HTTPS_PORT
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock = self.tls.wrap_socket(self.sock, server_hostname=self.host)
+
+
+def _open_any(addresses: Sequence[str], port: int, timeout: Any) -> socket.socket:
+    """Connect to the first checked address that answers (as socket.create_connection does)."""
+    last: OSError = OSError("no address to connect to")
+    for address in addresses:
+        try:
+            return open_connection((address, port), timeout)
+        except OSError as err:
+            last = err
+    raise last
+
+
+def call(
+    *,
+    url: str,
+    secret: str,
+    payload: dict[str, Any],
+    timeout_seconds: int,
+    previous_secrets: Sequence[str] = (),
+) -> Reply:
     """POST the signed payload and return the reply; transport problems become a Reply too.
 
-    The whole exchange (connect, send, headers, body) ends within call_seconds(timeout_seconds):
-    a watchdog shuts the socket down, so a server that trickles bytes cannot hold us longer.
-    Redirects are not followed and no proxy is used.
+    The whole exchange (DNS lookup, connect, send, headers, body) ends within
+    call_seconds(timeout_seconds): the lookup runs against that budget and a watchdog shuts
+    the socket down, so a server that trickles bytes cannot hold us longer. The target is
+    checked again here and the connection goes to exactly the addresses checked. Redirects are
+    not followed and no proxy is used. `previous_secrets` (in their grace period after a
+    rotation) each add a signature to the header.
     """
     if connection.in_atomic_block:
         raise RuntimeError("a webhook must never be called inside a database transaction")
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-    target = urlsplit(url)
-    if target.scheme not in {"http", "https"} or not target.hostname:
-        return _failure("the fulfilment URL is not an http(s) URL")
     limit = call_seconds(timeout_seconds)
-    conn: http.client.HTTPConnection
+    deadline = time.monotonic() + limit
     try:
-        if target.scheme == "https":
-            conn = http.client.HTTPSConnection(
-                target.hostname, target.port, timeout=limit, context=ssl.create_default_context()
-            )
-        else:
-            conn = http.client.HTTPConnection(target.hostname, target.port, timeout=limit)
-    except ValueError as err:  # e.g. a port out of range
-        return _failure(f"bad fulfilment URL: {err}")
-    path = (target.path or "/") + (f"?{target.query}" if target.query else "")
+        target = webhook_targets.target(url, seconds=limit)
+    except webhook_targets.TargetRefused as err:
+        return _failure(f"refused: the fulfilment URL is not allowed: {err}")
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return _failure(f"no reply within {limit} s")
+    conn: http.client.HTTPConnection
+    if target.scheme == "https":
+        conn = _PinnedHTTPSConnection(target, timeout=remaining)
+    else:
+        conn = _PinnedHTTPConnection(target, timeout=remaining)
     timed_out = threading.Event()
-    watchdog = threading.Timer(limit, _abort, args=(conn, timed_out))
+    watchdog = threading.Timer(remaining, _abort, args=(conn, timed_out))
     watchdog.daemon = True
     watchdog.start()
     try:
         conn.request(
             "POST",
-            path,
+            target.path,
             body=body,
             headers={
                 "Content-Type": "application/json",
                 "Accept": "application/json",
                 "User-Agent": "redemption-portal-fulfilment/1",
-                SIGNATURE_HEADER: sign(secret, body),
+                SIGNATURE_HEADER: sign(secret, body, also=previous_secrets),
             },
         )
         response = conn.getresponse()

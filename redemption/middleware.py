@@ -1,11 +1,16 @@
-"""Middleware of our own: a request id for every request, and a 503 page while the database is
+"""Middleware of our own: request ids, no-store caching, and a 503 page while the database is
 unreachable.
 
-RequestIdMiddleware keeps a well-formed incoming X-Request-Id (else makes one) in the response
-header and in every log line. While the database is unreachable the portal answers a 503 page
-of its own, not a 500; the JSON API turns the same errors into its 503 envelope itself
-(`api.errors`); what escapes a view elsewhere (a middleware saving the session, say) reaches
-`server_error`, the project's 500 handler, which tells the two cases apart too.
+- RequestIdMiddleware keeps a well-formed incoming X-Request-Id (else makes one), in the
+  response header and in every log line.
+- NoStoreMiddleware marks every response but static files `Cache-Control: no-store`: API
+  answers carry tokens, codes and records, portal pages show codes, custom info and secrets,
+  and marking everything is simpler and safer than deciding page by page (hashed static files
+  stay cacheable).
+- DatabaseOutageMiddleware answers the portal's own 503 page, not a 500, while the database is
+  unreachable. The JSON API turns the same errors into its 503 envelope itself (`api.errors`);
+  what escapes a view elsewhere (a middleware saving the session, say) reaches `server_error`,
+  the project's 500 handler, which tells the two cases apart too.
 """
 
 import logging
@@ -64,6 +69,20 @@ def _with_request_id(iterator: Iterator[bytes], request_id: str) -> Iterator[byt
         if chunk is None:
             return
         yield chunk
+
+
+class NoStoreMiddleware:
+    """Send `Cache-Control: no-store` with every response outside STATIC_URL."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+        self.static_prefix = "/" + str(settings.STATIC_URL).lstrip("/")
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if not request.path.startswith(self.static_prefix):
+            response["Cache-Control"] = "no-store"
+        return response
 
 
 logger = logging.getLogger("redemption.outage")

@@ -1,11 +1,13 @@
 """Redemption domain: code types, codes, shared redemptions, attempts, batches, jobs, audit."""
 
 import uuid
+from datetime import datetime
 from enum import StrEnum
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from redemption import rules
 from redemption.ids import uuid7
@@ -146,6 +148,9 @@ class CodeType(models.Model):
     fulfillment_timeout_seconds = models.PositiveIntegerField(default=rules.WEBHOOK_TIMEOUT_DEFAULT)
     # Needed in clear to sign webhook bodies; shown to ops, never logged.
     webhook_secret = models.CharField(max_length=128, blank=True, default="")
+    # After a rotation the old secret also signs calls until this time (a grace period).
+    previous_webhook_secret = models.CharField(max_length=128, blank=True, default="")
+    previous_secret_valid_until = models.DateTimeField(null=True, blank=True)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
@@ -181,6 +186,13 @@ class CodeType(models.Model):
     @property
     def has_fulfillment(self) -> bool:
         return bool(self.fulfillment_url)
+
+    def previous_secrets(self, now: datetime) -> tuple[str, ...]:
+        """The rotated-out webhook secret while its grace period lasts (it signs calls too)."""
+        until = self.previous_secret_valid_until
+        if self.previous_webhook_secret and until is not None and now < until:
+            return (self.previous_webhook_secret,)
+        return ()
 
 
 class Batch(models.Model):
@@ -472,6 +484,9 @@ class ServerKey(models.Model):
     )
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # What the key may call (rules.SERVER_KEY_SCOPES), and when it stops working (if ever).
+    scopes = models.JSONField(default=list, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -481,7 +496,10 @@ class ServerKey(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and not self.has_expired(timezone.now())
+
+    def has_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
 
 class IdempotencyRecord(models.Model):

@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from redemption import exceptions as exc
-from redemption import metrics
+from redemption import metrics, selectors
 from redemption.cache_guard import CACHE_DOWN, cache_answered, cache_failed, cache_in_use
 from redemption.db import lookups
 from redemption.models import RedeemFailure
@@ -42,14 +42,18 @@ def _window() -> int:
     return settings.REDEEM_FAILED_WINDOW_SECONDS
 
 
-def check(found: list[Bucket]) -> None:
+def check(found: list[Bucket], *, minting_key_id: int | None = None) -> None:
     """Raise MAX_FAILED_EXCEEDED with a retry delay when any bucket is at its limit.
 
-    One round trip for all buckets: this runs before every redeem.
+    One round trip for all buckets: this runs before every redeem. A redeem with a user token
+    minted by a server key passes `minting_key_id`; the same round trip (on the database store)
+    confirms that key still works, else INVALID_CREDENTIALS. Nothing about keys is cached.
     """
     now = timezone.now()
     window = _window()
     if cache_in_use():
+        if minting_key_id is not None and not selectors.server_key_alive(minting_key_id, now):
+            raise exc.minting_key_dead()
         slot = int(now.timestamp()) // window
         try:
             counts = cache.get_many([_cache_key(b, slot) for b in found])
@@ -64,7 +68,10 @@ def check(found: list[Bucket]) -> None:
                     raise exc.MaxFailedExceededError(details={"retryAfterSeconds": retry})
             return
     since = now - timedelta(seconds=window)
-    counts = lookups.failures_since([b.key for b in found], since)
+    key_alive = None if minting_key_id is None else (minting_key_id, now)
+    counts = lookups.failures_since([b.key for b in found], since, key_alive=key_alive)
+    if key_alive is not None and not counts.get(lookups.KEY_ALIVE):
+        raise exc.minting_key_dead()
     for bucket in found:
         if counts.get(bucket.key, 0) >= bucket.limit:
             metrics.rate_limited(limit=bucket.limit_name)

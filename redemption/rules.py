@@ -163,6 +163,28 @@ def is_webhook_url(value: object) -> TypeGuard[str]:
 
 SERVER_KEY_NAME_MAX = 100
 SERVER_KEY_NAME_RULE = length_rule(1, SERVER_KEY_NAME_MAX)
+# What a server key may call (SPEC §13 lists the operations each one opens). A new key holds
+# every scope unless it is given fewer.
+SCOPE_REDEEM = "redeem"
+SCOPE_USER_TOKENS = "user-tokens"
+SCOPE_CODES_READ = "codes:read"
+SCOPE_CODES_WRITE = "codes:write"
+SCOPE_CODE_TYPES_WRITE = "code-types:write"
+SCOPE_JOBS = "jobs"
+SCOPE_FULFILMENT = "fulfilment"
+SCOPE_WIRE_S2S = "wire-s2s"
+SERVER_KEY_SCOPES: tuple[str, ...] = (
+    SCOPE_REDEEM,
+    SCOPE_USER_TOKENS,
+    SCOPE_CODES_READ,
+    SCOPE_CODES_WRITE,
+    SCOPE_CODE_TYPES_WRITE,
+    SCOPE_JOBS,
+    SCOPE_FULFILMENT,
+    SCOPE_WIRE_S2S,
+)
+SERVER_KEY_SCOPES_RULE = "one or more of " + ", ".join(SERVER_KEY_SCOPES)
+SERVER_KEY_EXPIRY_DAYS_MIN, SERVER_KEY_EXPIRY_DAYS_MAX = 1, 3_650
 IDEMPOTENCY_KEY_MAX = 255
 IDEMPOTENCY_KEY_REGEX = rf"[\x20-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}"
 IDEMPOTENCY_KEY_RULE = f"1-{IDEMPOTENCY_KEY_MAX} printable ASCII characters"

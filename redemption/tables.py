@@ -5,9 +5,11 @@ from urllib.parse import urlencode
 
 import django_tables2 as tables
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from redemption import rules
 from redemption.models import (
     STATE_ORDER,
     Attempt,
@@ -340,6 +342,8 @@ class ServerKeyTable(PortalTable):
     created_at = UTCColumn(verbose_name="Created")
     created_by = tables.Column(accessor="created_by__username", verbose_name="By")
     last_used_at = UTCColumn(verbose_name="Last used")
+    scopes = tables.Column(empty_values=(), orderable=False, verbose_name="Scopes")
+    expires_at = UTCColumn(verbose_name="Expires")
     status = tables.Column(empty_values=(), orderable=False, verbose_name="Status")
     actions = tables.TemplateColumn(
         template_name="redemption/_key_actions.html", verbose_name="", orderable=False
@@ -354,11 +358,20 @@ class ServerKeyTable(PortalTable):
     def render_prefix(self, value: str) -> str:
         return format_html('<span class="mono">{}…</span>', value)
 
+    def render_scopes(self, record: ServerKey) -> str:
+        if set(record.scopes or []) >= set(rules.SERVER_KEY_SCOPES):
+            return mark_safe('<span class="muted">all</span>')
+        return format_html_join(
+            " ", '<span class="tag">{}</span>', ((s,) for s in record.scopes or [])
+        )
+
     def render_status(self, record: ServerKey) -> str:
         if record.revoked_at:
             return format_html(
                 '<span class="badge state-invalidated">Revoked</span> {}', utc(record.revoked_at)
             )
+        if record.expires_at is not None and record.has_expired(timezone.now()):
+            return mark_safe('<span class="badge state-failed">Expired</span>')
         return mark_safe('<span class="badge state-available">Active</span>')
 
 

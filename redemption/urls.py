@@ -44,6 +44,7 @@ urlpatterns = [
     path(TYPE, design.code_type_detail, name="code_type_detail"),
     path(TYPE + "edit/", design.code_type_edit, name="code_type_edit"),
     path(TYPE + "rotate-secret/", design.code_type_rotate_secret, name="code_type_rotate_secret"),
+    path(TYPE + "reveal-secret/", design.code_type_reveal_secret, name="code_type_reveal_secret"),
     path(TYPE + "generate/", design.code_generate, name="code_generate"),
     path(TYPE + "import/", design.code_import, name="code_import"),
     path(TYPE + "add/", design.code_add, name="code_add"),

@@ -1,12 +1,14 @@
 """Fulfilment by a synchronous webhook: signing, replies, payload; a real HTTP server."""
 
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from redemption import exceptions as exc
 from redemption import fulfillment
-from redemption.models import SharedRedemption, State
+from redemption.models import CodeType, SharedRedemption, State
 from redemption.services import code_type_rotate_secret, redeem
 from redemption.services.code_types import new_webhook_secret
 from tests.fulfilment import (
@@ -182,21 +184,45 @@ def test_the_payload_has_exactly_the_fields_of_the_spec(shared, webhook):
 
 
 @TX
-def test_the_signature_verifies_with_the_types_secret_and_not_after_rotation(webhook):
+def test_after_rotation_calls_carry_both_signatures_until_the_grace_period_ends(webhook):
     ct = make_type(webhook.url)
-    first, second = add_code(ct), add_code(ct)
+    first, second, third = add_code(ct), add_code(ct), add_code(ct)
     old_secret = ct.webhook_secret
     assert old_secret.startswith("whsec_")
 
     redeem(actor=SYSTEM, profile=ANN, scan_code=first.scan_code)
-    new_secret = code_type_rotate_secret(actor=SYSTEM, name=ct.name).webhook_secret
+    rotated = code_type_rotate_secret(actor=SYSTEM, name=ct.name)
+    new_secret = rotated.webhook_secret
     redeem(actor=SYSTEM, profile=ANN, scan_code=second.scan_code)
+    CodeType.objects.filter(pk=ct.pk).update(
+        previous_secret_valid_until=timezone.now() - timedelta(seconds=1)
+    )
+    redeem(actor=SYSTEM, profile=ANN, scan_code=third.scan_code)
 
-    before, after = webhook.seen
-    for seen in (before, after):
-        assert seen.headers[fulfillment.SIGNATURE_HEADER].startswith("t=")
-    assert fulfillment.verify(old_secret, before.body, before.headers["X-Redemption-Signature"])
+    before, during, after = (seen.headers[fulfillment.SIGNATURE_HEADER] for seen in webhook.seen)
+    bodies = [seen.body for seen in webhook.seen]
     assert new_secret != old_secret
-    assert fulfillment.verify(new_secret, after.body, after.headers["X-Redemption-Signature"])
-    assert not fulfillment.verify(old_secret, after.body, after.headers["X-Redemption-Signature"])
-    assert not fulfillment.verify(new_secret, before.body, before.headers["X-Redemption-Signature"])
+    assert rotated.previous_secret_valid_until is not None
+    assert before.count("v1=") == 1 and during.count("v1=") == 2 and after.count("v1=") == 1
+    assert fulfillment.verify(old_secret, bodies[0], before)
+    assert not fulfillment.verify(new_secret, bodies[0], before)
+    assert fulfillment.verify(new_secret, bodies[1], during)
+    assert fulfillment.verify(old_secret, bodies[1], during)
+    assert fulfillment.verify(new_secret, bodies[2], after)
+    assert not fulfillment.verify(old_secret, bodies[2], after)
+
+
+@TX
+def test_with_no_grace_period_the_old_secret_stops_at_once(webhook, settings):
+    settings.WEBHOOK_SECRET_GRACE_HOURS = 0
+    ct = make_type(webhook.url)
+    code = add_code(ct)
+    old_secret = ct.webhook_secret
+
+    new_secret = code_type_rotate_secret(actor=SYSTEM, name=ct.name).webhook_secret
+    redeem(actor=SYSTEM, profile=ANN, scan_code=code.scan_code)
+
+    [seen] = webhook.seen
+    header = seen.headers[fulfillment.SIGNATURE_HEADER]
+    assert fulfillment.verify(new_secret, seen.body, header)
+    assert not fulfillment.verify(old_secret, seen.body, header)

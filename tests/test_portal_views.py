@@ -242,17 +242,23 @@ def test_editing_a_stale_version_is_refused_and_shows_the_current_settings(clien
     assert "mine" not in data["ct"].description
 
 
-def test_ops_sees_and_rotates_the_webhook_secret(client, ops_user, data):
+def test_ops_sees_the_webhook_secret_masked_and_the_rotated_one_in_full_once(
+    client, ops_user, data
+):
     _login(client, ops_user)
     old = data["ct"].webhook_secret
-    page = client.get(reverse("redemption:code_type_edit", args=[data["ct"].name]))
-    assert old.encode() in page.content
+    edit = reverse("redemption:code_type_edit", args=[data["ct"].name])
+    page = client.get(edit)
+    assert old.encode() not in page.content
+    assert old[:10].encode() in page.content
     response = client.post(
         reverse("redemption:code_type_rotate_secret", args=[data["ct"].name]), follow=True
     )
     data["ct"].refresh_from_db()
-    assert data["ct"].webhook_secret != old
-    assert data["ct"].webhook_secret.encode() in response.content
+    new = data["ct"].webhook_secret
+    assert new != old
+    assert new.encode() in response.content
+    assert new.encode() not in client.get(edit).content
 
 
 def test_the_type_page_shows_recent_failed_attempts(client, viewer_user, data):
@@ -579,7 +585,9 @@ def test_the_audit_log_filters_by_action_and_scan_code(client, viewer_user, data
 def test_admin_creates_a_key_sees_the_secret_once_and_revokes_it(client, admin_user):
     _login(client, admin_user)
     url = reverse("redemption:server_keys")
-    created = client.post(url, {"name": "web shop"}, follow=True)
+    created = client.post(
+        url, {"name": "web shop", "scopes": list(rules.SERVER_KEY_SCOPES)}, follow=True
+    )
     secret = created.context["secret"]
     assert secret.startswith("rk_") and secret.encode() in created.content
     assert created["Cache-Control"] == "no-store"

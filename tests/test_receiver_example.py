@@ -1,6 +1,9 @@
 """The example receiver (examples/receiver.py) against the real redeem path."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from redemption import exceptions as exc
 from redemption.models import Code, CodeType, State
@@ -47,20 +50,25 @@ def test_example_receiver_modes_that_fail(mode, error):
 
 
 @TX
-def test_example_receiver_refuses_requests_signed_with_a_rotated_secret():
+def test_example_receiver_accepts_a_rotated_secret_only_during_its_grace_period():
     ct = make_type("http://127.0.0.1:9/placeholder")
     with receiver_process("--secret", ct.webhook_secret) as url:
         CodeType.objects.filter(pk=ct.pk).update(fulfillment_url=url)
-        first, second = add_code(ct), add_code(ct)
+        first, second, third = add_code(ct), add_code(ct), add_code(ct)
         assert redeem(actor=SYSTEM, profile=ANN, scan_code=first.scan_code).record.state == (
             State.REDEEMED
         )
         code_type_rotate_secret(actor=SYSTEM, name=ct.name)
+        during = redeem(actor=SYSTEM, profile=ANN, scan_code=second.scan_code).record
+        CodeType.objects.filter(pk=ct.pk).update(
+            previous_secret_valid_until=timezone.now() - timedelta(seconds=1)
+        )
 
         with pytest.raises(exc.ScriptFailureError):
-            redeem(actor=SYSTEM, profile=ANN, scan_code=second.scan_code)
+            redeem(actor=SYSTEM, profile=ANN, scan_code=third.scan_code)
 
-    assert attempts_of(second)[0].error_msg == "HTTP 401"
+    assert during.state == State.REDEEMED
+    assert attempts_of(third)[0].error_msg == "HTTP 401"
 
 
 @TX

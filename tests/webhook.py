@@ -2,6 +2,7 @@
 
 import json
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -37,9 +38,12 @@ def success(_request: Any) -> tuple[int, dict[str, Any]]:
 
 
 class WebhookServer:
-    """A ThreadingHTTPServer in a daemon thread whose answers a test sets with `behaviour`."""
+    """A ThreadingHTTPServer in a daemon thread whose answers a test sets with `behaviour`.
 
-    def __init__(self) -> None:
+    With `tls` (a server-side SSLContext) it speaks https; `url` says which.
+    """
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.behaviour: Behaviour = success
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
@@ -69,7 +73,10 @@ class WebhookServer:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.port = self.server.server_address[1]
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/hook"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

@@ -1,11 +1,12 @@
 """Bearer credentials: server keys for /server/ paths, user tokens for /client/ paths."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.http import HttpRequest
 
 from redemption import exceptions as exc
 from redemption.actors import Actor, Profile
+from redemption.client_ip import client_ip
 from redemption.models import ServerKey
 from redemption.services import keys
 
@@ -21,6 +22,9 @@ class Identity:
     key: ServerKey | None = None
     profile: Profile | None = None
     client_ip: str | None = None
+    # A user token minted by a server key: that key's id, until the pipeline (or, for a
+    # redeem, the service's rate-limit query) has checked that the key still works.
+    minting_key_id: int | None = None
 
 
 ANONYMOUS = Identity(actor=Actor.system("anonymous"), scope="anonymous")
@@ -46,11 +50,26 @@ def authenticate(request: HttpRequest, kind: str) -> Identity:
     if kind == SERVER:
         key = keys.server_key_authenticate(credential)
         return Identity(actor=Actor.server_key(key), scope=f"server_key:{key.pk}", key=key)
-    profile = keys.user_token_verify(credential)
-    # No proxy is trusted (no TRUSTED_PROXY setting), so the peer address is the client.
+    token = keys.user_token_read(credential)
+    profile = token.profile
     return Identity(
         actor=Actor.profile(profile.id, profile.name),
         scope=f"profile:{profile.id}",
         profile=profile,
-        client_ip=request.META.get("REMOTE_ADDR") or None,
+        client_ip=client_ip(request),
+        minting_key_id=token.key_id,
     )
+
+
+def require_scope(identity: Identity, scope: str | None) -> None:
+    """Raise INSUFFICIENT_SCOPE unless the caller's server key holds `scope`."""
+    if identity.key is not None and scope is not None:
+        keys.server_key_require_scope(identity.key, scope)
+
+
+def check_minting_key(identity: Identity) -> Identity:
+    """Check now that a user token's minting key still works; return the identity, checked."""
+    if identity.minting_key_id is None:
+        return identity
+    keys.minting_key_check(identity.minting_key_id)
+    return replace(identity, minting_key_id=None)

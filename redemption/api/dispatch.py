@@ -41,27 +41,37 @@ def _handle(
     openapi_document: Callable[[], bytes],
 ) -> HttpResponseBase:
     identity = auth.authenticate(request, op.auth)
-    query = clean_query(op.query, request.GET)
-    body: dict[str, Any] = {}
-    raw = b""
-    upload = None
-    if op.csv_body:
-        if _content_length(request) > settings.IMPORT_MAX_BODY_BYTES:
-            raise exc.RequestTooLargeError(details={"limitBytes": settings.IMPORT_MAX_BODY_BYTES})
-        _require_content_type(request, CSV)
-        hashing = idempotency.HashingReader(
-            request,
-            method=request.method or "POST",
-            path=request.get_full_path(),
-            limit=settings.IMPORT_MAX_BODY_BYTES,
-        )
-        upload = io.BufferedReader(hashing, buffer_size=1 << 16)
-    elif op.body is not None:
-        if _content_length(request) > settings.API_MAX_BODY_BYTES:
-            raise exc.RequestTooLargeError(details={"limitBytes": settings.API_MAX_BODY_BYTES})
-        _require_content_type(request, JSON)
-        raw = request.body
-        body = clean_object(op.body, parse_json_object(raw), fixed=op.fixed)
+    auth.require_scope(identity, op.scope)
+    key = request.headers.get(idempotency.HEADER) if request.method == "POST" else None
+    if key is not None or not op.minting_key_checked_by_service:
+        identity = auth.check_minting_key(identity)
+    try:
+        query = clean_query(op.query, request.GET)
+        body: dict[str, Any] = {}
+        raw = b""
+        upload = None
+        if op.csv_body:
+            if _content_length(request) > settings.IMPORT_MAX_BODY_BYTES:
+                limit = settings.IMPORT_MAX_BODY_BYTES
+                raise exc.RequestTooLargeError(details={"limitBytes": limit})
+            _require_content_type(request, CSV)
+            hashing = idempotency.HashingReader(
+                request,
+                method=request.method or "POST",
+                path=request.get_full_path(),
+                limit=settings.IMPORT_MAX_BODY_BYTES,
+            )
+            upload = io.BufferedReader(hashing, buffer_size=1 << 16)
+        elif op.body is not None:
+            if _content_length(request) > settings.API_MAX_BODY_BYTES:
+                limit = settings.API_MAX_BODY_BYTES
+                raise exc.RequestTooLargeError(details={"limitBytes": limit})
+            _require_content_type(request, JSON)
+            raw = request.body
+            body = clean_object(op.body, parse_json_object(raw), fixed=op.fixed)
+    except Exception:
+        auth.check_minting_key(identity)  # a dead credential is told before bad input
+        raise
     call = Call(
         request=request,
         identity=identity,
@@ -71,7 +81,6 @@ def _handle(
         openapi_document=openapi_document,
         upload=upload,
     )
-    key = request.headers.get(idempotency.HEADER) if request.method == "POST" else None
     if key is None:
         return op.handler(call)
     key = idempotency.check_key(key)

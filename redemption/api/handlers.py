@@ -68,6 +68,7 @@ def _redeem(call: Call, profile: Profile) -> HttpResponse:
         code_type_name=b.get("codeType"),
         custom_redemption_info=b.get("customRedemptionInfo"),
         client_ip=call.identity.client_ip,
+        minting_key_id=call.identity.minting_key_id,
     )
     return json_response(code_record(result.record), status=202 if result.in_progress else 200)
 

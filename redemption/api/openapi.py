@@ -60,6 +60,8 @@ def operation_errors(op: Operation) -> list[type[exc.RedemptionError]]:
             exc.InvalidCredentialsError,
             exc.ServiceUnavailableError,
         ]
+    if op.scope is not None:
+        found.append(exc.InsufficientScopeError)
     if op.body is not None or op.csv_body:
         found.append(exc.RequestTooLargeError)
     if op.method == "POST":
@@ -110,15 +112,21 @@ def _operation(op: Operation, params: list[dict[str, Any]]) -> dict[str, Any]:
         "summary": op.summary,
         "tags": [op.tag],
         "security": {
-            auth.SERVER: [{"serverKey": []}],
+            # OpenAPI 3.1 lets a bearer scheme list the roles (here: scopes) a call needs.
+            auth.SERVER: [{"serverKey": [op.scope] if op.scope else []}],
             auth.CLIENT: [{"userToken": []}],
             auth.PUBLIC: [],
         }[op.auth],
         "parameters": parameters,
         "responses": responses,
     }
-    if op.description:
-        result["description"] = op.description
+    description = op.description
+    if op.scope is not None:
+        result["x-scope"] = op.scope
+        needs = f"Needs a server key with the `{op.scope}` scope."
+        description = f"{needs} {description}" if description else needs
+    if description:
+        result["description"] = description
     if op.body is not None:
         result["requestBody"] = {
             "required": True,
@@ -156,7 +164,12 @@ JSON API of the Redemption Code Portal.
 server key (`rk_…`, created with `manage.py create_server_key <name>`, shown once); paths under
 `/api/v1/client/` take a user token (`ut_…`) minted by `POST /api/v1/server/user-tokens`.
 No credential: 401 `AUTHENTICATION_REQUIRED`. Malformed, unknown, tampered, revoked, expired
-or the wrong kind for the path: 401 `INVALID_CREDENTIALS`.
+or the wrong kind for the path: 401 `INVALID_CREDENTIALS`. A user token minted with a server key
+dies with that key (revoked or expired).
+
+**Scopes.** A server key holds scopes ({", ".join(f"`{s}`" for s in rules.SERVER_KEY_SCOPES)};
+every one unless it was created with fewer). Each server operation names the scope it needs
+(`x-scope`, and in its security requirement); a key without it gets 403 `INSUFFICIENT_SCOPE`.
 
 **Input.** JSON bodies need `Content-Type: application/json` (UTF-8) and at most 1 MiB
 (413 `REQUEST_TOO_LARGE`); the CSV import takes `text/csv` up to 200 MiB. Unknown fields,
@@ -180,8 +193,15 @@ takes the key over. Answers 429, 500 and 503 are not stored, and a request refus
 validation is not remembered either.
 
 **Rate limit.** Failed redeems (the outcomes that name the code) count per profile and, for
-user tokens, per client IP; past the limit a redeem answers 429
+user tokens, per client IP (an IPv6 client per /64); past the limit a redeem answers 429
 `REDEMPTION_CODE_MAX_FAILED_EXCEEDED_FOR_USER` with `Retry-After`.
+
+**Webhooks.** A fulfilment URL must be https (http only where the operator allows it) and its
+host must resolve to public addresses only, else 400 `FULFILLMENT_URL_FORBIDDEN`. When a webhook
+fails, the redeem answers 502 `REDEMPTION_CODE_SCRIPT_FAILURE` without the transport detail,
+which only staff see on the attempt (`GET /server/codes/{{scanCode}}`).
+
+**Caching.** Every response carries `Cache-Control: no-store`.
 
 """
 

@@ -185,6 +185,23 @@ DETAILS: dict[str, dict[str, Any]] = {
         "required": ["retryAfterSeconds"],
         "properties": {"retryAfterSeconds": {"type": "integer", "minimum": 1}},
     },
+    exc.FulfillmentUrlForbiddenError.code: {
+        "type": "object",
+        "required": ["fields"],
+        "properties": {
+            "fields": {
+                "type": "object",
+                "required": ["fulfillment.url"],
+                "additionalProperties": {"type": "string"},
+                "description": "Why the URL is refused.",
+            }
+        },
+    },
+    exc.InsufficientScopeError.code: {
+        "type": "object",
+        "required": ["scope"],
+        "properties": {"scope": {"type": "string", "description": "The scope the call needs."}},
+    },
     exc.MethodNotAllowedError.code: {
         "type": "object",
         "required": ["allowed"],

@@ -75,6 +75,11 @@ class Operation:
     atomic: bool = True  # store the idempotent response in the same transaction as the work
     description: str = ""
     tag: str = "server"
+    # The server-key scope (rules.SERVER_KEY_SCOPES) the operation needs; None off /server/.
+    scope: str | None = None
+    # The handler hands the user token's minting key to a service that checks it within a
+    # query it makes anyway (the redeem's rate-limit check), so the pipeline need not.
+    minting_key_checked_by_service: bool = False
 
 
 @dataclass(frozen=True)

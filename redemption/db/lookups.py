@@ -13,7 +13,7 @@ from django.db import connection
 from django.db.models.expressions import Col
 
 from redemption.db.names import column, table
-from redemption.models import Code, CodeType, RedeemFailure
+from redemption.models import Code, CodeType, RedeemFailure, ServerKey
 
 
 def code_with_type(canon: str) -> Code | None:
@@ -80,14 +80,36 @@ def _converted(value: Any, converters: list[Any], col: Col) -> Any:
     return value
 
 
-def failures_since(buckets: list[str], since: datetime) -> dict[str, int]:
-    """Failed redeems per rate-limit bucket recorded after `since`, in one statement."""
+# The row a failed-redeem count answers for a server key that still works (not a bucket name:
+# buckets start with "profile:" or "ip:").
+KEY_ALIVE = "server-key-alive"
+
+
+def failures_since(
+    buckets: list[str], since: datetime, *, key_alive: tuple[int, datetime] | None = None
+) -> dict[str, int]:
+    """Failed redeems per rate-limit bucket recorded after `since`, in one statement.
+
+    With `key_alive=(key_id, now)` the same statement also says whether that server key still
+    works (not revoked, not expired at `now`): KEY_ALIVE is 1 then, else 0. A user token's
+    redeem checks its minting key this way without a round trip of its own.
+    """
     bucket, at = column(RedeemFailure, "bucket"), column(RedeemFailure, "at")
     placeholders = ", ".join(["%s"] * len(buckets))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {bucket}, COUNT(*) FROM {table(RedeemFailure)}"
-            f" WHERE {bucket} IN ({placeholders}) AND {at} > %s GROUP BY {bucket}",
-            [*buckets, connection.ops.adapt_datetimefield_value(since)],
+    sql = (
+        f"SELECT {bucket}, COUNT(*) FROM {table(RedeemFailure)}"
+        f" WHERE {bucket} IN ({placeholders}) AND {at} > %s GROUP BY {bucket}"
+    )
+    params: list[Any] = [*buckets, connection.ops.adapt_datetimefield_value(since)]
+    if key_alive is not None:
+        key_id, now = key_alive
+        revoked, expires = column(ServerKey, "revoked_at"), column(ServerKey, "expires_at")
+        sql += (
+            f" UNION ALL SELECT '{KEY_ALIVE}', COUNT(*) FROM {table(ServerKey)}"
+            f" WHERE {column(ServerKey, 'pk')} = %s AND {revoked} IS NULL"
+            f" AND ({expires} IS NULL OR {expires} > %s)"
         )
+        params += [key_id, connection.ops.adapt_datetimefield_value(now)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
         return dict(cursor.fetchall())

@@ -35,6 +35,7 @@ from redemption.selectors.jobs import (
     recent_jobs,
 )
 from redemption.selectors.keys import (
+    server_key_alive,
     server_keys,
 )
 from redemption.selectors.paging import (
@@ -79,6 +80,7 @@ __all__ = [
     "recent_jobs",
     "redeemed_by_profile",
     "redemptions_per_day",
+    "server_key_alive",
     "server_keys",
     "state_counts",
     "state_counts_by_type",

@@ -15,6 +15,7 @@ from redemption.services.bulk import (
 from redemption.services.code_types import (
     code_type_create,
     code_type_rotate_secret,
+    code_type_secret_reveal,
     code_type_update,
     shared_redemption_delete,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "code_reset",
     "code_type_create",
     "code_type_rotate_secret",
+    "code_type_secret_reveal",
     "code_type_update",
     "code_update_custom_info",
     "codes_generate_inline",

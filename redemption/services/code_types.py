@@ -2,14 +2,15 @@
 
 import enum
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from redemption import codes, rules, selectors
+from redemption import codes, rules, selectors, webhook_targets
 from redemption import exceptions as exc
 from redemption.actors import Actor
 from redemption.db import claims
@@ -45,7 +46,9 @@ def _check_max(value: int | None) -> int | None:
 def validate_fulfillment(value: dict[str, Any] | None) -> dict[str, Any] | None:
     """Check a fulfillment object ({url, async, maxRetries, timeoutSeconds}) or None.
 
-    The object is free-form JSON to the type checker, so its keys and values are checked here.
+    The object is free-form JSON to the type checker, so its keys and values are checked here;
+    the URL must also be a target the portal may call (FULFILLMENT_URL_FORBIDDEN), which may
+    take a DNS lookup: call this before opening a transaction.
     """
     if value is None:
         return None
@@ -71,6 +74,12 @@ def validate_fulfillment(value: dict[str, Any] | None) -> dict[str, Any] | None:
         )
     if errors:
         raise exc.invalid_fields(errors)
+    try:
+        webhook_targets.check_url(str(url))
+    except webhook_targets.TargetRefused as err:
+        raise exc.FulfillmentUrlForbiddenError(
+            details={"fields": {"fulfillment.url": f"is not allowed: {err}"}}
+        ) from None
     return {"url": url, "async": is_async, "maxRetries": retries, "timeoutSeconds": timeout}
 
 
@@ -189,14 +198,21 @@ def code_type_update(
     is_disabled: bool | Unset = UNSET,
     fulfillment: dict[str, Any] | Unset | None = UNSET,
 ) -> CodeType:
-    """Change the settings that are given (not UNSET); name and use type are fixed once made."""
+    """Change the settings that are given (not UNSET); name and use type are fixed once made.
+
+    The audit event names every field given and, for each that changed, its old and new value.
+    """
     require_ops(actor)
+    if fulfillment is not UNSET:
+        fulfillment = validate_fulfillment(fulfillment)  # may look the host up: no lock held
     changed: list[str] = []
     try:
         with transaction.atomic():
             ct = selectors.code_type_get(name, for_update=True)
             if expected_version is not None and expected_version != ct.version:
                 raise exc.VersionMismatchError(details={"version": ct.version})
+            before = _audited_settings(ct)
+            had_secret = bool(ct.webhook_secret)
             if description is not UNSET:
                 ct.description = description or ""
                 changed.append("description")
@@ -225,7 +241,7 @@ def code_type_update(
                 ct.is_disabled = is_disabled
                 changed.append("is_disabled")
             if fulfillment is not UNSET:
-                _apply_fulfillment(ct, validate_fulfillment(fulfillment))
+                _apply_fulfillment(ct, fulfillment)
                 changed += [
                     "fulfillment_url",
                     "fulfillment_async",
@@ -246,6 +262,12 @@ def code_type_update(
                 ct.scan_code = codes.display(scan_code)
                 ct.canonical_scan_code = canon
                 changed += ["scan_code", "canonical_scan_code"]
+            details: dict[str, Any] = {
+                "fields": sorted(set(changed)),
+                "changes": _changes(before, _audited_settings(ct)),
+            }
+            if ct.webhook_secret and not had_secret:
+                details["webhookSecretCreated"] = True
             ct.version = F("version") + 1  # type: ignore[assignment]
             ct.updated_at = timezone.now()
             ct.save(update_fields=[*changed, "version", "updated_at"])
@@ -254,7 +276,7 @@ def code_type_update(
                 action="code_type.update",
                 code_type_name=name,
                 target_id=str(ct.pk),
-                details={"fields": sorted(set(changed))},
+                details=details,
             )
     except IntegrityError:
         raise exc.CodeDuplicateError(details={"scanCode": scan_code}) from None
@@ -263,17 +285,86 @@ def code_type_update(
 
 
 def code_type_rotate_secret(*, actor: Actor, name: str) -> CodeType:
-    """Replace the webhook signing secret; the old one stops working at once."""
+    """Replace the webhook signing secret; the old one also signs calls for a grace period.
+
+    During WEBHOOK_SECRET_GRACE_HOURS every call carries both signatures, so a receiver can
+    switch to the new secret at its own pace. Rotating again within the grace period drops
+    the oldest secret at once.
+    """
     require_ops(actor)
+    grace = timedelta(hours=max(0, settings.WEBHOOK_SECRET_GRACE_HOURS))
     with transaction.atomic():
         ct = selectors.code_type_get(name, for_update=True)
+        now = timezone.now()
+        if ct.webhook_secret and grace:
+            ct.previous_webhook_secret = ct.webhook_secret
+            ct.previous_secret_valid_until = now + grace
+        else:
+            ct.previous_webhook_secret = ""
+            ct.previous_secret_valid_until = None
         ct.webhook_secret = new_webhook_secret()
-        ct.updated_at = timezone.now()
-        ct.save(update_fields=["webhook_secret", "updated_at"])
+        ct.updated_at = now
+        ct.save(
+            update_fields=[
+                "webhook_secret",
+                "previous_webhook_secret",
+                "previous_secret_valid_until",
+                "updated_at",
+            ]
+        )
+        until = ct.previous_secret_valid_until
         audit(
-            actor=actor, action="code_type.rotate_secret", code_type_name=name, target_id=str(ct.pk)
+            actor=actor,
+            action="code_type.rotate_secret",
+            code_type_name=name,
+            target_id=str(ct.pk),
+            details={"previousSecretValidUntil": until.isoformat() if until else None},
+            at=now,
         )
     return ct
+
+
+def code_type_secret_reveal(*, actor: Actor, name: str) -> str:
+    """Return a code type's webhook signing secret for Ops to read; every reveal is audited."""
+    require_ops(actor)
+    with transaction.atomic():
+        ct = selectors.code_type_get(name)
+        if not ct.webhook_secret:
+            raise exc.invalid_fields({"webhookSecret": "this code type has no signing secret"})
+        audit(
+            actor=actor, action="code_type.reveal_secret", code_type_name=name, target_id=str(ct.pk)
+        )
+    return ct.webhook_secret
+
+
+# The settings a code type edit records with their old and new values: never the secret.
+AUDITED_SETTINGS = (
+    "description",
+    "scan_code",
+    "valid_start",
+    "valid_end",
+    "max_redemptions",
+    "custom_code_info",
+    "is_disabled",
+    "fulfillment_url",
+    "fulfillment_async",
+    "fulfillment_max_retries",
+    "fulfillment_timeout_seconds",
+)
+
+
+def _audited_settings(ct: CodeType) -> dict[str, Any]:
+    found = {name: getattr(ct, name) for name in AUDITED_SETTINGS}
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in found.items()}
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{field: {"old", "new"}} for every audited setting whose value differs."""
+    return {
+        name: {"old": before[name], "new": after[name]}
+        for name in AUDITED_SETTINGS
+        if before[name] != after[name]
+    }
 
 
 def shared_redemption_delete(*, actor: Actor, code_type_name: str, profile_id: str) -> None:

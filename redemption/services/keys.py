@@ -3,8 +3,10 @@
 import hashlib
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core import signing
@@ -12,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from redemption import exceptions as exc
-from redemption import permissions, rules
+from redemption import permissions, rules, selectors
 from redemption.actors import Actor, Profile
 from redemption.db import claims
 from redemption.models import ServerKey
@@ -43,18 +45,71 @@ def _require_admin(actor: Actor) -> None:
     raise exc.PermissionDeniedError()
 
 
-def server_key_create(*, actor: Actor, name: str) -> tuple[ServerKey, str]:
-    """Create a server key; return it with its secret, which is shown this once only."""
+def _check_scopes(scopes: Sequence[str] | None) -> list[str]:
+    """The scopes a new key gets: every one when none are named, else exactly those named."""
+    if scopes is None:
+        return list(rules.SERVER_KEY_SCOPES)
+    if isinstance(scopes, str) or not all(isinstance(s, str) for s in scopes):
+        raise exc.invalid_fields({"scopes": "must be " + rules.SERVER_KEY_SCOPES_RULE})
+    unknown = sorted(set(scopes) - set(rules.SERVER_KEY_SCOPES))
+    if unknown or not scopes:
+        problem = f"unknown scope {', '.join(unknown)}; " if unknown else ""
+        raise exc.invalid_fields({"scopes": f"{problem}must be {rules.SERVER_KEY_SCOPES_RULE}"})
+    return [s for s in rules.SERVER_KEY_SCOPES if s in set(scopes)]
+
+
+def _check_expiry_days(days: int | None) -> int | None:
+    if days is not None and not rules.is_whole_number_in(
+        days, rules.SERVER_KEY_EXPIRY_DAYS_MIN, rules.SERVER_KEY_EXPIRY_DAYS_MAX
+    ):
+        rule = rules.whole_number_rule(
+            rules.SERVER_KEY_EXPIRY_DAYS_MIN, rules.SERVER_KEY_EXPIRY_DAYS_MAX
+        )
+        raise exc.invalid_fields({"expiresInDays": f"must be {rule} or empty (never expires)"})
+    return days
+
+
+def _scope_and_expiry_errors(scopes: Sequence[str] | None, days: int | None) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    try:
+        _check_scopes(scopes)
+    except exc.InvalidParameterError as error:
+        errors.update(error.fields)
+    try:
+        _check_expiry_days(days)
+    except exc.InvalidParameterError as error:
+        errors.update(error.fields)
+    return errors
+
+
+def server_key_create(
+    *,
+    actor: Actor,
+    name: str,
+    scopes: Sequence[str] | None = None,
+    expires_in_days: int | None = None,
+) -> tuple[ServerKey, str]:
+    """Create a server key; return it with its secret, which is shown this once only.
+
+    Without `scopes` the key holds every scope; without `expires_in_days` it never expires.
+    """
     _require_admin(actor)
+    errors = _scope_and_expiry_errors(scopes, expires_in_days)
     if not rules.is_server_key_name(name):
-        raise exc.invalid_fields({"name": rules.SERVER_KEY_NAME_RULE})
+        errors["name"] = rules.SERVER_KEY_NAME_RULE
+    if errors:
+        raise exc.invalid_fields(errors)
+    granted = _check_scopes(scopes)
     secret = SERVER_KEY_PREFIX + secrets.token_urlsafe(SERVER_KEY_BYTES)
     now = timezone.now()
+    expires_at = None if expires_in_days is None else now + timedelta(days=expires_in_days)
     with transaction.atomic():
         key = ServerKey.objects.create(
             name=name.strip(),
             prefix=secret[:DISPLAY_PREFIX_LENGTH],
             key_hash=hash_secret(secret),
+            scopes=granted,
+            expires_at=expires_at,
             created_at=now,
             created_by=actor.user if actor.kind == "staff" else None,
         )
@@ -62,7 +117,12 @@ def server_key_create(*, actor: Actor, name: str) -> tuple[ServerKey, str]:
             actor=actor,
             action="server_key.create",
             target_id=str(key.pk),
-            details={"name": key.name, "prefix": key.prefix},
+            details={
+                "name": key.name,
+                "prefix": key.prefix,
+                "scopes": granted,
+                "expiresAt": expires_at.isoformat() if expires_at else None,
+            },
             at=now,
         )
     return key, secret
@@ -111,10 +171,26 @@ def server_key_authenticate(secret: str) -> ServerKey:
     if key is None or key.revoked_at is not None:
         raise exc.InvalidCredentialsError()
     now = timezone.now()
+    if key.has_expired(now):
+        raise exc.InvalidCredentialsError("The server key has expired.")
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         claims.server_key_note_use(key_id=key.pk, now=now, resolution=LAST_USED_RESOLUTION)
         key.last_used_at = now
     return key
+
+
+def server_key_require_scope(key: ServerKey, scope: str) -> None:
+    """Raise INSUFFICIENT_SCOPE unless the key holds `scope`."""
+    if scope not in (key.scopes or []):
+        raise exc.InsufficientScopeError(
+            f"This server key does not hold the '{scope}' scope.", details={"scope": scope}
+        )
+
+
+def minting_key_check(key_id: int) -> None:
+    """Raise INVALID_CREDENTIALS unless the server key that minted a user token still works."""
+    if not selectors.server_key_alive(key_id, timezone.now()):
+        raise exc.minting_key_dead()
 
 
 @dataclass(frozen=True)
@@ -144,7 +220,11 @@ def user_token_mint(
     profile_name: str | None = None,
     ttl_seconds: int = rules.USER_TOKEN_TTL_DEFAULT,
 ) -> UserToken:
-    """Sign a short-lived credential for one profile (it dies when the signing key rotates)."""
+    """Sign a short-lived credential for one profile.
+
+    A token minted with a server key names that key and dies with it (revoked or expired);
+    every token dies when the signing key rotates out of USER_TOKEN_SIGNING_KEY_FALLBACKS.
+    """
     if actor.kind not in {"server_key", "system"}:
         raise exc.PermissionDeniedError()
     _check_profile(profile_id, profile_name)
@@ -155,7 +235,13 @@ def user_token_mint(
         raise exc.invalid_fields({"ttlSeconds": rule})
     now = timezone.now()
     expires_at = now.replace(microsecond=0) + timedelta(seconds=ttl_seconds)
-    claims = {"p": profile_id, "n": profile_name, "e": int(expires_at.timestamp())}
+    claims: dict[str, Any] = {
+        "p": profile_id,
+        "n": profile_name,
+        "e": int(expires_at.timestamp()),
+    }
+    if actor.kind == "server_key":
+        claims["k"] = int(actor.id)  # revoking (or the expiry of) this key ends the token
     token = USER_TOKEN_PREFIX + signing.dumps(
         claims, key=settings.USER_TOKEN_SIGNING_KEY, salt=USER_TOKEN_SALT
     )
@@ -172,20 +258,43 @@ def user_token_mint(
     )
 
 
-def user_token_verify(token: str) -> Profile:
-    """Return the profile a valid, unexpired token was minted for; raise INVALID_CREDENTIALS."""
+@dataclass(frozen=True)
+class TokenClaims:
+    """What a genuine, unexpired user token says: its profile and the key that minted it."""
+
+    profile: Profile
+    key_id: int | None  # None for tokens the system minted (management commands, demo data)
+
+
+def user_token_read(token: str) -> TokenClaims:
+    """Check a token's signature and expiry; the caller still checks its minting key.
+
+    The API defers that check so the redeem can fold it into a query it makes anyway.
+    """
     if not isinstance(token, str) or not USER_TOKEN_RE.fullmatch(token):
         raise exc.InvalidCredentialsError()
+    fallbacks: list[str | bytes] = list(settings.USER_TOKEN_SIGNING_KEY_FALLBACKS)
     try:
         claims = signing.loads(
             token[len(USER_TOKEN_PREFIX) :],
             key=settings.USER_TOKEN_SIGNING_KEY,
             salt=USER_TOKEN_SALT,
-            fallback_keys=[],
+            fallback_keys=fallbacks,
         )
         profile_id, profile_name, expires = claims["p"], claims["n"], claims["e"]
-    except (signing.BadSignature, ValueError, TypeError, KeyError):
+        key_id = claims.get("k")
+    except (signing.BadSignature, ValueError, TypeError, KeyError, AttributeError):
         raise exc.InvalidCredentialsError() from None
     if not isinstance(expires, int) or expires <= timezone.now().timestamp():
         raise exc.InvalidCredentialsError("The user token has expired.")
-    return Profile(profile_id, profile_name)
+    if key_id is not None and not rules.is_whole_number(key_id):
+        raise exc.InvalidCredentialsError()
+    return TokenClaims(Profile(profile_id, profile_name), key_id)
+
+
+def user_token_verify(token: str) -> Profile:
+    """Return the profile of a valid token whose minting key (if any) still works."""
+    read = user_token_read(token)
+    if read.key_id is not None:
+        minting_key_check(read.key_id)
+    return read.profile

@@ -26,6 +26,7 @@ from redemption.services._common import (
     check_json_object,
 )
 from redemption.services.fulfilment_replies import record_reply
+from redemption.services.keys import minting_key_check
 from redemption.services.timeouts import attempt_deadline, expire_if_due
 from redemption.transitions import STATE_ERRORS
 
@@ -70,8 +71,13 @@ def redeem(
     code_type_name: str | None = None,
     custom_redemption_info: dict[str, Any] | None = None,
     client_ip: str | None = None,
+    minting_key_id: int | None = None,
 ) -> RedeemResult:
-    """Redeem `scan_code` for `profile`; raise the domain error that explains any refusal."""
+    """Redeem `scan_code` for `profile`; raise the domain error that explains any refusal.
+
+    `client_ip` (user-token calls) adds a per-IP limit; `minting_key_id` is the server key that
+    minted the caller's user token, checked here in the rate-limit query rather than alone.
+    """
     try:
         result = _redeem_limited(
             actor=actor,
@@ -80,6 +86,7 @@ def redeem(
             code_type_name=code_type_name,
             custom_redemption_info=custom_redemption_info,
             client_ip=client_ip,
+            minting_key_id=minting_key_id,
         )
     except Exception as error:
         metrics.redeem_failed(error)
@@ -96,12 +103,18 @@ def _redeem_limited(
     code_type_name: str | None,
     custom_redemption_info: dict[str, Any] | None,
     client_ip: str | None,
+    minting_key_id: int | None,
 ) -> RedeemResult:
     """Check the failed-redeem limits, redeem, and count a failure that names the code."""
-    canon = codes.canonical_or_error(scan_code)
-    info = check_json_object(custom_redemption_info, "customRedemptionInfo")
+    try:
+        canon = codes.canonical_or_error(scan_code)
+        info = check_json_object(custom_redemption_info, "customRedemptionInfo")
+    except exc.RedemptionError:
+        if minting_key_id is not None:
+            minting_key_check(minting_key_id)  # a dead credential is told before bad input
+        raise
     counters = ratelimit.buckets(profile_id=profile.id, client_ip=client_ip)
-    ratelimit.check(counters)
+    ratelimit.check(counters, minting_key_id=minting_key_id)
     try:
         return _redeem(
             actor=actor, profile=profile, canon=canon, code_type_name=code_type_name, info=info
@@ -382,6 +395,7 @@ def _fulfil(
     reply = fulfillment.call(
         url=ct.fulfillment_url,
         secret=ct.webhook_secret,
+        previous_secrets=ct.previous_secrets(timezone.now()),
         payload=webhook_payload(ct=ct, owner=owner, attempt=attempt),
         timeout_seconds=ct.fulfillment_timeout_seconds,
     )
@@ -412,12 +426,18 @@ def _fulfil(
     return RedeemResult(record)
 
 
+# What a redeem caller is told when the webhook could not be used. The transport detail (refused
+# target, connection error, timeout, bad reply) is kept on the attempt for staff only: told to
+# callers, it would map the portal's network for them.
+SCRIPT_FAILURE_MESSAGE = "Fulfilment failed; the redemption did not complete."
+
+
 def _attempt_error(row: Attempt, reply: fulfillment.Reply) -> exc.RedemptionError:
     """The error a redeem caller gets for its own failed attempt."""
     if row.error_code == exc.AsyncTimeoutError.code:
         return exc.AsyncTimeoutError(details={"attempt": row.attempt})
     if row.error_code == exc.ScriptFailureError.code:
-        return exc.ScriptFailureError(details={"attempt": row.attempt, "reason": row.error_msg})
+        return exc.ScriptFailureError(SCRIPT_FAILURE_MESSAGE, details={"attempt": row.attempt})
     return exc.RedemptionFailedError(
         details={"attempt": row.attempt, "errorCode": reply.error_code, "errorMsg": reply.error_msg}
     )

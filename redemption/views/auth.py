@@ -15,13 +15,10 @@ from django.utils import timezone
 
 from redemption import metrics
 from redemption.cache_guard import CACHE_DOWN, cache_failed, cache_in_use
+from redemption.client_ip import client_ip
 from redemption.models import RedeemFailure
 
 BUCKET_PREFIX = "login:"
-
-
-def _client_ip(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 
 def _bucket(username: str, ip: str) -> str:
@@ -94,7 +91,7 @@ class ThrottledLoginView(auth_views.LoginView):
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         username = request.POST.get("username", "")
-        retry_after = login_retry_after(username, _client_ip(request))
+        retry_after = login_retry_after(username, client_ip(request))
         if retry_after is not None:
             metrics.rate_limited(limit="sign_in")
             minutes = max(1, math.ceil(retry_after / 60))
@@ -106,11 +103,11 @@ class ThrottledLoginView(auth_views.LoginView):
         return super().post(request, *args, **kwargs)
 
     def form_invalid(self, form: Any) -> HttpResponse:
-        login_failed(self.request.POST.get("username", ""), _client_ip(self.request))
+        login_failed(self.request.POST.get("username", ""), client_ip(self.request))
         return super().form_invalid(form)
 
     def form_valid(self, form: Any) -> HttpResponse:
-        login_succeeded(form.get_user().get_username(), _client_ip(self.request))
+        login_succeeded(form.get_user().get_username(), client_ip(self.request))
         return super().form_valid(form)
 
 

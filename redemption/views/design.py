@@ -1,13 +1,16 @@
 """Design › Marketplace › Redemption Codes: inventories, code types and bulk work on them."""
 
+from datetime import UTC
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 
@@ -62,6 +65,31 @@ def _job_url(job: Any) -> str:
     return reverse("redemption:job_detail", args=[job.pk])
 
 
+# The session remembers which code type's webhook secret the next page shows in full, once:
+# after it was made (create, first webhook URL, rotation) or revealed. The secret itself is
+# never put in the session.
+SECRET_ONCE = "webhook_secret_shown_once"  # noqa: S105 - a session key, not a secret
+SECRET_HINT_LENGTH = 10  # "whsec_" and 4 characters: enough to tell secrets apart
+
+
+def _show_secret_once(request: HttpRequest, ct: CodeType) -> None:
+    request.session[SECRET_ONCE] = ct.pk
+
+
+def _secret_context(request: HttpRequest, ct: CodeType) -> dict[str, Any]:
+    """What the webhook secret card needs; the full secret only on the one page it is due."""
+    shown = request.session.get(SECRET_ONCE) == ct.pk and bool(ct.webhook_secret)
+    if shown:
+        del request.session[SECRET_ONCE]
+    previous = ct.previous_secrets(timezone.now())
+    return {
+        "revealed_secret": ct.webhook_secret if shown else None,
+        "secret_hint": ct.webhook_secret[:SECRET_HINT_LENGTH] + "•" * 8,
+        "previous_secret_until": ct.previous_secret_valid_until if previous else None,
+        "grace_hours": settings.WEBHOOK_SECRET_GRACE_HOURS,
+    }
+
+
 @viewer_required
 def inventory(request: HttpRequest) -> HttpResponse:
     """One row per code type: use type, per-state counts, total, disabled flag."""
@@ -87,6 +115,7 @@ def code_type_detail(request: HttpRequest, name: str) -> HttpResponse:
     counts = selectors.state_counts(ct)
     after, before = request.GET.get("after"), request.GET.get("before")
     context: dict[str, Any] = {
+        **_secret_context(request, ct),
         "ct": ct,
         "counts": counts,
         "total": sum(counts.values()),
@@ -156,6 +185,8 @@ def code_type_create(request: HttpRequest) -> HttpResponse:
             report_error(request, error, form)
         else:
             messages.success(request, f"Code type “{ct.name}” created.")
+            if ct.webhook_secret:
+                _show_secret_once(request, ct)
             return redirect(_type_url(ct))
     return page(
         request, "redemption/code_type_form.html", {"form": form, "creating": True}, nav=NAV
@@ -191,6 +222,7 @@ def code_type_edit(request: HttpRequest, name: str) -> HttpResponse:
         if ct.is_shared:
             kwargs["scan_code"] = data.get("scan_code")
             kwargs["max_redemptions"] = data.get("max_redemptions")
+        had_secret = bool(ct.webhook_secret)
         try:
             ct = services.code_type_update(
                 actor=staff_actor(request),
@@ -209,11 +241,13 @@ def code_type_edit(request: HttpRequest, name: str) -> HttpResponse:
             report_error(request, error, form)
         else:
             messages.success(request, f"Code type “{ct.name}” saved.")
+            if ct.webhook_secret and not had_secret:
+                _show_secret_once(request, ct)
             return redirect(_type_url(ct))
     return page(
         request,
         "redemption/code_type_form.html",
-        {"form": form, "creating": False, "ct": ct},
+        {**_secret_context(request, ct), "form": form, "creating": False, "ct": ct},
         nav=NAV,
     )
 
@@ -223,14 +257,37 @@ def code_type_edit(request: HttpRequest, name: str) -> HttpResponse:
 def code_type_rotate_secret(request: HttpRequest, name: str) -> HttpResponse:
     ct = _code_type_or_404(name)
     try:
-        services.code_type_rotate_secret(actor=staff_actor(request), name=ct.name)
+        ct = services.code_type_rotate_secret(actor=staff_actor(request), name=ct.name)
     except exc.RedemptionError as error:
         report_error(request, error)
     else:
+        _show_secret_once(request, ct)
+        grace = ""
+        until = ct.previous_secret_valid_until
+        if until:
+            grace = (
+                f" The old one also signs calls until {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC."
+            )
         messages.success(
             request,
-            "A new webhook signing secret is in force; update your fulfilment backend now.",
+            "A new webhook signing secret is in force; update your fulfilment backend." + grace,
         )
+    return redirect("redemption:code_type_edit", name=ct.name)
+
+
+@ops_required
+@require_POST
+def code_type_reveal_secret(request: HttpRequest, name: str) -> HttpResponse:
+    """Show the webhook secret in full on the next page, once; the reveal is audited."""
+    ct = _code_type_or_404(name)
+    try:
+        services.code_type_secret_reveal(actor=staff_actor(request), name=ct.name)
+    except exc.RedemptionError as error:
+        report_error(request, error)
+    else:
+        _show_secret_once(request, ct)
+    if request.POST.get("back") == "detail":
+        return redirect(_type_url(ct))
     return redirect("redemption:code_type_edit", name=ct.name)
 
 

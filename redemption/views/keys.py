@@ -23,7 +23,10 @@ def server_keys(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             key, secret = keys.server_key_create(
-                actor=staff_actor(request), name=form.cleaned_data["name"]
+                actor=staff_actor(request),
+                name=form.cleaned_data["name"],
+                scopes=form.cleaned_data["scopes"],
+                expires_in_days=form.cleaned_data.get("expires_in_days"),
             )
         except exc.RedemptionError as error:
             report_error(request, error, form)
@@ -34,14 +37,12 @@ def server_keys(request: HttpRequest) -> HttpResponse:
             created = {"name": key.name}
             form = ServerKeyForm()
     table = ServerKeyTable(selectors.server_keys())
-    response = page(
+    return page(
         request,
         "redemption/server_keys.html",
         {"table": table, "form": form, "secret": secret, "created": created},
         nav=NAV,
     )
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 @admin_required

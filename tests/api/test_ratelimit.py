@@ -140,3 +140,41 @@ def test_failures_are_counted_across_processes_sharing_the_database(api, checker
     back_here = here.post(CLIENT, {"scanCode": "MISSING-9999-X"})
     assert back_here.status == 429
     assert int(back_here["Retry-After"]) >= 1
+
+
+# --- behind a proxy (TRUSTED_PROXY_COUNT) -----------------------------------------------------
+
+PEER = "10.0.0.1"  # the load balancer, as the app server sees it
+
+
+def _failed_redeem(api, profile: str, forwarded: str) -> int:
+    return (
+        api.as_(mint(profile))
+        .post(
+            CLIENT,
+            {"scanCode": "MISSING-0000-X"},
+            REMOTE_ADDR=PEER,
+            HTTP_X_FORWARDED_FOR=forwarded,
+        )
+        .status
+    )
+
+
+def test_behind_a_proxy_one_clients_failures_do_not_block_another(api, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.REDEEM_MAX_FAILED_PER_IP = 3
+    for profile in ["p-a", "p-b", "p-c"]:
+        assert _failed_redeem(api, profile, "203.0.113.5") == 404
+
+    assert _failed_redeem(api, "p-d", "6.6.6.6, 203.0.113.5") == 429  # spoofing does not help
+    assert _failed_redeem(api, "p-d", "203.0.113.99") == 404
+
+
+def test_ipv6_clients_of_one_slash_64_share_a_limit(api, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.REDEEM_MAX_FAILED_PER_IP = 2
+    assert _failed_redeem(api, "p-a", "2001:db8:1:2::1") == 404
+    assert _failed_redeem(api, "p-b", "2001:db8:1:2::ffff") == 404
+
+    assert _failed_redeem(api, "p-c", "2001:db8:1:2:1234::9") == 429
+    assert _failed_redeem(api, "p-c", "2001:db8:1:3::1") == 404

@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from redemption.models import Code, Job, State
+from redemption.models import AuditEvent, Code, CodeType, Job, State
 from redemption.services import bulk
 from tests.e2e.helpers import make_type_with_job, role_groups, sign_in
 
@@ -152,11 +152,27 @@ def test_the_job_page_works_without_javascript(browser, live_server, ops_user, s
         context.close()
 
 
-def test_ops_rotates_the_webhook_secret(page, live_server, ops_user):
+def test_ops_reveals_the_masked_webhook_secret_and_sees_a_rotated_one_once(
+    page, live_server, ops_user
+):
     job = make_type_with_job(ops_user)
+    secret = CodeType.objects.get(name=job.code_type_name).webhook_secret
+    edit = f"{live_server.url}/design/redemption-codes/{job.code_type_name}/edit/"
     sign_in(page, live_server.url, ops_user)
-    page.goto(f"{live_server.url}/design/redemption-codes/{job.code_type_name}/edit/")
-    old = page.get_by_test_id("webhook-secret").text_content()
+    page.goto(edit)
+    masked = page.get_by_test_id("webhook-secret-masked").text_content() or ""
+    assert secret not in masked and masked.startswith(secret[:10])
+
+    page.get_by_role("button", name="Reveal").click()
+    expect(page.get_by_test_id("webhook-secret")).to_have_text(secret)
+    assert AuditEvent.objects.filter(action="code_type.reveal_secret").count() == 1
+
     page.get_by_role("button", name="Rotate secret").click()
     expect(page.get_by_text("A new webhook signing secret is in force")).to_be_visible()
-    assert page.get_by_test_id("webhook-secret").text_content() != old
+    rotated = CodeType.objects.get(name=job.code_type_name).webhook_secret
+    assert rotated != secret
+    expect(page.get_by_test_id("webhook-secret")).to_have_text(rotated)
+    expect(page.get_by_test_id("previous-secret")).to_be_visible()
+    page.goto(edit)
+    expect(page.get_by_test_id("webhook-secret")).to_have_count(0)
+    expect(page.get_by_test_id("webhook-secret-masked")).to_be_visible()

@@ -29,6 +29,7 @@ CLIENT_ENDPOINTS: tuple[Endpoint, ...] = (
                 body=REDEEM_FIELDS,
                 atomic=False,
                 tag="client",
+                minting_key_checked_by_service=True,
                 description="Failed redeems are counted per profile and per client IP; "
                 "past the limit the answer is 429 with Retry-After. "
                 "REDEMPTION_CODE_REDEEMED_BY_SELF carries the record in details.record.",

@@ -37,6 +37,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
             Operation(
                 method="POST",
                 operation_id="createUserToken",
+                scope=rules.SCOPE_USER_TOKENS,
                 summary="Mint a user token for one profile",
                 handler=handlers.user_token_create,
                 auth=SERVER,
@@ -68,6 +69,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
             Operation(
                 method="GET",
                 operation_id="listCodeTypes",
+                scope=rules.SCOPE_CODES_READ,
                 summary="Every code type with its per-state counts",
                 handler=handlers.code_types_list,
                 auth=SERVER,
@@ -78,6 +80,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
             Operation(
                 method="POST",
                 operation_id="createCodeType",
+                scope=rules.SCOPE_CODE_TYPES_WRITE,
                 summary="Create a code type",
                 handler=handlers.code_type_create,
                 auth=SERVER,
@@ -86,6 +89,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
                     exc.InvalidScanCodeError,
                     exc.CodeTypeDuplicateError,
                     exc.CodeDuplicateError,
+                    exc.FulfillmentUrlForbiddenError,
                 ),
                 body=CODE_TYPE_CREATE_FIELDS,
             ),
@@ -98,6 +102,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
             Operation(
                 method="GET",
                 operation_id="getCodeType",
+                scope=rules.SCOPE_CODES_READ,
                 summary="One code type",
                 handler=handlers.code_type_get,
                 auth=SERVER,
@@ -107,6 +112,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
             Operation(
                 method="PATCH",
                 operation_id="updateCodeType",
+                scope=rules.SCOPE_CODE_TYPES_WRITE,
                 summary="Change some settings of a code type",
                 handler=handlers.code_type_update,
                 auth=SERVER,
@@ -116,6 +122,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
                     exc.InvalidScanCodeError,
                     exc.VersionMismatchError,
                     exc.CodeDuplicateError,
+                    exc.FulfillmentUrlForbiddenError,
                 ),
                 body=CODE_TYPE_UPDATE_FIELDS,
                 fixed={"codeType": "cannot be changed", "codeUseType": "cannot be changed"},
@@ -130,6 +137,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
             Operation(
                 method="POST",
                 operation_id="generateCodesInline",
+                scope=rules.SCOPE_JOBS,
                 summary=f"Generate up to {rules.INLINE_QUANTITY_MAX:,} codes and return them",
                 handler=handlers.codes_generate_inline,
                 auth=SERVER,
@@ -151,6 +159,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
             Operation(
                 method="POST",
                 operation_id="generateCodesJob",
+                scope=rules.SCOPE_JOBS,
                 summary=f"Generate up to {rules.JOB_QUANTITY_MAX:,} codes in a background job",
                 handler=handlers.codes_generate_job,
                 auth=SERVER,
@@ -168,6 +177,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
             Operation(
                 method="POST",
                 operation_id="importCodesJob",
+                scope=rules.SCOPE_JOBS,
                 summary="Import codes from CSV (scanCode[,codeState][,customCodeInfo]) in a job",
                 handler=handlers.codes_import_job,
                 auth=SERVER,
@@ -192,6 +202,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
             Operation(
                 method="POST",
                 operation_id="addCode",
+                scope=rules.SCOPE_CODES_WRITE,
                 summary="Add one personal code",
                 handler=handlers.code_add,
                 auth=SERVER,
@@ -213,6 +224,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
             Operation(
                 method="GET",
                 operation_id="getCode",
+                scope=rules.SCOPE_CODES_READ,
                 summary="Look up one code with its attempts and history",
                 handler=handlers.code_get,
                 auth=SERVER,
@@ -235,6 +247,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
             Operation(
                 method="POST",
                 operation_id="activateCode",
+                scope=rules.SCOPE_CODES_WRITE,
                 summary="Make an Inactive code Available",
                 handler=handlers.code_activate,
                 auth=SERVER,
@@ -259,6 +272,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
             Operation(
                 method="POST",
                 operation_id="invalidateCode",
+                scope=rules.SCOPE_CODES_WRITE,
                 summary="Invalidate a code (from Inactive, Available or Failed)",
                 handler=handlers.code_invalidate,
                 auth=SERVER,
@@ -289,6 +303,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
             Operation(
                 method="PUT",
                 operation_id="updateCodeCustomInfo",
+                scope=rules.SCOPE_CODES_WRITE,
                 summary="Replace a code's customCodeInfo if its version is current",
                 handler=handlers.code_custom_info,
                 auth=SERVER,
@@ -310,6 +325,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
             Operation(
                 method="GET",
                 operation_id="getJob",
+                scope=rules.SCOPE_CODES_READ,
                 summary="A background job and its progress",
                 handler=handlers.job_get,
                 auth=SERVER,
@@ -326,6 +342,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
             Operation(
                 method="GET",
                 operation_id="getJobResult",
+                scope=rules.SCOPE_CODES_READ,
                 summary="The codes a generate job produced, as CSV",
                 handler=handlers.job_result,
                 auth=SERVER,
@@ -349,6 +366,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
             Operation(
                 method="POST",
                 operation_id="serverRedeem",
+                scope=rules.SCOPE_REDEEM,
                 summary="Redeem a code on behalf of a profile",
                 handler=handlers.server_redeem,
                 auth=SERVER,
@@ -374,6 +392,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
             Operation(
                 method="GET",
                 operation_id="profileRedeemedCodes",
+                scope=rules.SCOPE_REDEEM,
                 summary="Every code a profile redeemed or attempted, newest first",
                 handler=handlers.server_profile_codes,
                 auth=SERVER,
@@ -399,6 +418,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
             Operation(
                 method="POST",
                 operation_id="processAsyncResponse",
+                scope=rules.SCOPE_FULFILMENT,
                 summary="Report the outcome of an asynchronous fulfilment attempt",
                 handler=handlers.async_response,
                 auth=SERVER,
