@@ -91,46 +91,19 @@ class Children:
                 proc.wait()
 
 
-class Processes:
-    """Children started by this test; stopped by their own pids in teardown."""
+class Processes(Children):
+    """Children that run under the test settings against the very database the test uses."""
 
     def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.env = {
-            **os.environ,
-            **database_env(),
-            "DJANGO_SETTINGS_MODULE": "portal.settings_test",
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        log = (self.log_dir / f"{name}.log").open("wb")
-        proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        super().__init__(
+            log_dir,
+            {
+                **os.environ,
+                **database_env(),
+                "DJANGO_SETTINGS_MODULE": "portal.settings_test",
+                "PYTHONUNBUFFERED": "1",
+            },
         )
-        log.close()
-        self.procs[name] = proc
-        return proc
-
-    def log(self, name: str) -> str:
-        return (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
 
 
 def wait_http(children: Children, name: str, port: int, path: str = "/readyz", timeout=60) -> None:
@@ -151,21 +124,9 @@ def wait_http(children: Children, name: str, port: int, path: str = "/readyz", t
     pytest.fail(f"{name} did not answer on port {port}:\n{children.log(name)[-4000:]}")
 
 
-def wait_ready(procs: Processes, name: str, port: int, timeout: float = 45) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert procs.procs[name].poll() is None, f"{name} exited:\n{procs.log(name)}"
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/readyz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        finally:
-            conn.close()
-        time.sleep(0.2)
-    pytest.fail(f"{name} did not become ready on port {port}:\n{procs.log(name)}")
+def wait_ready(procs: Children, name: str, port: int, timeout: float = 45) -> None:
+    """Wait until the app server `name` answers /readyz."""
+    wait_http(procs, name, port, "/readyz", timeout)
 
 
 def children_of(pid: int) -> list[int]:
