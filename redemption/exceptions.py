@@ -360,7 +360,7 @@ class FulfillmentUrlForbiddenError(RedemptionError):
     )
 
 
-class JobLeaseLost(Exception):
+class JobLeaseLostError(Exception):
     """This worker no longer holds the job's lease: another worker took it over. Stop quietly.
 
     Not a RedemptionError: nobody outside the worker ever sees it.

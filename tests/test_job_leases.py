@@ -133,7 +133,7 @@ def test_a_worker_that_lost_its_lease_cannot_commit_another_batch(ops, code_type
     assert Code.objects.filter(batch_id=job.batch_id).count() == 0
     job.refresh_from_db()
     assert (job.status, job.lease_owner) == ("running", "host-b:202")
-    with pytest.raises(exc.JobLeaseLost):
+    with pytest.raises(exc.JobLeaseLostError):
         stale.renew(done=1)
 
     bulk.run_claimed(fresh)

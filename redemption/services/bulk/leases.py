@@ -69,7 +69,7 @@ class Lease:
         """
         expires = timezone.now() + timedelta(seconds=lease_seconds())
         if not self.held().update(lease_expires_at=expires, **fields):
-            raise exc.JobLeaseLost(f"job {self.job_id}: lease of attempt {self.attempt} lost")
+            raise exc.JobLeaseLostError(f"job {self.job_id}: lease of attempt {self.attempt} lost")
 
 
 def expired(now: datetime) -> QuerySet[Job]:

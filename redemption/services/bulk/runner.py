@@ -134,7 +134,7 @@ def run_claimed(lease: leases.Lease, *, progress: Progress | None = None) -> Non
         if kind is None:
             raise exc.RedemptionError(f"Jobs of kind {job.kind!r} cannot run here.")
         kind.run(job, lease, progress or no_progress)
-    except exc.JobLeaseLost:
+    except exc.JobLeaseLostError:
         logger.warning("job %s: another worker took it over; this one stops", job.pk)
         _interrupted.pop(lease.job_id, None)
         return
@@ -227,7 +227,7 @@ def jobs_fail_abandoned(*, job_id: UUID | None = None, now: datetime | None = No
                 lease_expires_at=None,
                 errors=[
                     *job.errors[: MAX_KEPT_LINE_ERRORS - 1],
-                    job_error(exc.JobLeaseLost(message), message),
+                    job_error(exc.JobLeaseLostError(message), message),
                 ],
                 error_count=F("error_count") + 1,
             )
