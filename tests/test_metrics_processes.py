@@ -246,6 +246,7 @@ def test_json_logs_name_the_request_and_mask_scan_codes(cluster):
 
     # When the access log has been written,
     deadline = time.monotonic() + 10
+
     # Two workers flush their access lines independently: wait for both requests' access lines.
     def access_lines_written() -> bool:
         access = [line for line in children.log("web").splitlines() if "gunicorn.access" in line]
