@@ -76,6 +76,9 @@ def parse_reply(data: Any, *, strict: bool = True) -> Reply:
     """
     if not isinstance(data, dict):
         raise ValueError("reply must be a JSON object")
+    problem = rules.json_value_problem(data)
+    if problem:
+        raise ValueError(f"reply: {problem}")
     unknown = set(data) - REPLY_KEYS
     if strict and unknown:
         raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
@@ -169,7 +172,7 @@ def call(*, url: str, secret: str, payload: dict[str, Any], timeout_seconds: int
     if len(raw) > MAX_REPLY_BYTES:
         return _failure("reply larger than 64 KB")
     try:
-        return parse_reply(json.loads(raw), strict=False)
+        return parse_reply(rules.json_loads_strict(raw), strict=False)
     except (ValueError, UnicodeDecodeError) as err:
         return _failure(f"malformed reply: {err}")
 

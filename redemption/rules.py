@@ -9,7 +9,9 @@ A leaf module: it imports nothing from the app.
 """
 
 import json
+import math
 import re
+import sys
 from typing import Any, TypeGuard
 
 # Each *_RULE says in words what a value must be; messages are built from them ("must be …").
@@ -137,6 +139,82 @@ def compact_json(value: Any) -> str:
 def json_fits(text: str) -> bool:
     """True when compact JSON text is within JSON_OBJECT_MAX_BYTES."""
     return len(text.encode()) <= JSON_OBJECT_MAX_BYTES
+
+
+# --- JSON every database can store ------------------------------------------------------------
+
+# Deeper JSON is refused before any database or serializer has to recurse through it.
+JSON_DEPTH_MAX = 32
+STORABLE_TEXT_RULE = "must not contain NUL characters or unpaired surrogates"
+
+
+def is_storable_text(value: str) -> bool:
+    """True when a string can be stored by every supported database (no NUL, valid UTF-8)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # an unpaired surrogate
+        return False
+    return True
+
+
+def json_value_problem(value: Any, depth: int = 1) -> str | None:
+    """What keeps a parsed JSON value from being stored as it is, or None when nothing does.
+
+    Refused: nesting deeper than JSON_DEPTH_MAX, text no database stores and numbers that
+    are not finite (1e999999 reads as infinity, which JSON cannot write back).
+    """
+    if depth > JSON_DEPTH_MAX:
+        return f"must not nest deeper than {JSON_DEPTH_MAX} levels"
+    if isinstance(value, str):
+        return None if is_storable_text(value) else STORABLE_TEXT_RULE
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "numbers must be finite"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = (
+                None if is_storable_text(key) else "keys " + STORABLE_TEXT_RULE
+            ) or json_value_problem(item, depth + 1)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for item in value:
+            problem = json_value_problem(item, depth + 1)
+            if problem:
+                return problem
+    return None
+
+
+def _pairs_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key[:100]!r}")
+        result[key] = value
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_loads_strict(text: str | bytes) -> Any:
+    """Parse JSON text; raise ValueError (its message says why) for malformed JSON, duplicate
+    keys, NaN/Infinity, whole numbers of more than 4,300 digits and nesting so deep the parser
+    gives up. The value may still hold what json_value_problem refuses: check that too.
+    """
+    try:
+        return json.loads(
+            text, object_pairs_hook=_pairs_without_duplicates, parse_constant=_no_constant
+        )
+    except RecursionError:
+        raise ValueError(f"must not nest deeper than {JSON_DEPTH_MAX} levels") from None
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, the int digit limit
+        text = str(err).splitlines()[0] if str(err) else "malformed JSON"
+        if "integer string conversion" in text:
+            text = f"whole numbers may have at most {sys.get_int_max_str_digits():,} digits"
+        raise ValueError(text[:200]) from None
 
 
 # --- fulfilment webhooks ----------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 
 from redemption import exceptions as exc
-from redemption import forms, models, rules
+from redemption import forms, fulfillment, models, rules
 from redemption.api.endpoints import ENDPOINTS
 from redemption.api.openapi import document
 from redemption.api.validation import Field, FieldError
@@ -339,6 +339,58 @@ def test_the_json_size_rule_counts_compact_json():
 )
 def test_a_whole_number_is_an_int_and_not_a_bool(value, accepted):
     assert rules.is_whole_number_in(value, 1, 10) == accepted
+
+
+# --- JSON every database can store -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ({"a": [1, 2.5, None, True, "é", {"b": "😀"}]}, None),
+        ({"a": float("inf")}, "finite"),
+        ({"a": [float("-inf")]}, "finite"),
+        ({"a": float("nan")}, "finite"),
+        ({"a": "x\x00"}, "NUL"),
+        ({"a\x00": 1}, "NUL"),
+        ({"a": {"b": "\ud800"}}, "surrogates"),
+        ({"\udfff": 1}, "surrogates"),
+        (json.loads("[" * 33 + "]" * 33), "nest"),
+        (json.loads("[" * 31 + "]" * 31), None),
+    ],
+)
+def test_json_any_database_stores(value, problem):
+    found = rules.json_value_problem(value)
+
+    assert (found is None) if problem is None else (problem in found)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('{"a": 1, "a": 2}', "duplicate key"),
+        ('{"a": NaN}', "NaN"),
+        ('{"a": -Infinity}', "Infinity"),
+        ('{"a": ' + "1" * 5000 + "}", "4,300 digits"),
+        ("[" * 200_000, "nest"),
+        ("{", "Expecting"),
+    ],
+)
+def test_strict_json_parsing_says_what_is_wrong(text, words):
+    with pytest.raises(ValueError, match=words):
+        rules.json_loads_strict(text)
+
+
+@pytest.mark.parametrize("info", [{"a": float("inf")}, {"a": "\x00"}, {"a": "\ud800"}])
+def test_services_refuse_json_no_database_stores_whatever_the_caller(ops, code_type, info):
+    with pytest.raises(exc.InvalidParameterError) as caught:
+        bulk.codes_generate_inline(
+            actor=ops, code_type_name=code_type.name, quantity=1, custom_code_info=info
+        )
+    with pytest.raises(ValueError, match="reply"):
+        fulfillment.parse_reply({"success": True, "customRedemptionInfo": info}, strict=False)
+
+    assert list(caught.value.details["fields"]) == ["customCodeInfo"]
 
 
 # --- one place --------------------------------------------------------------------------------

@@ -1,6 +1,5 @@
 """Strict request input: JSON parsing and field specs that also feed the OpenAPI document."""
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -10,8 +9,8 @@ from typing import Any
 from django.http import QueryDict
 
 from redemption import exceptions as exc
+from redemption import rules
 
-MAX_DEPTH = 32
 MIN_YEAR = 1970  # earlier years are no validity window, and not every strftime pads them
 BODY = "body"  # the name used in details.fields for problems with the body as a whole
 
@@ -186,7 +185,7 @@ def clean_query(fields: Sequence[Field], query: QueryDict) -> dict[str, Any]:
             data[key] = values[0]
     for key, value in data.items():
         if not text_ok(key) or not text_ok(value):
-            errors[key if text_ok(key) else BODY] = "must not contain NUL or unpaired surrogates"
+            errors[key if text_ok(key) else BODY] = rules.STORABLE_TEXT_RULE
     if errors:
         raise exc.invalid_fields(errors)
     return clean_object(fields, data)
@@ -194,73 +193,27 @@ def clean_query(fields: Sequence[Field], query: QueryDict) -> dict[str, Any]:
 
 def text_ok(value: str) -> bool:
     """True when a string can be stored by every supported database."""
-    if "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _check_tree(value: Any, depth: int) -> str | None:
-    """Return what is wrong with a parsed JSON value (depth, NUL, surrogates), or None."""
-    if depth > MAX_DEPTH:
-        return f"must not nest deeper than {MAX_DEPTH} levels"
-    if isinstance(value, str):
-        return None if text_ok(value) else "must not contain NUL or unpaired surrogates"
-    if isinstance(value, dict):
-        for k, v in value.items():
-            problem = (
-                None if text_ok(k) else "keys must not contain NUL or unpaired surrogates"
-            ) or _check_tree(v, depth + 1)
-            if problem:
-                return problem
-    elif isinstance(value, list):
-        for v in value:
-            problem = _check_tree(v, depth + 1)
-            if problem:
-                return problem
-    return None
-
-
-def _pairs_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    return rules.is_storable_text(value)
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
-    """Parse a request body that must be one JSON object of clean strings."""
+    """Parse a request body that must be one JSON object of values every database can store."""
     if not raw:
         raise exc.invalid_fields({BODY: "a JSON object is required"})
     try:
-        data = json.loads(
-            raw,
-            object_pairs_hook=_pairs_without_duplicates,
-            parse_constant=_reject_constant,
-        )
-    except RecursionError:
-        raise exc.invalid_fields({BODY: f"must not nest deeper than {MAX_DEPTH} levels"}) from None
-    except ValueError as err:  # includes JSONDecodeError and UnicodeDecodeError
-        message = str(err).splitlines()[0][:200] if str(err) else "malformed JSON"
-        raise exc.invalid_fields({BODY: f"malformed JSON: {message}"}) from None
+        data = rules.json_loads_strict(raw)
+    except ValueError as err:
+        raise exc.invalid_fields({BODY: f"malformed JSON: {err}"}) from None
     if not isinstance(data, dict):
         raise exc.invalid_fields({BODY: "must be a JSON object"})
     errors: dict[str, str] = {}
     for key, value in data.items():
-        problem = (
-            None if text_ok(key) else "keys must not contain NUL or unpaired surrogates"
-        ) or _check_tree(value, 1)
+        if not text_ok(key):
+            errors[BODY] = "keys " + rules.STORABLE_TEXT_RULE
+            continue
+        problem = rules.json_value_problem(value, 1)
         if problem:
-            errors[key if text_ok(key) else BODY] = problem
+            errors[key] = problem
     if errors:
         raise exc.invalid_fields(errors)
     return data
