@@ -237,6 +237,36 @@ def is_webhook_url(value: object) -> TypeGuard[str]:
     )
 
 
+# --- paged lists ------------------------------------------------------------------------------
+
+# The JSON API's paged lists: `limit` rows a page, `cursor` = the previous page's nextCursor.
+PAGE_LIMIT_MIN, PAGE_LIMIT_MAX, PAGE_LIMIT_DEFAULT = 1, 500, 100
+# Portal tables: `per_page` is honoured up to this many rows.
+PORTAL_PER_PAGE_MAX = 200
+# A cursor is signed JSON in URL-safe base64 with ':' separators (opaque to callers).
+CURSOR_MAX = 500
+CURSOR_REGEX = rf"[A-Za-z0-9_\-:]{{1,{CURSOR_MAX}}}"
+CURSOR_PATTERN = f"^{CURSOR_REGEX}$"
+CURSOR_RULE = "the nextCursor of the previous page"
+_CURSOR_RE = re.compile(CURSOR_REGEX)
+SEARCH_MAX = 200
+
+
+def is_cursor(value: object) -> TypeGuard[str]:
+    """True for text shaped like a cursor (whether a list handed it out is checked apart)."""
+    return isinstance(value, str) and _CURSOR_RE.fullmatch(value) is not None
+
+
+def portal_per_page(value: object, default: int) -> int:
+    """A portal table's rows per page: `per_page` when it is a whole number, at most
+    PORTAL_PER_PAGE_MAX (and at least 1); `default` otherwise."""
+    try:
+        asked = int(str(value))
+    except ValueError:
+        return default
+    return max(1, min(asked, PORTAL_PER_PAGE_MAX))
+
+
 # --- credentials and request headers ----------------------------------------------------------
 
 SERVER_KEY_NAME_MAX = 100

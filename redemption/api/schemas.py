@@ -30,6 +30,11 @@ TS_OR_NULL = {**TS, "type": ["string", "null"]}
 STR_OR_NULL = {"type": ["string", "null"]}
 OBJECT = {"type": "object"}
 STATE = {"type": "string", "enum": list(STATE_ORDER)}
+NEXT_CURSOR = {
+    "type": ["string", "null"],
+    "pattern": rules.CURSOR_PATTERN,
+    "description": "Pass as `cursor` for the next page; null on the last page.",
+}
 
 CODE_RECORD_PROPERTIES: dict[str, Any] = {
     "redemptionCodeId": {"type": "string", "format": "uuid"},
@@ -82,7 +87,12 @@ SCHEMAS: dict[str, Any] = {
             "history": {"type": "array", "items": ref("AuditEvent")},
         }
     ),
-    "CodeList": closed({"codes": {"type": "array", "items": ref("CodeRecord")}}),
+    "CodeList": closed(
+        {
+            "codes": {"type": "array", "items": ref("CodeRecord")},
+            "nextCursor": NEXT_CURSOR,
+        }
+    ),
     "CodeType": closed(
         {
             "codeType": {"type": "string", "pattern": rules.CODE_TYPE_NAME_PATTERN},
@@ -122,7 +132,12 @@ SCHEMAS: dict[str, Any] = {
             "stateCounts": closed({s: {"type": "integer", "minimum": 0} for s in STATE_ORDER}),
         }
     ),
-    "CodeTypeList": closed({"codeTypes": {"type": "array", "items": ref("CodeType")}}),
+    "CodeTypeList": closed(
+        {
+            "codeTypes": {"type": "array", "items": ref("CodeType")},
+            "nextCursor": NEXT_CURSOR,
+        }
+    ),
     "UserToken": closed(
         {
             "token": {"type": "string", "pattern": r"^ut_"},

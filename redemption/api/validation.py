@@ -15,6 +15,10 @@ MIN_YEAR = 1970  # earlier years are no validity window, and not every strftime 
 BODY = "body"  # the name used in details.fields for problems with the body as a whole
 
 
+_QUERY_INTEGER = re.compile(r"-?[0-9]{1,18}")
+_QUERY_BOOLEANS = {"true": True, "false": False}
+
+
 class FieldError(ValueError):
     """One field's value is unacceptable; the message says what is expected."""
 
@@ -69,6 +73,19 @@ class Field:
         if self.default is not None:
             s["default"] = self.default
         return s
+
+    def from_query(self, text: str) -> Any:
+        """The value a query string's text stands for: whole numbers and true/false are read
+        as such (digits only, no sign or spaces beyond a leading minus); other kinds stay text."""
+        if self.kind == "integer":
+            if not _QUERY_INTEGER.fullmatch(text):
+                raise FieldError("must be a whole number")
+            return int(text)
+        if self.kind == "boolean":
+            if text not in _QUERY_BOOLEANS:
+                raise FieldError("must be true or false")
+            return _QUERY_BOOLEANS[text]
+        return text
 
     def clean(self, value: Any, path: str) -> Any:
         """Return the checked value; raise FieldError, or invalid_fields for nested objects."""
@@ -183,9 +200,15 @@ def clean_query(fields: Sequence[Field], query: QueryDict) -> dict[str, Any]:
             errors[key] = "may be given only once"
         else:
             data[key] = values[0]
+    by_name = {f.name: f for f in fields}
     for key, value in data.items():
         if not text_ok(key) or not text_ok(value):
             errors[key if text_ok(key) else BODY] = rules.STORABLE_TEXT_RULE
+        elif key in by_name:
+            try:
+                data[key] = by_name[key].from_query(value)
+            except FieldError as err:
+                errors[key] = str(err)
     if errors:
         raise exc.invalid_fields(errors)
     return clean_object(fields, data)

@@ -9,6 +9,7 @@ from redemption.api.endpoints.shared import (
     CODE_RECORD,
     CODE_TYPE,
     CODE_TYPE_CREATE_FIELDS,
+    CODE_TYPE_FILTERS,
     CODE_TYPE_OPTIONAL,
     CODE_TYPE_PARAM,
     CODE_TYPE_UPDATE_FIELDS,
@@ -19,6 +20,7 @@ from redemption.api.endpoints.shared import (
     JOB_ACCEPTED,
     JOB_PARAM,
     NEW_SCAN_CODE,
+    PAGE_FIELDS,
     PROFILE_ID,
     PROFILE_NAME,
     REDEEM_ERRORS,
@@ -68,12 +70,18 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
             Operation(
                 method="GET",
                 operation_id="listCodeTypes",
-                summary="Every code type with its per-state counts",
+                summary="Code types with their per-state counts, by name, a page at a time",
                 handler=handlers.code_types_list,
                 auth=SERVER,
                 replies=(
-                    Reply(status=200, schema="CodeTypeList", description="All code types by name."),
+                    Reply(
+                        status=200,
+                        schema="CodeTypeList",
+                        description="One page of code types by name; nextCursor is null on "
+                        "the last page.",
+                    ),
                 ),
+                query=(*CODE_TYPE_FILTERS, *PAGE_FIELDS),
             ),
             Operation(
                 method="POST",
@@ -374,7 +382,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
             Operation(
                 method="GET",
                 operation_id="profileRedeemedCodes",
-                summary="Every code a profile redeemed or attempted, newest first",
+                summary="Codes a profile redeemed or attempted, newest first, a page at a time",
                 handler=handlers.server_profile_codes,
                 auth=SERVER,
                 replies=(
@@ -385,7 +393,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
                     ),
                 ),
                 errors=(exc.CodeTypeNotFoundError,),
-                query=(CODE_TYPE_OPTIONAL,),
+                query=(CODE_TYPE_OPTIONAL, *PAGE_FIELDS),
             ),
         ),
         params=(

@@ -50,6 +50,38 @@ INITIAL_STATE = Field(
     default=State.INACTIVE.value,
 )
 REDEEM_FIELDS = (SCAN_CODE, CODE_TYPE_OPTIONAL, CUSTOM_REDEMPTION_INFO)
+# Paged lists: `limit` rows a page, then `cursor` = the nextCursor of the page before.
+PAGE_FIELDS = (
+    Field(
+        "limit",
+        "integer",
+        min=rules.PAGE_LIMIT_MIN,
+        max=rules.PAGE_LIMIT_MAX,
+        default=rules.PAGE_LIMIT_DEFAULT,
+        description="Rows on this page.",
+    ),
+    Field(
+        "cursor",
+        "string",
+        min=1,
+        max=rules.CURSOR_MAX,
+        pattern=rules.CURSOR_PATTERN,
+        rule=f"must be {rules.CURSOR_RULE}",
+        description="The nextCursor of the previous page (opaque); omit it for the first page. "
+        "A cursor the list did not hand out is refused (400).",
+    ),
+)
+CODE_TYPE_FILTERS = (
+    Field(
+        "search",
+        "string",
+        min=1,
+        max=rules.SEARCH_MAX,
+        description="Only types whose name or description contains this (any case).",
+    ),
+    Field("useType", "enum", choices=tuple(UseType.values), description="Only this use type."),
+    Field("disabled", "boolean", description="Only disabled (true) or enabled (false) types."),
+)
 FULFILLMENT = Field(
     "fulfillment",
     "object",
