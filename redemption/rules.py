@@ -16,6 +16,18 @@ from typing import Any, TypeGuard
 
 # Each *_RULE says in words what a value must be; messages are built from them ("must be …").
 
+
+def whole(regex: str) -> str:
+    """A pattern that matches only a whole string, for JSON Schema (ECMA-262) and Python alike.
+
+    Checks here use fullmatch. A pattern handed to others (the OpenAPI document, which
+    Python's jsonschema and Hypothesis read with re.search) cannot end in `$`: in Python `$`
+    also matches before a trailing line break, so "name\n" would pass. "Not followed by any
+    character" means the end of the string in both dialects.
+    """
+    return rf"^(?:{regex})(?![\s\S])"
+
+
 # --- numbers ----------------------------------------------------------------------------------
 
 # The largest value an integer column holds on every supported database.
@@ -55,7 +67,7 @@ _NAME_CHARACTER = r"[A-Za-z0-9_.\-]"
 # made only of dots ("." and ".."): browsers rewrite such path segments, so the type's pages
 # could never be reached.
 CODE_TYPE_NAME_REGEX = rf"(?=\.*[A-Za-z0-9_\-]){_NAME_CHARACTER}{{1,{CODE_TYPE_NAME_MAX}}}"
-CODE_TYPE_NAME_PATTERN = f"^{CODE_TYPE_NAME_REGEX}$"  # JSON Schema and ECMA-262 read it too
+CODE_TYPE_NAME_PATTERN = whole(CODE_TYPE_NAME_REGEX)  # JSON Schema and ECMA-262 read it too
 CODE_TYPE_NAME_RULE = f"1-{CODE_TYPE_NAME_MAX} characters of A-Z a-z 0-9 _ . - (not only dots)"
 _CODE_TYPE_NAME_RE = re.compile(CODE_TYPE_NAME_REGEX)
 
@@ -221,7 +233,7 @@ def json_loads_strict(text: str | bytes) -> Any:
 
 WEBHOOK_URL_MAX = 500
 # http or https, a host that does not start with a dot or a separator, no whitespace.
-WEBHOOK_URL_PATTERN = r"^https?://[^\s/$.?#][^\s]*$"
+WEBHOOK_URL_PATTERN = whole(r"https?://[^\s/$.?#][^\s]*")
 WEBHOOK_URL_RULE = f"an http(s) URL of at most {WEBHOOK_URL_MAX} characters"
 WEBHOOK_RETRIES_MIN, WEBHOOK_RETRIES_MAX, WEBHOOK_RETRIES_DEFAULT = 0, 10, 0
 WEBHOOK_TIMEOUT_MIN, WEBHOOK_TIMEOUT_MAX, WEBHOOK_TIMEOUT_DEFAULT = 1, 86_400, 30
@@ -246,7 +258,7 @@ PORTAL_PER_PAGE_MAX = 200
 # A cursor is signed JSON in URL-safe base64 with ':' separators (opaque to callers).
 CURSOR_MAX = 500
 CURSOR_REGEX = rf"[A-Za-z0-9_\-:]{{1,{CURSOR_MAX}}}"
-CURSOR_PATTERN = f"^{CURSOR_REGEX}$"
+CURSOR_PATTERN = whole(CURSOR_REGEX)
 CURSOR_RULE = "the nextCursor of the previous page"
 _CURSOR_RE = re.compile(CURSOR_REGEX)
 SEARCH_MAX = 200
@@ -273,6 +285,7 @@ SERVER_KEY_NAME_MAX = 100
 SERVER_KEY_NAME_RULE = length_rule(1, SERVER_KEY_NAME_MAX)
 IDEMPOTENCY_KEY_MAX = 255
 IDEMPOTENCY_KEY_REGEX = rf"[\x20-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}"
+IDEMPOTENCY_KEY_PATTERN = whole(IDEMPOTENCY_KEY_REGEX)
 IDEMPOTENCY_KEY_RULE = f"1-{IDEMPOTENCY_KEY_MAX} printable ASCII characters"
 
 

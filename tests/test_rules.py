@@ -178,7 +178,7 @@ def test_the_openapi_document_states_the_same_rules():
     assert body_patterns == {rules.CODE_TYPE_NAME_PATTERN}
     assert fulfillment["properties"]["maxRetries"]["maximum"] == rules.WEBHOOK_RETRIES_MAX
     assert fulfillment["properties"]["timeoutSeconds"]["maximum"] == rules.WEBHOOK_TIMEOUT_MAX
-    assert idempotency == {f"^{rules.IDEMPOTENCY_KEY_REGEX}$"}
+    assert idempotency == {rules.IDEMPOTENCY_KEY_PATTERN}
 
 
 # --- forms --------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ def _headers_for(status: int, op: Operation, extra: tuple[str, ...] = ()) -> dic
         headers["Retry-After"] = {
             "required": True,
             "description": "Seconds until a redeem may be tried again.",
-            "schema": {"type": "string", "pattern": r"^\d+$"},
+            "schema": {"type": "string", "pattern": rules.whole(r"[0-9]+")},
         }
     for name in extra:
         headers[name] = {"required": True, "schema": {"type": "string"}}
@@ -90,7 +90,7 @@ def _operation(op: Operation, params: list[dict[str, Any]]) -> dict[str, Any]:
                 "required": False,
                 "description": "Makes a retry safe: the first answer is stored for 24 hours "
                 "and replayed for the same request under the same credential.",
-                "schema": {"type": "string", "pattern": f"^{rules.IDEMPOTENCY_KEY_REGEX}$"},
+                "schema": {"type": "string", "pattern": rules.IDEMPOTENCY_KEY_PATTERN},
             }
         )
     result: dict[str, Any] = {

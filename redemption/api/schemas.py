@@ -6,7 +6,7 @@ from redemption import exceptions as exc
 from redemption import rules
 from redemption.models import STATE_ORDER
 
-TS_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
+TS_PATTERN = rules.whole(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 REF = "#/components/schemas/"
 
 
