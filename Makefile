@@ -17,7 +17,7 @@ SHELL       := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help venv browser test lint fmt run bench clean distclean
+.PHONY: help venv browser test lint fmt run bench fuzz clean distclean
 
 help: ## Show this help
 	@echo "Usage: make <target> [VAR=value ...]"
@@ -90,6 +90,9 @@ run: venv ## Migrate, load demo data, then run the dev server (PORT=8000) and ta
 
 bench: venv ## Run the benchmark (bench/run.py)
 	$(PY) bench/run.py
+
+fuzz: venv ## Fuzz the JSON API (Schemathesis, all checks) on a live gunicorn; FUZZ_SEED= reproduces
+	$(PY) scripts/fuzz.py
 
 clean: ## Remove var/, test-output/ and tool caches (keeps the venv)
 	rm -rf var/ test-output/ test-results/ .pytest_cache/ .mypy_cache/ .ruff_cache/ .hypothesis/

@@ -86,7 +86,7 @@ def parse_reply(data: Any, *, strict: bool = True) -> Reply:
     if not isinstance(success, bool):
         raise ValueError("success must be true or false")
     complete = data.get("complete")
-    if complete is None and not success:
+    if complete is None and not success and not (strict and "complete" in data):
         complete = True  # a failure is final whether or not the receiver says so
     if not isinstance(complete, bool):
         raise ValueError("complete must be true or false")
@@ -97,10 +97,12 @@ def parse_reply(data: Any, *, strict: bool = True) -> Reply:
         if not rules.json_fits(rules.compact_json(info)):
             raise ValueError(f"customRedemptionInfo must be {rules.JSON_OBJECT_RULE}")
     error_code = data.get("errorCode")
+    if isinstance(error_code, float) and error_code.is_integer():
+        error_code = int(error_code)  # JSON: 5.0 is the whole number 5
     if error_code is not None and (
         isinstance(error_code, bool) or not isinstance(error_code, str | int)
     ):
-        raise ValueError("errorCode must be a string or number")
+        raise ValueError("errorCode must be a string or a whole number")
     error_msg = data.get("errorMsg")
     if error_msg is not None and not isinstance(error_msg, str):
         raise ValueError("errorMsg must be a string")
@@ -124,7 +126,10 @@ def call(*, url: str, secret: str, payload: dict[str, Any], timeout_seconds: int
     if connection.in_atomic_block:
         raise RuntimeError("a webhook must never be called inside a database transaction")
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-    target = urlsplit(url)
+    try:
+        target = urlsplit(url)
+    except ValueError as err:  # e.g. a malformed [IPv6] host
+        return _failure(f"bad fulfilment URL: {err}")
     if target.scheme not in {"http", "https"} or not target.hostname:
         return _failure("the fulfilment URL is not an http(s) URL")
     limit = call_seconds(timeout_seconds)

@@ -89,6 +89,20 @@ SCAN_CODE_RULE = (
 )
 SCAN_CODE_FIELD_RULE = f"{SCAN_CODE_MIN}-{SCAN_CODE_MAX} characters of A-Z and 0-9"
 _CANONICAL_RE = re.compile(SCAN_CODE_CANONICAL_REGEX)
+# A scan code as a caller may spell it: ASCII letters (any case) and digits, with spaces, tabs
+# and hyphens anywhere; at most SCAN_CODE_WRITTEN_MAX characters in all.
+SCAN_CODE_INPUT_REGEX = rf"[ \t-]*(?:[A-Za-z0-9][ \t-]*){{{SCAN_CODE_MIN},{SCAN_CODE_MAX}}}"
+_SCAN_CODE_INPUT_RE = re.compile(SCAN_CODE_INPUT_REGEX)
+
+
+def is_scan_code_input(value: object) -> TypeGuard[str]:
+    """True for a scan code spelled as SCAN_CODE_INPUT_REGEX allows (its canonical form is then
+    4-64 characters of A-Z and 0-9)."""
+    return (
+        isinstance(value, str)
+        and len(value) <= SCAN_CODE_WRITTEN_MAX
+        and _SCAN_CODE_INPUT_RE.fullmatch(value) is not None
+    )
 
 
 def is_canonical_scan_code(value: str) -> bool:
@@ -102,8 +116,17 @@ def is_canonical_scan_code(value: str) -> bool:
 CODE_LENGTH_MIN, CODE_LENGTH_MAX, CODE_LENGTH_DEFAULT = 8, 32, 16
 PREFIX_MAX = 24  # canonical characters: hyphens are not counted
 PREFIX_CANONICAL_REGEX = rf"[A-Z0-9]{{1,{PREFIX_MAX}}}"
-PREFIX_RULE = f"1-{PREFIX_MAX} characters of A-Z and 0-9 (hyphens allowed)"
 PREFIX_WRITTEN_MAX = 64  # as written, hyphens included: the width of the column that keeps it
+# The longest code body as written: 32 Crockford characters in groups of 4 (a StructuredGuid
+# is 36, FiveByFive 29). A prefix, its hyphen and the body fit SCAN_CODE_WRITTEN_MAX.
+CODE_WRITTEN_MAX = CODE_LENGTH_MAX + (CODE_LENGTH_MAX - 1) // 4
+PREFIX_INPUT_MAX = SCAN_CODE_WRITTEN_MAX - 1 - CODE_WRITTEN_MAX
+PREFIX_RULE = (
+    f"1-{PREFIX_MAX} characters of A-Z and 0-9, hyphens allowed, "
+    f"at most {PREFIX_INPUT_MAX} characters in all"
+)
+# As written: empty (no prefix), or hyphens around 1-PREFIX_MAX ASCII letters and digits.
+PREFIX_INPUT_REGEX = rf"(?:-*(?:[A-Za-z0-9]-*){{1,{PREFIX_MAX}}})?"
 QUANTITY_MIN = 1
 INLINE_QUANTITY_MAX = 1_000  # answered in the response body, so it must stay small
 JOB_QUANTITY_MAX = 10_000_000
@@ -229,11 +252,31 @@ def json_loads_strict(text: str | bytes) -> Any:
         raise ValueError(text[:200]) from None
 
 
+# --- text and timestamps ----------------------------------------------------------------------
+
+# Free text (names, descriptions, reasons, profile ids): anything but NUL, which no database
+# stores (JSON cannot carry an unpaired surrogate past the body check either).
+TEXT_REGEX = r"[^\x00]*"
+# Timestamps: RFC 3339 with seconds, optional fraction (up to microseconds) and a zone, in the
+# years 1970 to 9998 (so that the UTC time is always representable).
+TIMESTAMP_REGEX = (
+    r"(?:19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+    r"-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
+TIMESTAMP_RULE = "an RFC 3339 timestamp with a time zone (e.g. 2026-12-24T18:00:00Z), 1970-9998"
+
+
 # --- fulfilment webhooks ----------------------------------------------------------------------
 
 WEBHOOK_URL_MAX = 500
-# http or https, a host that does not start with a dot or a separator, no whitespace.
-WEBHOOK_URL_PATTERN = whole(r"https?://[^\s/$.?#][^\s]*")
+# http or https; a host name (punycode) or IPv4 address that does not start with a dot; an
+# optional port 0-65535; then, after / or ?, any printable ASCII. Spelled with explicit
+# characters (Python's \s and ECMA-262's differ), and only URLs urlsplit() can take apart.
+_HOST = r"(?![.$])[A-Za-z0-9\-._~%!$&'()*+,;=]+"
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+WEBHOOK_URL_PATTERN = whole(rf"https?://{_HOST}(?::{_PORT})?(?:[/?][\x21-\x7e]*)?")
 WEBHOOK_URL_RULE = f"an http(s) URL of at most {WEBHOOK_URL_MAX} characters"
 WEBHOOK_RETRIES_MIN, WEBHOOK_RETRIES_MAX, WEBHOOK_RETRIES_DEFAULT = 0, 10, 0
 WEBHOOK_TIMEOUT_MIN, WEBHOOK_TIMEOUT_MAX, WEBHOOK_TIMEOUT_DEFAULT = 1, 86_400, 30

@@ -92,7 +92,7 @@ API_LIMITS = {
     "description": (None, rules.DESCRIPTION_MAX),
     "invalidationReason": (None, rules.INVALIDATION_REASON_MAX),
     "ttlSeconds": (rules.USER_TOKEN_TTL_MIN, rules.USER_TOKEN_TTL_MAX),
-    "prefix": (None, rules.PREFIX_WRITTEN_MAX),
+    "prefix": (None, rules.PREFIX_INPUT_MAX),
     "maxRedemptions": (rules.MAX_REDEMPTIONS_MIN, rules.INT32_MAX),
     "fulfillment.url": (None, rules.WEBHOOK_URL_MAX),
     "fulfillment.maxRetries": (rules.WEBHOOK_RETRIES_MIN, rules.WEBHOOK_RETRIES_MAX),
@@ -411,7 +411,7 @@ def test_rules_is_a_leaf():
 # Spellings of a rule that would mean it is written a second time.
 RESTATED = [
     r"A-Za-z0-9_.",  # the code type name's characters
-    r"[^\s/$.?#]",  # the webhook URL's host start
+    r"(?![.$])[A-Za-z0-9",  # the webhook URL's host start
     r"\x20-\x7e",  # the Idempotency-Key's characters
     "{4,64}",  # the canonical scan code's length
 ]

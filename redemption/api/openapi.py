@@ -110,12 +110,16 @@ def _operation(op: Operation, params: list[dict[str, Any]]) -> dict[str, Any]:
     if op.body is not None:
         result["requestBody"] = {
             "required": True,
-            "content": {JSON: {"schema": object_schema(op.body)}},
+            "content": {JSON: {"schema": {**object_schema(op.body), **op.body_rules}}},
         }
     if op.csv_body:
+        # Any text is a CSV file to the import (bad lines become per-line errors), so the
+        # body's schema constrains nothing; its size limit is a 413, not a schema rule.
         result["requestBody"] = {
             "required": True,
-            "content": {CSV: {"schema": {"type": "string", "maxLength": 200 * 1024 * 1024}}},
+            "description": "CSV text (UTF-8): scanCode[,codeState][,customCodeInfo] per line, "
+            "up to 200 MiB.",
+            "content": {CSV: {"schema": {}}},
         }
     return result
 

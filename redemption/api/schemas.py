@@ -57,7 +57,26 @@ CODE_RECORD_PROPERTIES: dict[str, Any] = {
     "updatedAt": TS,
 }
 
+_TEXT = {"type": "string", "pattern": rules.whole(rules.TEXT_REGEX)}
 SCHEMAS: dict[str, Any] = {
+    # Free-form JSON in requests (customCodeInfo, customRedemptionInfo): any JSON object whose
+    # text has no NUL, at most 32 levels deep and 16 KB as compact JSON (those two are checked,
+    # not stated: JSON Schema has no words for them).
+    "JsonObject": {
+        "type": "object",
+        "propertyNames": _TEXT,
+        "additionalProperties": ref("JsonValue"),
+        "description": f"A JSON object of {rules.JSON_OBJECT_RULE}, nested at most "
+        f"{rules.JSON_DEPTH_MAX} levels; no text may hold NUL.",
+    },
+    "JsonValue": {
+        "anyOf": [
+            _TEXT,
+            {"type": ["number", "boolean", "null"]},
+            {"type": "array", "items": ref("JsonValue")},
+            ref("JsonObject"),
+        ]
+    },
     "CodeRecord": closed(CODE_RECORD_PROPERTIES),
     "Attempt": closed(
         {
