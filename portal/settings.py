@@ -194,7 +194,7 @@ if not DEBUG and env_bool("DJANGO_SECURE", True):
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz\Z", r"^readyz\Z"]  # \Z: $ would also match "healthz\n"
 
 LOGGING = {
     "version": 1,
