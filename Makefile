@@ -17,7 +17,7 @@ SHELL       := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help venv browser pgbouncer test lint fmt run serve bench clean distclean
+.PHONY: help venv browser pgbouncer test lint fmt run serve bench fuzz clean distclean
 
 help: ## Show this help
 	@echo "Usage: make <target> [VAR=value ...]"
@@ -112,6 +112,9 @@ serve: venv ## collectstatic, migrate, then gunicorn (gunicorn.conf.py, PORT=800
 
 bench: venv ## Run the benchmark (bench/run.py)
 	$(PY) bench/run.py
+
+fuzz: venv ## Fuzz the JSON API (Schemathesis, all checks) on a live gunicorn; FUZZ_SEED= reproduces
+	$(PY) scripts/fuzz.py
 
 clean: ## Remove var/, test-output/ and tool caches (keeps the venv)
 	rm -rf var/ test-output/ test-results/ .pytest_cache/ .mypy_cache/ .ruff_cache/ .hypothesis/

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from bench import harness  # noqa: E402
 from bench.harness import Bench, Result, Run, log  # noqa: E402
 
-SECTIONS = ("copy", "generate", "import", "scale", "redeem")
+SECTIONS = ("copy", "generate", "import", "scale", "profile", "redeem")
 RESULTS_DIR = ROOT / "bench" / "results"
 
 
@@ -126,13 +126,14 @@ def main() -> int:
     import django
 
     django.setup()
-    from bench import http_bench, jobs_bench, scale_bench
+    from bench import http_bench, jobs_bench, profile_bench, scale_bench
 
     runners = {
         "copy": jobs_bench.copy_reference,
         "generate": jobs_bench.generate,
         "import": jobs_bench.import_csv,
         "scale": scale_bench.scale,
+        "profile": profile_bench.profile,
         "redeem": http_bench.redeem,
     }
     small = 100_000

@@ -169,6 +169,14 @@ API_MAX_BODY_BYTES = 1024 * 1024
 IMPORT_MAX_BODY_BYTES = 200 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
+# --- Hostile input: request bodies answered before they were read ---
+# A request refused from its headers (413 too large, 401, 404...) first reads and drops what
+# is left of its body, at most this many bytes for at most this many seconds, so that a client
+# still sending gets the answer instead of a connection reset; past either bound the
+# connection is closed (portal/drain.py).
+REQUEST_DRAIN_MAX_BYTES = env_int("REQUEST_DRAIN_MAX_BYTES", 16 * 1024 * 1024)
+REQUEST_DRAIN_MAX_SECONDS = env_int("REQUEST_DRAIN_MAX_SECONDS", 5)
+
 # Product knobs.
 REDEEM_MAX_FAILED_PER_PROFILE = env_int("REDEEM_MAX_FAILED_PER_PROFILE", 10)
 REDEEM_MAX_FAILED_PER_IP = env_int("REDEEM_MAX_FAILED_PER_IP", 50)
@@ -239,7 +247,11 @@ if not DEBUG and env_bool("DJANGO_SECURE", True):
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+    SECURE_REDIRECT_EXEMPT = [
+        r"^healthz\Z",
+        r"^readyz\Z",
+        r"^metrics\Z",
+    ]  # \Z: $ would match "healthz\n"
 
 # --- Observability: metrics, logs, request ids ---
 # GET /metrics answers a bearer METRICS_TOKEN or a caller in METRICS_ALLOWED_IPS (addresses or

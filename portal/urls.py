@@ -22,6 +22,6 @@ urlpatterns = [
     path("metrics", metrics_export.metrics, name="metrics"),
     path("api/v1/", include("redemption.api.urls")),
     # Any other /api/ path answers with the JSON error envelope, not the portal's HTML 404.
-    re_path(r"^api/(?P<rest>.*)$", api_not_found),
+    re_path(r"^api/(?P<rest>(?s:.*))\Z", api_not_found),
     path("", include("redemption.urls")),
 ]

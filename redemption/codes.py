@@ -13,6 +13,7 @@ from redemption import rules
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 _INDEX = {ch: i for i, ch in enumerate(ALPHABET)}
 _PREFIX_RE = re.compile(rules.PREFIX_CANONICAL_REGEX)
+_PREFIX_INPUT_RE = re.compile(rules.PREFIX_INPUT_REGEX)
 _FROM_RFC4648 = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", ALPHABET)
 _STRIP = str.maketrans({" ": None, "\t": None, "-": None, "O": "0", "I": "1", "L": "1"})
 
@@ -32,13 +33,15 @@ def display(raw: str) -> str:
 
 
 def canonical_or_none(scan_code: str) -> str | None:
-    """Return the canonical form of a scan code, or None if it is no valid scan code."""
+    """Return the canonical form of a scan code, or None if it is no valid scan code.
+
+    Only ASCII letters and digits count (with spaces, tabs and hyphens anywhere): "ß".upper()
+    is "SS", and a code must not be found under a spelling nobody wrote.
+    """
+    if not rules.is_scan_code_input(scan_code):
+        return None
     canon = canonical(scan_code)
-    if not rules.is_canonical_scan_code(canon):
-        return None
-    if len(display(scan_code)) > rules.SCAN_CODE_WRITTEN_MAX:
-        return None
-    return canon
+    return canon if rules.is_canonical_scan_code(canon) else None
 
 
 def canonical_or_error(scan_code: str, *, field: str = "scanCode") -> str:
@@ -119,6 +122,8 @@ def make_shape(
     algorithm = algorithm or DEFAULT_ALGORITHM
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithmName: must be one of {', '.join(ALGORITHMS)}")
+    if len(prefix or "") > rules.PREFIX_INPUT_MAX or not _PREFIX_INPUT_RE.fullmatch(prefix or ""):
+        raise ValueError(f"prefix: {rules.PREFIX_RULE}")
     prefix = display(prefix or "")
     if prefix:
         pc = canonical(prefix)

@@ -243,6 +243,13 @@ class MaxRedemptionsReachedError(RedemptionError):
     default_message = "This shared code has reached its redemption limit."
 
 
+class CodeUseTypeError(RedemptionError):
+    """The operation needs the other use type (e.g. a scan code for a personal code type)."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_TYPE_CODE_USE_ERROR", 40775, 409
+    default_message = "That needs a code type of the other use type (SINGLE or MULTI)."
+
+
 class TypeMustBeSingleUseError(RedemptionError):
     """This operation needs a personal (SINGLE) code type."""
 
@@ -320,6 +327,13 @@ class ServiceUnavailableError(RedemptionError):
 
     code, reason_code, http_status = "SERVICE_UNAVAILABLE", 40832, 503
     default_message = "The service is temporarily unavailable."
+
+
+class ValidityWindowError(RedemptionError):
+    """validEnd is not later than validStart (as given, or with the bound the type has)."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_TYPE_WINDOW_EMPTY", 40834, 409
+    default_message = "validEnd must be later than validStart: the window would be empty."
 
 
 class JobNotFoundError(RedemptionError):

@@ -258,13 +258,48 @@ class GenerateForm(PortalForm):
 
 
 class ImportForm(PortalForm):
+    """A CSV upload of at most `max_bytes` (the API's import limit)."""
+
     service_fields = {"upload": "file"}
 
     file = forms.FileField(
         label="CSV file",
-        help_text="One code per line: scanCode[,codeState][,customCodeInfo]. Up to 200 MB.",
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv,text/plain"}),
     )
+
+    def __init__(self, *args: Any, max_bytes: int, too_large: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.max_bytes = max_bytes
+        self.too_large = too_large  # the upload was stopped at max_bytes, before it ended
+        self.fields[
+            "file"
+        ].help_text = (
+            f"One code per line: scanCode[,codeState][,customCodeInfo]. Up to {_size(max_bytes)}."
+        )
+        self.fields["file"].widget.attrs["data-max-bytes"] = str(max_bytes)
+        self.fields["file"].widget.attrs["data-too-large"] = self.too_large_message()
+
+    def too_large_message(self) -> str:
+        return f"The file is larger than {_size(self.max_bytes)}, the most an import takes."
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        if upload is not None and upload.size is not None and upload.size > self.max_bytes:
+            raise ValidationError(self.too_large_message(), code="too_large")
+        return upload
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.too_large:
+            self.errors.pop("file", None)  # "required": the stopped upload left no file
+            self.add_error("file", ValidationError(self.too_large_message(), code="too_large"))
+        return cleaned
+
+
+def _size(n: int) -> str:
+    """Bytes as the portal writes a size limit: MiB when whole, else bytes."""
+    mib = 1024 * 1024
+    return f"{n // mib:,} MiB" if n % mib == 0 else f"{n:,} bytes"
 
 
 class AddCodeForm(PortalForm):

@@ -97,6 +97,9 @@ def parse_reply(data: Any, *, strict: bool = True) -> Reply:
     """
     if not isinstance(data, dict):
         raise ValueError("reply must be a JSON object")
+    problem = rules.json_value_problem(data)
+    if problem:
+        raise ValueError(f"reply: {problem}")
     unknown = set(data) - REPLY_KEYS
     if strict and unknown:
         raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
@@ -104,7 +107,7 @@ def parse_reply(data: Any, *, strict: bool = True) -> Reply:
     if not isinstance(success, bool):
         raise ValueError("success must be true or false")
     complete = data.get("complete")
-    if complete is None and not success:
+    if complete is None and not success and not (strict and "complete" in data):
         complete = True  # a failure is final whether or not the receiver says so
     if not isinstance(complete, bool):
         raise ValueError("complete must be true or false")
@@ -115,10 +118,12 @@ def parse_reply(data: Any, *, strict: bool = True) -> Reply:
         if not rules.json_fits(rules.compact_json(info)):
             raise ValueError(f"customRedemptionInfo must be {rules.JSON_OBJECT_RULE}")
     error_code = data.get("errorCode")
+    if isinstance(error_code, float) and error_code.is_integer():
+        error_code = int(error_code)  # JSON: 5.0 is the whole number 5
     if error_code is not None and (
         isinstance(error_code, bool) or not isinstance(error_code, str | int)
     ):
-        raise ValueError("errorCode must be a string or number")
+        raise ValueError("errorCode must be a string or a whole number")
     error_msg = data.get("errorMsg")
     if error_msg is not None and not isinstance(error_msg, str):
         raise ValueError("errorMsg must be a string")
@@ -244,7 +249,7 @@ def call(
     if len(raw) > MAX_REPLY_BYTES:
         return _failure("reply larger than 64 KB")
     try:
-        return parse_reply(json.loads(raw), strict=False)
+        return parse_reply(rules.json_loads_strict(raw), strict=False)
     except (ValueError, UnicodeDecodeError) as err:
         return _failure(f"malformed reply: {err}")
 

@@ -6,7 +6,8 @@ from enum import StrEnum
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from redemption import rules
@@ -267,9 +268,12 @@ class Code(models.Model):
             models.Index(fields=["code_type", "state", "id"], name="code_type_state_id"),
             models.Index(fields=["code_type", "id"], name="code_type_id"),
             models.Index(fields=["batch", "id"], name="code_batch_id"),
+            # One profile's codes newest first, a keyset page at a time (selectors.redemptions).
             models.Index(
-                fields=["redeemed_by_profile_id"],
-                name="code_redeemed_by",
+                F("redeemed_by_profile_id"),
+                Coalesce("redeemed_at", "updated_at"),
+                F("id"),
+                name="code_profile_recent",
                 condition=Q(redeemed_by_profile_id__isnull=False),
             ),
             models.Index(
@@ -312,7 +316,12 @@ class SharedRedemption(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["profile_id"], name="shared_profile"),
+            models.Index(
+                F("profile_id"),
+                Coalesce("redeemed_at", "updated_at"),
+                F("id"),
+                name="shared_profile_recent",
+            ),
             models.Index(fields=["code_type", "state", "id"], name="shared_type_state_id"),
             models.Index(fields=["code_type", "id"], name="shared_type_id"),
             models.Index(fields=["redeemed_at"], name="shared_redeemed_at"),

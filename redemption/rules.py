@@ -9,10 +9,24 @@ A leaf module: it imports nothing from the app.
 """
 
 import json
+import math
 import re
+import sys
 from typing import Any, TypeGuard
 
 # Each *_RULE says in words what a value must be; messages are built from them ("must be …").
+
+
+def whole(regex: str) -> str:
+    """A pattern that matches only a whole string, for JSON Schema (ECMA-262) and Python alike.
+
+    Checks here use fullmatch. A pattern handed to others (the OpenAPI document, which
+    Python's jsonschema and Hypothesis read with re.search) cannot end in `$`: in Python `$`
+    also matches before a trailing line break, so "name\n" would pass. "Not followed by any
+    character" means the end of the string in both dialects.
+    """
+    return rf"^(?:{regex})(?![\s\S])"
+
 
 # --- numbers ----------------------------------------------------------------------------------
 
@@ -53,7 +67,7 @@ _NAME_CHARACTER = r"[A-Za-z0-9_.\-]"
 # made only of dots ("." and ".."): browsers rewrite such path segments, so the type's pages
 # could never be reached.
 CODE_TYPE_NAME_REGEX = rf"(?=\.*[A-Za-z0-9_\-]){_NAME_CHARACTER}{{1,{CODE_TYPE_NAME_MAX}}}"
-CODE_TYPE_NAME_PATTERN = f"^{CODE_TYPE_NAME_REGEX}$"  # JSON Schema and ECMA-262 read it too
+CODE_TYPE_NAME_PATTERN = whole(CODE_TYPE_NAME_REGEX)  # JSON Schema and ECMA-262 read it too
 CODE_TYPE_NAME_RULE = f"1-{CODE_TYPE_NAME_MAX} characters of A-Z a-z 0-9 _ . - (not only dots)"
 _CODE_TYPE_NAME_RE = re.compile(CODE_TYPE_NAME_REGEX)
 
@@ -75,6 +89,20 @@ SCAN_CODE_RULE = (
 )
 SCAN_CODE_FIELD_RULE = f"{SCAN_CODE_MIN}-{SCAN_CODE_MAX} characters of A-Z and 0-9"
 _CANONICAL_RE = re.compile(SCAN_CODE_CANONICAL_REGEX)
+# A scan code as a caller may spell it: ASCII letters (any case) and digits, with spaces, tabs
+# and hyphens anywhere; at most SCAN_CODE_WRITTEN_MAX characters in all.
+SCAN_CODE_INPUT_REGEX = rf"[ \t-]*(?:[A-Za-z0-9][ \t-]*){{{SCAN_CODE_MIN},{SCAN_CODE_MAX}}}"
+_SCAN_CODE_INPUT_RE = re.compile(SCAN_CODE_INPUT_REGEX)
+
+
+def is_scan_code_input(value: object) -> TypeGuard[str]:
+    """True for a scan code spelled as SCAN_CODE_INPUT_REGEX allows (its canonical form is then
+    4-64 characters of A-Z and 0-9)."""
+    return (
+        isinstance(value, str)
+        and len(value) <= SCAN_CODE_WRITTEN_MAX
+        and _SCAN_CODE_INPUT_RE.fullmatch(value) is not None
+    )
 
 
 def is_canonical_scan_code(value: str) -> bool:
@@ -88,8 +116,17 @@ def is_canonical_scan_code(value: str) -> bool:
 CODE_LENGTH_MIN, CODE_LENGTH_MAX, CODE_LENGTH_DEFAULT = 8, 32, 16
 PREFIX_MAX = 24  # canonical characters: hyphens are not counted
 PREFIX_CANONICAL_REGEX = rf"[A-Z0-9]{{1,{PREFIX_MAX}}}"
-PREFIX_RULE = f"1-{PREFIX_MAX} characters of A-Z and 0-9 (hyphens allowed)"
 PREFIX_WRITTEN_MAX = 64  # as written, hyphens included: the width of the column that keeps it
+# The longest code body as written: 32 Crockford characters in groups of 4 (a StructuredGuid
+# is 36, FiveByFive 29). A prefix, its hyphen and the body fit SCAN_CODE_WRITTEN_MAX.
+CODE_WRITTEN_MAX = CODE_LENGTH_MAX + (CODE_LENGTH_MAX - 1) // 4
+PREFIX_INPUT_MAX = SCAN_CODE_WRITTEN_MAX - 1 - CODE_WRITTEN_MAX
+PREFIX_RULE = (
+    f"1-{PREFIX_MAX} characters of A-Z and 0-9, hyphens allowed, "
+    f"at most {PREFIX_INPUT_MAX} characters in all"
+)
+# As written: empty (no prefix), or hyphens around 1-PREFIX_MAX ASCII letters and digits.
+PREFIX_INPUT_REGEX = rf"(?:-*(?:[A-Za-z0-9]-*){{1,{PREFIX_MAX}}})?"
 QUANTITY_MIN = 1
 INLINE_QUANTITY_MAX = 1_000  # answered in the response body, so it must stay small
 JOB_QUANTITY_MAX = 10_000_000
@@ -139,11 +176,107 @@ def json_fits(text: str) -> bool:
     return len(text.encode()) <= JSON_OBJECT_MAX_BYTES
 
 
+# --- JSON every database can store ------------------------------------------------------------
+
+# Deeper JSON is refused before any database or serializer has to recurse through it.
+JSON_DEPTH_MAX = 32
+STORABLE_TEXT_RULE = "must not contain NUL characters or unpaired surrogates"
+
+
+def is_storable_text(value: str) -> bool:
+    """True when a string can be stored by every supported database (no NUL, valid UTF-8)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # an unpaired surrogate
+        return False
+    return True
+
+
+def json_value_problem(value: Any, depth: int = 1) -> str | None:
+    """What keeps a parsed JSON value from being stored as it is, or None when nothing does.
+
+    Refused: nesting deeper than JSON_DEPTH_MAX, text no database stores and numbers that
+    are not finite (1e999999 reads as infinity, which JSON cannot write back).
+    """
+    if depth > JSON_DEPTH_MAX:
+        return f"must not nest deeper than {JSON_DEPTH_MAX} levels"
+    if isinstance(value, str):
+        return None if is_storable_text(value) else STORABLE_TEXT_RULE
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "numbers must be finite"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = (
+                None if is_storable_text(key) else "keys " + STORABLE_TEXT_RULE
+            ) or json_value_problem(item, depth + 1)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for item in value:
+            problem = json_value_problem(item, depth + 1)
+            if problem:
+                return problem
+    return None
+
+
+def _pairs_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key[:100]!r}")
+        result[key] = value
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_loads_strict(text: str | bytes) -> Any:
+    """Parse JSON text; raise ValueError (its message says why) for malformed JSON, duplicate
+    keys, NaN/Infinity, whole numbers of more than 4,300 digits and nesting so deep the parser
+    gives up. The value may still hold what json_value_problem refuses: check that too.
+    """
+    try:
+        return json.loads(
+            text, object_pairs_hook=_pairs_without_duplicates, parse_constant=_no_constant
+        )
+    except RecursionError:
+        raise ValueError(f"must not nest deeper than {JSON_DEPTH_MAX} levels") from None
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, the int digit limit
+        text = str(err).splitlines()[0] if str(err) else "malformed JSON"
+        if "integer string conversion" in text:
+            text = f"whole numbers may have at most {sys.get_int_max_str_digits():,} digits"
+        raise ValueError(text[:200]) from None
+
+
+# --- text and timestamps ----------------------------------------------------------------------
+
+# Free text (names, descriptions, reasons, profile ids): anything but NUL, which no database
+# stores (JSON cannot carry an unpaired surrogate past the body check either).
+TEXT_REGEX = r"[^\x00]*"
+# Timestamps: RFC 3339 with seconds, optional fraction (up to microseconds) and a zone, in the
+# years 1970 to 9998 (so that the UTC time is always representable).
+TIMESTAMP_REGEX = (
+    r"(?:19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+    r"-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
+TIMESTAMP_RULE = "an RFC 3339 timestamp with a time zone (e.g. 2026-12-24T18:00:00Z), 1970-9998"
+
+
 # --- fulfilment webhooks ----------------------------------------------------------------------
 
 WEBHOOK_URL_MAX = 500
-# http or https, a host that does not start with a dot or a separator, no whitespace.
-WEBHOOK_URL_PATTERN = r"^https?://[^\s/$.?#][^\s]*$"
+# http or https; a host name (punycode) or IPv4 address that does not start with a dot; an
+# optional port 0-65535; then, after / or ?, any printable ASCII. Spelled with explicit
+# characters (Python's \s and ECMA-262's differ), and only URLs urlsplit() can take apart.
+_HOST = r"(?![.$])[A-Za-z0-9\-._~%!$&'()*+,;=]+"
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+WEBHOOK_URL_PATTERN = whole(rf"https?://{_HOST}(?::{_PORT})?(?:[/?][\x21-\x7e]*)?")
 WEBHOOK_URL_RULE = f"an http(s) URL of at most {WEBHOOK_URL_MAX} characters"
 WEBHOOK_RETRIES_MIN, WEBHOOK_RETRIES_MAX, WEBHOOK_RETRIES_DEFAULT = 0, 10, 0
 WEBHOOK_TIMEOUT_MIN, WEBHOOK_TIMEOUT_MAX, WEBHOOK_TIMEOUT_DEFAULT = 1, 86_400, 30
@@ -157,6 +290,36 @@ def is_webhook_url(value: object) -> TypeGuard[str]:
         and len(value) <= WEBHOOK_URL_MAX
         and _WEBHOOK_URL_RE.fullmatch(value) is not None
     )
+
+
+# --- paged lists ------------------------------------------------------------------------------
+
+# The JSON API's paged lists: `limit` rows a page, `cursor` = the previous page's nextCursor.
+PAGE_LIMIT_MIN, PAGE_LIMIT_MAX, PAGE_LIMIT_DEFAULT = 1, 500, 100
+# Portal tables: `per_page` is honoured up to this many rows.
+PORTAL_PER_PAGE_MAX = 200
+# A cursor is signed JSON in URL-safe base64 with ':' separators (opaque to callers).
+CURSOR_MAX = 500
+CURSOR_REGEX = rf"[A-Za-z0-9_\-:]{{1,{CURSOR_MAX}}}"
+CURSOR_PATTERN = whole(CURSOR_REGEX)
+CURSOR_RULE = "the nextCursor of the previous page"
+_CURSOR_RE = re.compile(CURSOR_REGEX)
+SEARCH_MAX = 200
+
+
+def is_cursor(value: object) -> TypeGuard[str]:
+    """True for text shaped like a cursor (whether a list handed it out is checked apart)."""
+    return isinstance(value, str) and _CURSOR_RE.fullmatch(value) is not None
+
+
+def portal_per_page(value: object, default: int) -> int:
+    """A portal table's rows per page: `per_page` when it is a whole number, at most
+    PORTAL_PER_PAGE_MAX (and at least 1); `default` otherwise."""
+    try:
+        asked = int(str(value))
+    except ValueError:
+        return default
+    return max(1, min(asked, PORTAL_PER_PAGE_MAX))
 
 
 # --- credentials and request headers ----------------------------------------------------------
@@ -187,6 +350,7 @@ SERVER_KEY_SCOPES_RULE = "one or more of " + ", ".join(SERVER_KEY_SCOPES)
 SERVER_KEY_EXPIRY_DAYS_MIN, SERVER_KEY_EXPIRY_DAYS_MAX = 1, 3_650
 IDEMPOTENCY_KEY_MAX = 255
 IDEMPOTENCY_KEY_REGEX = rf"[\x20-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}"
+IDEMPOTENCY_KEY_PATTERN = whole(IDEMPOTENCY_KEY_REGEX)
 IDEMPOTENCY_KEY_RULE = f"1-{IDEMPOTENCY_KEY_MAX} printable ASCII characters"
 
 

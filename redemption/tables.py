@@ -29,6 +29,14 @@ def code_url(canonical: str) -> str:
     return reverse("redemption:code_detail", args=[canonical])
 
 
+def code_link(canonical: str, text: str) -> str:
+    """A link to a code's page; plain text for a stored code no URL can name (one that
+    migration 0010 had to leave with its old, whitespace-carrying canonical form)."""
+    if not rules.is_canonical_scan_code(canonical):
+        return format_html('<span class="mono">{}</span>', text)
+    return format_html('<a class="mono" href="{}">{}</a>', code_url(canonical), text)
+
+
 def profile_url(profile_id: str) -> str:
     return reverse("redemption:user_monitoring") + "?" + urlencode({"profile": profile_id})
 
@@ -138,7 +146,7 @@ class CodeTable(PortalTable):
         empty_text = "No codes match. Generate or import codes, or clear the filters."
 
     def render_scan_code(self, value: str, record: Code) -> str:
-        return format_html('<a class="mono" href="{}">{}</a>', code_url(record.canonical), value)
+        return code_link(record.canonical, value)
 
     def render_batch(self, value: Any) -> str:
         return format_html('<span class="mono" title="{}">{}…</span>', value, str(value)[:8])
@@ -230,9 +238,8 @@ class AttemptTable(PortalTable):
     def render_code(self, record: Attempt) -> str:
         if record.code is not None:
             return format_html(
-                '<a class="mono" href="{}">{}</a> <span class="muted">{}</span>',
-                code_url(record.code.canonical),
-                record.code.scan_code,
+                '{} <span class="muted">{}</span>',
+                code_link(record.code.canonical, record.code.scan_code),
                 record.code.code_type.name,
             )
         assert record.shared is not None  # the attempt_one_owner constraint
@@ -398,9 +405,7 @@ class ProfileRecordTable(PortalTable):
             return format_html(
                 '<a class="mono" href="{}">{}</a>', type_url(ct.name), ct.scan_code or ""
             )
-        return format_html(
-            '<a class="mono" href="{}">{}</a>', code_url(record.canonical), record.scan_code
-        )
+        return code_link(record.canonical, record.scan_code)
 
     def render_code_type(self, value: str) -> str:
         return format_html('<a href="{}">{}</a>', type_url(value), value)

@@ -1,9 +1,11 @@
 """Importing a CSV of codes as a job: per-line errors, duplicates, odd files."""
 
+import io
 import json
 
 import pytest
 from django.core.files.storage import default_storage
+from django.db import DataError
 
 from redemption import exceptions as exc
 from redemption.models import AuditEvent, Code, Job
@@ -119,7 +121,7 @@ def test_import_refuses_a_nul_character_in_custom_info_per_line(ops, code_type):
             "line": 1,
             "scanCode": "NULL-0001",
             "code": "INVALID_PARAMETER_VALUE",
-            "message": "customCodeInfo may not contain NUL characters.",
+            "message": "customCodeInfo must not contain NUL characters or unpaired surrogates.",
         }
     ]
 
@@ -183,3 +185,115 @@ def test_import_into_a_shared_type_is_refused_up_front(ops, shared_type):
     with pytest.raises(exc.TypeMustBeSingleUseError):
         bulk.job_import_start(actor=ops, code_type_name=shared_type.name, upload=b"ABCD1234\n")
     assert not Job.objects.exists()
+
+
+def test_hostile_content_becomes_line_errors_and_every_valid_line_imports(ops, code_type, settings):
+    settings.JOB_BATCH_SIZE = 3  # several chunks, so a bad line shares a chunk with good ones
+    huge_field = "x" * 140_000  # over the csv module's 131,072-character field limit
+    lines = [
+        b"scanCode,codeState,customCodeInfo",  # 1 header
+        b"GOOD-0001",  # 2
+        b'BIG0-0001,Available,"' + huge_field.encode() + b'"',  # 3 over the csv field limit
+        b"GOOD-0002,Available",  # 4
+        b'"CRCR-0001"\r,Available',  # 5 a stray carriage return after the quotes
+        b"DEEP-0001,Available," + b"[" * 50_000 + b"]" * 10,  # 6 RecursionError in json
+        b'SURR-0001,Available,{"a": "\\ud800"}',  # 7 a lone surrogate PostgreSQL refuses
+        b"NULB-0001\x00,Available",  # 8 a NUL byte
+        b'LONG-0001,Available,{"a": "' + b"y" * 70_000 + b'"}',  # 9 over 64 KiB
+        b'NULE-0001,Available,{"a": "\\u0000"}',  # 10 a NUL escape
+        b'INFN-0001,Available,{"a": 1e999999}',  # 11 a number that reads as infinity
+        b'GOOD-0003,Inactive,{"ok": true}',  # 12
+        b'=HYPERLINK("http://evil.example/"),Available',  # 13 not a scan code
+        b"GOOD-0004,available",  # 14
+    ]
+
+    job = run_import(ops, code_type, b"\n".join(lines) + b"\n")
+
+    assert job.status == "succeeded", job.errors
+    imported = set(Code.objects.filter(batch=job.batch).values_list("canonical", flat=True))
+    assert imported == {"G00D0001", "G00D0002", "G00D0003", "G00D0004"}
+    assert {e["line"]: e["code"] for e in job.errors} == {
+        3: "INVALID_PARAMETER_VALUE",
+        5: "INVALID_PARAMETER_VALUE",
+        6: "INVALID_PARAMETER_VALUE",
+        7: "INVALID_PARAMETER_VALUE",
+        8: "INVALID_PARAMETER_VALUE",
+        9: "INVALID_PARAMETER_VALUE",
+        10: "INVALID_PARAMETER_VALUE",
+        11: "INVALID_PARAMETER_VALUE",
+        13: "INVALID_SCAN_CODE",
+    }
+    by_line = {e["line"]: e for e in job.errors}
+    assert "64 KiB" in by_line[3]["message"] and "64 KiB" in by_line[9]["message"]
+    assert by_line[7]["scanCode"] == "SURR-0001"
+    assert all(set(e) == {"line", "scanCode", "code", "message"} for e in job.errors)
+    assert job.summary == {
+        "imported": 4,
+        "duplicatesInFile": 0,
+        "duplicatesInDatabase": 0,
+        "invalid": 9,
+    }
+    assert job.total == job.done == 14
+    assert not default_storage.exists(job.upload)
+
+
+def test_the_upload_is_deleted_when_the_import_fails_half_way(ops, code_type, monkeypatch):
+    def broken_flush(self):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(bulk.imports._ImportRun, "flush", broken_flush)
+
+    job = run_import(ops, code_type, b"GOOD-0001\nGOOD-0002\n")
+
+    assert job.status == "failed"
+    assert not default_storage.exists(job.upload)
+
+
+def test_an_upload_whose_batch_is_gone_is_deleted_with_the_failed_job(ops, code_type):
+    job = bulk.job_import_start(actor=ops, code_type_name=code_type.name, upload=b"GOOD-0001\n")
+    job.batch.delete()
+
+    bulk.run_job(job.pk)
+
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert not default_storage.exists(job.upload)
+
+
+def test_a_chunk_the_database_refuses_is_retried_line_by_line(ops, code_type, monkeypatch):
+    real = bulk.imports._ImportRun._insert
+
+    def refuse_one_code(self, pending):
+        if "BADC0DE" in pending:
+            raise DataError("value refused by the database")
+        return real(self, pending)
+
+    monkeypatch.setattr(bulk.imports._ImportRun, "_insert", refuse_one_code)
+
+    job = run_import(ops, code_type, b"GOOD-0001\nBADC-ODE\nGOOD-0002\n")
+
+    assert job.status == "succeeded"
+    assert set(Code.objects.filter(batch=job.batch).values_list("canonical", flat=True)) == {
+        "G00D0001",
+        "G00D0002",
+    }
+    assert [(e["line"], e["scanCode"]) for e in job.errors] == [(2, "BADC-ODE")]
+    assert "database refused" in job.errors[0]["message"]
+
+
+def test_an_over_long_line_is_skipped_without_being_read_whole(tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_bytes(b"GOOD-0001\n" + b"A" * (8 * 1024 * 1024) + b"\nGOOD-0002")
+    reads: list[int] = []
+
+    class Spy(io.BufferedReader):
+        def readline(self, size=-1):
+            line = super().readline(size)
+            reads.append(len(line))
+            return line
+
+    with Spy(io.FileIO(path, "rb")) as fh:
+        lines = list(bulk.imports._physical_lines(fh))
+
+    assert lines == [b"GOOD-0001", None, b"GOOD-0002"]
+    assert max(reads) <= 1024 * 1024

@@ -3,7 +3,10 @@
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from redemption import rules
 from redemption.services.bulk.csv_lines import (
     LineError,
     ParsedLine,
@@ -88,3 +91,39 @@ def test_splitting_keeps_everything_after_the_second_comma_as_the_json():
     assert split_line('A,B,{"x": 1, "y": 2}') == ["A", "B", '{"x": 1, "y": 2}']
     assert split_line('"A,1",B') == ["A,1", "B"]
     assert split_line("A") == ["A"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text()
+    | st.lists(st.sampled_from(['"', ",", "\r", "[", "{", "\\u0000", "\\ud800", "A", "1e999"])).map(
+        "".join
+    )
+)
+def test_any_text_parses_to_a_line_or_a_storable_error(text):
+    result = parse_line(text)
+
+    assert isinstance(result, ParsedLine | LineError)
+    if isinstance(result, LineError):
+        assert result.scan_code is None or rules.is_storable_text(result.scan_code)
+        assert result.code in {"INVALID_SCAN_CODE", "INVALID_PARAMETER_VALUE"}
+    else:
+        assert rules.json_value_problem(json.loads(result.info_json)) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('"CRCR-0001"\r,Available', "not valid CSV"),
+        ("DEEP-0001,," + "[" * 50_000, "nest"),
+        ('SURR-0001,,{"a": "\\ud800"}', "surrogates"),
+        ('INFN-0001,,{"a": 1e999999}', "finite"),
+        ('DUPE-0001,,{"a": 1, "a": 2}', "duplicate key"),
+        ("NULB\x00-0001", "NUL"),
+    ],
+)
+def test_content_that_broke_the_import_is_a_line_error(text, words):
+    result = parse_line(text)
+
+    assert isinstance(result, LineError)
+    assert words in result.message

@@ -34,7 +34,8 @@ PAGES = {
         5 + COUNTS,
     ),
     "code": (lambda d: reverse("redemption:code_detail", args=[d["failed"].canonical]), 5),
-    "profile": (lambda d: reverse("redemption:user_monitoring") + "?profile=p-42", 5),
+    # A keyset page of codes and one of shared redemptions, a count of each, the attempts.
+    "profile": (lambda d: reverse("redemption:user_monitoring") + "?profile=p-42", 7),
     "jobs": (lambda d: reverse("redemption:job_list"), 3),
     "job": (lambda d: reverse("redemption:job_detail", args=[d["job"].pk]), 3),
     "audit": (lambda d: reverse("redemption:audit_log"), 3),

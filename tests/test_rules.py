@@ -10,7 +10,7 @@ import pytest
 from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 
 from redemption import exceptions as exc
-from redemption import forms, models, rules
+from redemption import forms, fulfillment, models, rules
 from redemption.api.endpoints import ENDPOINTS
 from redemption.api.openapi import document
 from redemption.api.validation import Field, FieldError
@@ -92,7 +92,7 @@ API_LIMITS = {
     "description": (None, rules.DESCRIPTION_MAX),
     "invalidationReason": (None, rules.INVALIDATION_REASON_MAX),
     "ttlSeconds": (rules.USER_TOKEN_TTL_MIN, rules.USER_TOKEN_TTL_MAX),
-    "prefix": (None, rules.PREFIX_WRITTEN_MAX),
+    "prefix": (None, rules.PREFIX_INPUT_MAX),
     "maxRedemptions": (rules.MAX_REDEMPTIONS_MIN, rules.INT32_MAX),
     "fulfillment.url": (None, rules.WEBHOOK_URL_MAX),
     "fulfillment.maxRetries": (rules.WEBHOOK_RETRIES_MIN, rules.WEBHOOK_RETRIES_MAX),
@@ -178,7 +178,7 @@ def test_the_openapi_document_states_the_same_rules():
     assert body_patterns == {rules.CODE_TYPE_NAME_PATTERN}
     assert fulfillment["properties"]["maxRetries"]["maximum"] == rules.WEBHOOK_RETRIES_MAX
     assert fulfillment["properties"]["timeoutSeconds"]["maximum"] == rules.WEBHOOK_TIMEOUT_MAX
-    assert idempotency == {f"^{rules.IDEMPOTENCY_KEY_REGEX}$"}
+    assert idempotency == {rules.IDEMPOTENCY_KEY_PATTERN}
 
 
 # --- forms --------------------------------------------------------------------------------------
@@ -343,6 +343,58 @@ def test_a_whole_number_is_an_int_and_not_a_bool(value, accepted):
     assert rules.is_whole_number_in(value, 1, 10) == accepted
 
 
+# --- JSON every database can store -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ({"a": [1, 2.5, None, True, "é", {"b": "😀"}]}, None),
+        ({"a": float("inf")}, "finite"),
+        ({"a": [float("-inf")]}, "finite"),
+        ({"a": float("nan")}, "finite"),
+        ({"a": "x\x00"}, "NUL"),
+        ({"a\x00": 1}, "NUL"),
+        ({"a": {"b": "\ud800"}}, "surrogates"),
+        ({"\udfff": 1}, "surrogates"),
+        (json.loads("[" * 33 + "]" * 33), "nest"),
+        (json.loads("[" * 31 + "]" * 31), None),
+    ],
+)
+def test_json_any_database_stores(value, problem):
+    found = rules.json_value_problem(value)
+
+    assert (found is None) if problem is None else (problem in found)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('{"a": 1, "a": 2}', "duplicate key"),
+        ('{"a": NaN}', "NaN"),
+        ('{"a": -Infinity}', "Infinity"),
+        ('{"a": ' + "1" * 5000 + "}", "4,300 digits"),
+        ("[" * 200_000, "nest"),
+        ("{", "Expecting"),
+    ],
+)
+def test_strict_json_parsing_says_what_is_wrong(text, words):
+    with pytest.raises(ValueError, match=words):
+        rules.json_loads_strict(text)
+
+
+@pytest.mark.parametrize("info", [{"a": float("inf")}, {"a": "\x00"}, {"a": "\ud800"}])
+def test_services_refuse_json_no_database_stores_whatever_the_caller(ops, code_type, info):
+    with pytest.raises(exc.InvalidParameterError) as caught:
+        bulk.codes_generate_inline(
+            actor=ops, code_type_name=code_type.name, quantity=1, custom_code_info=info
+        )
+    with pytest.raises(ValueError, match="reply"):
+        fulfillment.parse_reply({"success": True, "customRedemptionInfo": info}, strict=False)
+
+    assert list(caught.value.details["fields"]) == ["customCodeInfo"]
+
+
 # --- one place --------------------------------------------------------------------------------
 
 
@@ -361,7 +413,7 @@ def test_rules_is_a_leaf():
 # Spellings of a rule that would mean it is written a second time.
 RESTATED = [
     r"A-Za-z0-9_.",  # the code type name's characters
-    r"[^\s/$.?#]",  # the webhook URL's host start
+    r"(?![.$])[A-Za-z0-9",  # the webhook URL's host start
     r"\x20-\x7e",  # the Idempotency-Key's characters
     "{4,64}",  # the canonical scan code's length
 ]

@@ -66,8 +66,14 @@ def test_code_type_input_is_checked_field_by_field(ops, kwargs, field):
 
 def test_window_must_be_ordered(ops):
     now = timezone.now()
-    with pytest.raises(exc.InvalidParameterError):
+    # Two values in conflict, which no field's own rule states: 409, the field named.
+    with pytest.raises(exc.ValidityWindowError) as caught:
         code_type_create(actor=ops, name="w", valid_start=now, valid_end=now)
+    assert caught.value.http_status == 409
+    assert list(caught.value.details["fields"]) == ["validEnd"]
+    code_type_create(actor=ops, name="w", valid_start=now)
+    with pytest.raises(exc.ValidityWindowError):
+        code_type_update(actor=ops, name="w", valid_end=now - timedelta(seconds=1))
 
 
 def test_duplicate_names_and_scan_codes_are_refused(ops):

@@ -41,11 +41,16 @@ def _job_id(value: str) -> uuid.UUID:
         raise exc.JobNotFoundError(details={"jobId": value[:64]}) from None
 
 
-def _type_filter(query: dict[str, Any]) -> str | None:
+def _type_filter(query: dict[str, Any]) -> int | None:
+    """The id of the code type the query filters on, if it names one."""
     name = query.get("codeType")
-    if name is not None:
-        selectors.code_type_get(name)  # an unknown filter is an error, not an empty list
-    return name
+    if name is None:
+        return None
+    return selectors.code_type_get(name).pk  # an unknown filter is an error, not an empty list
+
+
+def _limit(query: dict[str, Any]) -> int:
+    return query.get("limit", rules.PAGE_LIMIT_DEFAULT)
 
 
 def _job_url(job: Any) -> str:
@@ -82,23 +87,26 @@ def server_redeem(call: Call) -> HttpResponse:
     return _redeem(call, Profile(call.body["profileId"], call.body.get("profileName")))
 
 
-def _codes_list(profile_id: str, code_type: str | None, *, redeemed_only: bool) -> HttpResponse:
-    records = selectors.redeemed_by_profile(
-        profile_id, code_type_name=code_type, redeemed_only=redeemed_only
+def _codes_list(call: Call, profile_id: str, *, redeemed_only: bool) -> HttpResponse:
+    page = selectors.profile_records_page(
+        profile_id,
+        code_type_id=_type_filter(call.query),
+        redeemed_only=redeemed_only,
+        cursor=call.query.get("cursor"),
+        limit=_limit(call.query),
     )
-    return json_response({"codes": [code_record(r) for r in records]})
+    return json_response(
+        {"codes": [code_record(r) for r in page.records], "nextCursor": page.next_cursor}
+    )
 
 
 def client_redeemed_codes(call: Call) -> HttpResponse:
     assert call.identity.profile is not None
-    code_type = _type_filter(call.query)
-    return _codes_list(call.identity.profile.id, code_type, redeemed_only=True)
+    return _codes_list(call, call.identity.profile.id, redeemed_only=True)
 
 
 def server_profile_codes(call: Call) -> HttpResponse:
-    profile_id = _profile_id(call.path["profileId"])
-    code_type = _type_filter(call.query)
-    return _codes_list(profile_id, code_type, redeemed_only=False)
+    return _codes_list(call, _profile_id(call.path["profileId"]), redeemed_only=False)
 
 
 def user_token_create(call: Call) -> HttpResponse:
@@ -116,9 +124,19 @@ def user_token_create(call: Call) -> HttpResponse:
 
 
 def code_types_list(call: Call) -> HttpResponse:
-    rows = selectors.inventory_summary()
+    q = call.query
+    page = selectors.code_types_page(
+        search=q.get("search"),
+        use_type=q.get("useType"),
+        disabled=q.get("disabled"),
+        cursor=q.get("cursor"),
+        limit=_limit(q),
+    )
     return json_response(
-        {"codeTypes": [code_type_record(r["code_type"], r["counts"]) for r in rows]}
+        {
+            "codeTypes": [code_type_record(r["code_type"], r["counts"]) for r in page.rows],
+            "nextCursor": page.next_cursor,
+        }
     )
 
 

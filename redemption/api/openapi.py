@@ -32,19 +32,19 @@ def _headers_for(status: int, op: Operation, extra: tuple[str, ...] = ()) -> dic
         headers["Retry-After"] = {
             "required": True,
             "description": "Seconds until a redeem may be tried again.",
-            "schema": {"type": "string", "pattern": r"^\d+$"},
+            "schema": {"type": "string", "pattern": rules.whole(r"[0-9]+")},
         }
     if status == 503:
         headers["Retry-After"] = {
             "required": True,
             "description": "Seconds to wait before retrying: the database is unreachable.",
-            "schema": {"type": "string", "pattern": r"^\d+$"},
+            "schema": {"type": "string", "pattern": rules.whole(r"[0-9]+")},
         }
     if status == 409 and op.method == "POST":
         headers["Retry-After"] = {
             "description": "With IDEMPOTENCY_KEY_IN_USE: seconds until a retry with the same "
             "key may run (the first request has ended, or is taken for dead).",
-            "schema": {"type": "string", "pattern": r"^\d+$"},
+            "schema": {"type": "string", "pattern": rules.whole(r"[0-9]+")},
         }
     for name in extra:
         headers[name] = {"required": True, "schema": {"type": "string"}}
@@ -104,7 +104,7 @@ def _operation(op: Operation, params: list[dict[str, Any]]) -> dict[str, Any]:
                 "required": False,
                 "description": "Makes a retry safe: the first answer is stored for 24 hours "
                 "and replayed for the same request under the same credential.",
-                "schema": {"type": "string", "pattern": f"^{rules.IDEMPOTENCY_KEY_REGEX}$"},
+                "schema": {"type": "string", "pattern": rules.IDEMPOTENCY_KEY_PATTERN},
             }
         )
     result: dict[str, Any] = {
@@ -130,12 +130,16 @@ def _operation(op: Operation, params: list[dict[str, Any]]) -> dict[str, Any]:
     if op.body is not None:
         result["requestBody"] = {
             "required": True,
-            "content": {JSON: {"schema": object_schema(op.body)}},
+            "content": {JSON: {"schema": {**object_schema(op.body), **op.body_rules}}},
         }
     if op.csv_body:
+        # Any text is a CSV file to the import (bad lines become per-line errors), so the
+        # body's schema constrains nothing; its size limit is a 413, not a schema rule.
         result["requestBody"] = {
             "required": True,
-            "content": {CSV: {"schema": {"type": "string", "maxLength": 200 * 1024 * 1024}}},
+            "description": "CSV text (UTF-8): scanCode[,codeState][,customCodeInfo] per line, "
+            "up to 200 MiB.",
+            "content": {CSV: {"schema": {}}},
         }
     return result
 

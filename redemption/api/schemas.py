@@ -6,7 +6,7 @@ from redemption import exceptions as exc
 from redemption import rules
 from redemption.models import STATE_ORDER
 
-TS_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
+TS_PATTERN = rules.whole(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 REF = "#/components/schemas/"
 
 
@@ -30,6 +30,11 @@ TS_OR_NULL = {**TS, "type": ["string", "null"]}
 STR_OR_NULL = {"type": ["string", "null"]}
 OBJECT = {"type": "object"}
 STATE = {"type": "string", "enum": list(STATE_ORDER)}
+NEXT_CURSOR = {
+    "type": ["string", "null"],
+    "pattern": rules.CURSOR_PATTERN,
+    "description": "Pass as `cursor` for the next page; null on the last page.",
+}
 
 CODE_RECORD_PROPERTIES: dict[str, Any] = {
     "redemptionCodeId": {"type": "string", "format": "uuid"},
@@ -52,7 +57,26 @@ CODE_RECORD_PROPERTIES: dict[str, Any] = {
     "updatedAt": TS,
 }
 
+_TEXT = {"type": "string", "pattern": rules.whole(rules.TEXT_REGEX)}
 SCHEMAS: dict[str, Any] = {
+    # Free-form JSON in requests (customCodeInfo, customRedemptionInfo): any JSON object whose
+    # text has no NUL, at most 32 levels deep and 16 KB as compact JSON (those two are checked,
+    # not stated: JSON Schema has no words for them).
+    "JsonObject": {
+        "type": "object",
+        "propertyNames": _TEXT,
+        "additionalProperties": ref("JsonValue"),
+        "description": f"A JSON object of {rules.JSON_OBJECT_RULE}, nested at most "
+        f"{rules.JSON_DEPTH_MAX} levels; no text may hold NUL.",
+    },
+    "JsonValue": {
+        "anyOf": [
+            _TEXT,
+            {"type": ["number", "boolean", "null"]},
+            {"type": "array", "items": ref("JsonValue")},
+            ref("JsonObject"),
+        ]
+    },
     "CodeRecord": closed(CODE_RECORD_PROPERTIES),
     "Attempt": closed(
         {
@@ -82,7 +106,12 @@ SCHEMAS: dict[str, Any] = {
             "history": {"type": "array", "items": ref("AuditEvent")},
         }
     ),
-    "CodeList": closed({"codes": {"type": "array", "items": ref("CodeRecord")}}),
+    "CodeList": closed(
+        {
+            "codes": {"type": "array", "items": ref("CodeRecord")},
+            "nextCursor": NEXT_CURSOR,
+        }
+    ),
     "CodeType": closed(
         {
             "codeType": {"type": "string", "pattern": rules.CODE_TYPE_NAME_PATTERN},
@@ -122,7 +151,12 @@ SCHEMAS: dict[str, Any] = {
             "stateCounts": closed({s: {"type": "integer", "minimum": 0} for s in STATE_ORDER}),
         }
     ),
-    "CodeTypeList": closed({"codeTypes": {"type": "array", "items": ref("CodeType")}}),
+    "CodeTypeList": closed(
+        {
+            "codeTypes": {"type": "array", "items": ref("CodeType")},
+            "nextCursor": NEXT_CURSOR,
+        }
+    ),
     "UserToken": closed(
         {
             "token": {"type": "string", "pattern": r"^ut_"},

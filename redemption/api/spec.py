@@ -69,6 +69,9 @@ class Operation:
     replies: tuple[Reply, ...]
     errors: tuple[type[exc.RedemptionError], ...] = ()
     body: tuple[Field, ...] | None = None
+    # Rules between the body's fields (JSON Schema if/then) for the document; checked by the
+    # service the handler calls.
+    body_rules: Mapping[str, Any] = field(default_factory=dict)
     csv_body: bool = False
     query: tuple[Field, ...] = ()
     fixed: Mapping[str, str] = field(default_factory=dict)

@@ -1,6 +1,5 @@
 """Strict request input: JSON parsing and field specs that also feed the OpenAPI document."""
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -10,10 +9,22 @@ from typing import Any
 from django.http import QueryDict
 
 from redemption import exceptions as exc
+from redemption import rules
 
-MAX_DEPTH = 32
-MIN_YEAR = 1970  # earlier years are no validity window, and not every strftime pads them
 BODY = "body"  # the name used in details.fields for problems with the body as a whole
+
+
+_QUERY_INTEGER = re.compile(r"-?[0-9]{1,18}")
+_TIMESTAMP_RE = re.compile(rules.TIMESTAMP_REGEX)
+_TIMESTAMP_PATTERN = rules.whole(rules.TIMESTAMP_REGEX)
+JSON_OBJECT_REF = "#/components/schemas/JsonObject"
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+_QUERY_BOOLEANS = {"true": True, "false": False}
 
 
 class FieldError(ValueError):
@@ -37,6 +48,8 @@ class Field:
     default: Any = None
     inner: tuple["Field", ...] = ()  # a nested object with exactly these keys, checked here
     inner_doc: tuple["Field", ...] = ()  # a nested object documented here, checked by a service
+    # Rules a service checks (so the error stays the service's), stated in the document too.
+    documented: Mapping[str, Any] | None = None
 
     def schema(self) -> dict[str, Any]:
         """The JSON Schema (2020-12, as OpenAPI 3.1 uses it) of this field."""
@@ -47,29 +60,46 @@ class Field:
                 s["minLength"] = self.min
             if self.max is not None:
                 s["maxLength"] = self.max
-            if self.pattern:
-                s["pattern"] = self.pattern
+            # Without a pattern of its own, any text but NUL (which the body check refuses).
+            s["pattern"] = self.pattern or rules.whole(rules.TEXT_REGEX)
         elif self.kind == "integer":
             s = {"type": "integer", "minimum": self.min, "maximum": self.max}
         elif self.kind == "boolean":
             s = {"type": "boolean"}
         elif self.kind == "datetime":
-            s = {"type": "string", "format": "date-time"}
+            s = {"type": "string", "format": "date-time", "pattern": _TIMESTAMP_PATTERN}
         elif self.kind == "enum":
             s = {"type": "string", "enum": list(self.choices)}
         elif self.inner or self.inner_doc:
             s = object_schema(self.inner or self.inner_doc)
         else:
-            s = {"type": "object"}
+            s = {"$ref": JSON_OBJECT_REF}
+        s.update(self.documented or {})
         if self.nullable:
             if "enum" in s:
                 s["enum"] = [*s["enum"], None]
-            s["type"] = [s["type"], "null"]
+            if "type" in s:
+                s["type"] = [*_as_list(s["type"]), "null"]
+            else:
+                s = {"anyOf": [s, {"type": "null"}]}
         if self.description:
             s["description"] = self.description
         if self.default is not None:
             s["default"] = self.default
         return s
+
+    def from_query(self, text: str) -> Any:
+        """The value a query string's text stands for: whole numbers and true/false are read
+        as such (digits only, no sign or spaces beyond a leading minus); other kinds stay text."""
+        if self.kind == "integer":
+            if not _QUERY_INTEGER.fullmatch(text):
+                raise FieldError("must be a whole number")
+            return int(text)
+        if self.kind == "boolean":
+            if text not in _QUERY_BOOLEANS:
+                raise FieldError("must be true or false")
+            return _QUERY_BOOLEANS[text]
+        return text
 
     def clean(self, value: Any, path: str) -> Any:
         """Return the checked value; raise FieldError, or invalid_fields for nested objects."""
@@ -95,6 +125,8 @@ class Field:
         if kind == "datetime":
             return parse_datetime(value)
         if kind == "integer":
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)  # JSON Schema: 5.0 is the integer 5
             if isinstance(value, bool) or not isinstance(value, int):
                 raise FieldError("must be a whole number")
             if (self.min is not None and value < self.min) or (
@@ -114,22 +146,14 @@ class Field:
 
 
 def parse_datetime(value: str) -> datetime:
-    """Read an ISO 8601 timestamp with an offset (or Z) into an aware UTC datetime."""
-    if len(value) > 40:
-        raise FieldError("must be an ISO 8601 timestamp with a time zone")
+    """Read an RFC 3339 timestamp with an offset (or Z) into an aware UTC datetime."""
+    if not _TIMESTAMP_RE.fullmatch(value):
+        raise FieldError(f"must be {rules.TIMESTAMP_RULE}")
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise FieldError("must be an ISO 8601 timestamp with a time zone") from None
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise FieldError("must include a time zone (for example Z or +00:00)")
-    try:
-        value_utc = parsed.astimezone(UTC)
-    except (OverflowError, ValueError):
-        raise FieldError("must be between 1970 and 9999") from None
-    if not MIN_YEAR <= value_utc.year <= 9999:
-        raise FieldError("must be between 1970 and 9999")
-    return value_utc
+    except ValueError:  # a day the month does not have
+        raise FieldError(f"must be {rules.TIMESTAMP_RULE}, on a day that exists") from None
+    return parsed.astimezone(UTC)
 
 
 def object_schema(fields: Sequence[Field]) -> dict[str, Any]:
@@ -184,9 +208,15 @@ def clean_query(fields: Sequence[Field], query: QueryDict) -> dict[str, Any]:
             errors[key] = "may be given only once"
         else:
             data[key] = values[0]
+    by_name = {f.name: f for f in fields}
     for key, value in data.items():
         if not text_ok(key) or not text_ok(value):
-            errors[key if text_ok(key) else BODY] = "must not contain NUL or unpaired surrogates"
+            errors[key if text_ok(key) else BODY] = rules.STORABLE_TEXT_RULE
+        elif key in by_name:
+            try:
+                data[key] = by_name[key].from_query(value)
+            except FieldError as err:
+                errors[key] = str(err)
     if errors:
         raise exc.invalid_fields(errors)
     return clean_object(fields, data)
@@ -194,73 +224,27 @@ def clean_query(fields: Sequence[Field], query: QueryDict) -> dict[str, Any]:
 
 def text_ok(value: str) -> bool:
     """True when a string can be stored by every supported database."""
-    if "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _check_tree(value: Any, depth: int) -> str | None:
-    """Return what is wrong with a parsed JSON value (depth, NUL, surrogates), or None."""
-    if depth > MAX_DEPTH:
-        return f"must not nest deeper than {MAX_DEPTH} levels"
-    if isinstance(value, str):
-        return None if text_ok(value) else "must not contain NUL or unpaired surrogates"
-    if isinstance(value, dict):
-        for k, v in value.items():
-            problem = (
-                None if text_ok(k) else "keys must not contain NUL or unpaired surrogates"
-            ) or _check_tree(v, depth + 1)
-            if problem:
-                return problem
-    elif isinstance(value, list):
-        for v in value:
-            problem = _check_tree(v, depth + 1)
-            if problem:
-                return problem
-    return None
-
-
-def _pairs_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    return rules.is_storable_text(value)
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
-    """Parse a request body that must be one JSON object of clean strings."""
+    """Parse a request body that must be one JSON object of values every database can store."""
     if not raw:
         raise exc.invalid_fields({BODY: "a JSON object is required"})
     try:
-        data = json.loads(
-            raw,
-            object_pairs_hook=_pairs_without_duplicates,
-            parse_constant=_reject_constant,
-        )
-    except RecursionError:
-        raise exc.invalid_fields({BODY: f"must not nest deeper than {MAX_DEPTH} levels"}) from None
-    except ValueError as err:  # includes JSONDecodeError and UnicodeDecodeError
-        message = str(err).splitlines()[0][:200] if str(err) else "malformed JSON"
-        raise exc.invalid_fields({BODY: f"malformed JSON: {message}"}) from None
+        data = rules.json_loads_strict(raw)
+    except ValueError as err:
+        raise exc.invalid_fields({BODY: f"malformed JSON: {err}"}) from None
     if not isinstance(data, dict):
         raise exc.invalid_fields({BODY: "must be a JSON object"})
     errors: dict[str, str] = {}
     for key, value in data.items():
-        problem = (
-            None if text_ok(key) else "keys must not contain NUL or unpaired surrogates"
-        ) or _check_tree(value, 1)
+        if not text_ok(key):
+            errors[BODY] = "keys " + rules.STORABLE_TEXT_RULE
+            continue
+        problem = rules.json_value_problem(value, 1)
         if problem:
-            errors[key if text_ok(key) else BODY] = problem
+            errors[key] = problem
     if errors:
         raise exc.invalid_fields(errors)
     return data

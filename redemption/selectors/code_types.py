@@ -1,13 +1,18 @@
 """Reads about code types (campaigns): one by name, the inventory, per-state counts."""
 
+from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import Q
+
 from redemption import exceptions as exc
+from redemption import rules
 from redemption.db import claims, counts
 from redemption.models import (
     STATE_ORDER,
     CodeType,
 )
+from redemption.selectors.paging import cursor_decode, cursor_encode
 
 
 def code_type_get(name: str, *, for_update: bool = False) -> CodeType:
@@ -50,6 +55,51 @@ def inventory_summary() -> list[dict[str, Any]]:
         c = counts.get(ct.pk, empty_counts())
         rows.append({"code_type": ct, "counts": c, "total": sum(c.values())})
     return rows
+
+
+CODE_TYPES = "code-types"
+
+
+@dataclass(frozen=True)
+class CodeTypePage:
+    """One page of code types by name, each with its per-state counts and total."""
+
+    rows: list[dict[str, Any]]  # as inventory_summary: code_type, counts, total
+    next_cursor: str | None
+
+
+def code_types_page(
+    *,
+    search: str | None = None,
+    use_type: str | None = None,
+    disabled: bool | None = None,
+    cursor: str | None = None,
+    limit: int = rules.PAGE_LIMIT_DEFAULT,
+) -> CodeTypePage:
+    """Code types by name, filtered and one page at a time, with their counts.
+
+    `search` matches a case-insensitive substring of the name or the description.
+    """
+    qs = CodeType.objects.all()
+    if search:
+        qs = qs.filter(Q(name__icontains=search) | Q(description__icontains=search))
+    if use_type is not None:
+        qs = qs.filter(use_type=use_type)
+    if disabled is not None:
+        qs = qs.filter(is_disabled=disabled)
+    if cursor is not None:
+        (after,) = cursor_decode(CODE_TYPES, cursor, (str,))
+        qs = qs.filter(name__gt=after)
+    types = list(qs.order_by("name")[: limit + 1])
+    more = len(types) > limit
+    types = types[:limit]
+    counts = state_counts_by_type(types)
+    rows = []
+    for ct in types:
+        c = counts.get(ct.pk, empty_counts())
+        rows.append({"code_type": ct, "counts": c, "total": sum(c.values())})
+    next_cursor = cursor_encode(CODE_TYPES, [types[-1].name]) if more else None
+    return CodeTypePage(rows=rows, next_cursor=next_cursor)
 
 
 def totals_by_state() -> dict[str, int]:

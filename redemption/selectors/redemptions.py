@@ -1,41 +1,88 @@
 """Reads about redemptions: one profile's records and attempts, redemptions per day."""
 
+import heapq
+import uuid
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from django.db.models import Count
-from django.db.models.functions import TruncDate
+from django.db.models import Count, Q
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from redemption import rules
 from redemption.models import (
     Attempt,
     Code,
     SharedRedemption,
     State,
 )
+from redemption.selectors.paging import after_key, cursor_decode, cursor_encode
+
+# Newest first: when the profile redeemed it, or, while it is in progress or failed, when it
+# last changed. Indexes on (profile, this, id) let a page start at its cursor (migration 0007).
+RECENT = Coalesce("redeemed_at", "updated_at")
+PROFILE_RECORDS = "profile-records"
 
 
-def redeemed_by_profile(
-    profile_id: str, *, code_type_name: str | None = None, redeemed_only: bool = True
-) -> list[Code | SharedRedemption]:
-    """Codes and shared redemptions of one profile, newest first."""
-    personal = Code.objects.select_related("code_type").filter(
-        redeemed_by_profile_id=profile_id, is_shared_anchor=False
-    )
-    shared = SharedRedemption.objects.select_related("code_type").filter(profile_id=profile_id)
+@dataclass(frozen=True)
+class RecordPage:
+    """One page of a profile's records, newest first, and the cursor of the next page."""
+
+    records: list[Code | SharedRedemption]
+    next_cursor: str | None
+
+
+def profile_records_page(
+    profile_id: str,
+    *,
+    code_type_id: int | None = None,
+    redeemed_only: bool = True,
+    cursor: str | None = None,
+    limit: int = rules.PAGE_LIMIT_DEFAULT,
+) -> RecordPage:
+    """Codes and shared redemptions of one profile, newest first, one page at a time.
+
+    Each table is read from its (profile, recent, id) index starting at the cursor, at most
+    `limit` + 1 rows each; the two are merged, so a page costs the same however many records
+    the profile has.
+    """
+    personal = Code.objects.filter(redeemed_by_profile_id=profile_id, is_shared_anchor=False)
+    shared = SharedRedemption.objects.filter(profile_id=profile_id)
     if redeemed_only:
         personal = personal.filter(state=State.REDEEMED)
         shared = shared.filter(state=State.REDEEMED)
-    if code_type_name is not None:
-        personal = personal.filter(code_type__name=code_type_name)
-        shared = shared.filter(code_type__name=code_type_name)
-    records: list[Code | SharedRedemption] = [*personal, *shared]
-    records.sort(key=lambda r: r.redeemed_at or r.updated_at, reverse=True)
-    return records
+    if code_type_id is not None:
+        personal = personal.filter(code_type_id=code_type_id)
+        shared = shared.filter(code_type_id=code_type_id)
+    key = None if cursor is None else cursor_decode(PROFILE_RECORDS, cursor, (datetime, uuid.UUID))
+    pages: list[list[Any]] = []
+    for qs in (personal, shared):
+        qs = qs.select_related("code_type").annotate(recent=RECENT)
+        if key is not None:
+            qs = qs.filter(after_key(("recent", "pk"), key, descending=True))
+        pages.append(list(qs.order_by("-recent", "-pk")[: limit + 1]))
+    merged = list(heapq.merge(*pages, key=lambda r: (r.recent, r.pk.int), reverse=True))
+    records, more = merged[:limit], len(merged) > limit
+    next_cursor = (
+        cursor_encode(PROFILE_RECORDS, [records[-1].recent, records[-1].pk]) if more else None
+    )
+    return RecordPage(records=records, next_cursor=next_cursor)
 
 
-def profile_records(profile_id: str) -> list[Code | SharedRedemption]:
-    """Everything one profile redeemed or attempted (codes and shared redemptions), newest first."""
-    return redeemed_by_profile(profile_id, redeemed_only=False)
+def profile_record_counts(profile_id: str) -> tuple[int, int]:
+    """How many records one profile has, and how many of them are Redeemed (two index reads)."""
+    total = redeemed = 0
+    for qs in (
+        Code.objects.filter(redeemed_by_profile_id=profile_id, is_shared_anchor=False),
+        SharedRedemption.objects.filter(profile_id=profile_id),
+    ):
+        counts = qs.aggregate(
+            total=Count("pk"), redeemed=Count("pk", filter=Q(state=State.REDEEMED))
+        )
+        total += counts["total"]
+        redeemed += counts["redeemed"]
+    return total, redeemed
 
 
 def profile_open_attempts(profile_id: str, *, limit: int = 200) -> list[Attempt]:

@@ -117,11 +117,15 @@ def check_initial_state(value: str | None, field: str = "codeState") -> str:
 
 
 def check_json_object(value: dict[str, Any] | None, field: str) -> dict[str, Any]:
-    """Return the object ({} for None) if it is small enough, else raise naming `field`."""
+    """Return the object ({} for None) if every database can store it and it is small enough,
+    else raise naming `field`."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise exc.invalid_fields({field: "must be a JSON object"})
+    problem = rules.json_value_problem(value)
+    if problem:
+        raise exc.invalid_fields({field: problem})
     if not rules.json_fits(rules.compact_json(value)):
         raise exc.invalid_fields({field: "must be " + rules.JSON_OBJECT_RULE})
     return value

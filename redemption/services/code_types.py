@@ -30,8 +30,15 @@ Unset = Literal[_Unset.UNSET]
 
 
 def _check_window(start: datetime | None, end: datetime | None) -> None:
+    # A conflict between two values (or a new value and the one stored), which no field's own
+    # rule can state: 409, with the field named for forms.
     if start is not None and end is not None and end <= start:
-        raise exc.invalid_fields({"validEnd": "must be later than validStart"})
+        raise exc.ValidityWindowError(details={"fields": {"validEnd": _WINDOW_RULE}})
+
+
+_WINDOW_RULE = "must be later than validStart"
+_ONLY_SHARED_SCAN_CODE = "only shared (MULTI) code types have a scan code"
+_ONLY_SHARED_CAP = "only shared (MULTI) code types have a cap"
 
 
 def _check_max(value: int | None) -> int | None:
@@ -131,10 +138,10 @@ def code_type_create(
         if not scan_code:
             raise exc.invalid_fields({"scanCode": "a shared code type needs its scan code"})
         canon = codes.canonical_or_error(scan_code)
-    elif scan_code:
-        raise exc.invalid_fields({"scanCode": "only shared (MULTI) code types have a scan code"})
+    elif scan_code is not None:
+        raise exc.invalid_fields({"scanCode": _ONLY_SHARED_SCAN_CODE})
     elif max_redemptions is not None:
-        raise exc.invalid_fields({"maxRedemptions": "only shared (MULTI) code types have a cap"})
+        raise exc.invalid_fields({"maxRedemptions": _ONLY_SHARED_CAP})
     now = timezone.now()
     ct = CodeType(
         name=name,
@@ -224,14 +231,16 @@ def code_type_update(
                 changed.append("valid_end")
             _check_window(ct.valid_start, ct.valid_end)
             if max_redemptions is not UNSET:
+                _check_max(max_redemptions)
                 if not ct.is_shared and max_redemptions is not None:
-                    raise exc.invalid_fields(
-                        {"maxRedemptions": "only shared (MULTI) code types have a cap"}
+                    raise exc.CodeUseTypeError(
+                        details={"fields": {"maxRedemptions": _ONLY_SHARED_CAP}}
                     )
-                ct.max_redemptions = _check_max(max_redemptions)
+                ct.max_redemptions = max_redemptions
                 if ct.max_redemptions is not None and ct.redemption_count > ct.max_redemptions:
-                    raise exc.invalid_fields(
-                        {"maxRedemptions": f"is below the {ct.redemption_count} already counted"}
+                    below = f"is below the {ct.redemption_count} already counted"
+                    raise exc.MaxRedemptionsReachedError(
+                        f"maxRedemptions {below}.", details={"fields": {"maxRedemptions": below}}
                     )
                 changed.append("max_redemptions")
             if custom_code_info is not UNSET:
@@ -250,11 +259,11 @@ def code_type_update(
                     "webhook_secret",
                 ]
             if scan_code is not UNSET:
-                if not ct.is_shared:
-                    raise exc.invalid_fields(
-                        {"scanCode": "only shared (MULTI) code types have a scan code"}
-                    )
                 canon = codes.canonical_or_error(scan_code)
+                if not ct.is_shared:
+                    raise exc.CodeUseTypeError(
+                        details={"fields": {"scanCode": _ONLY_SHARED_SCAN_CODE}}
+                    )
                 if canon != ct.canonical_scan_code:
                     Code.objects.filter(code_type=ct, is_shared_anchor=True).update(
                         scan_code=codes.display(scan_code), canonical=canon

@@ -52,6 +52,9 @@ COUNTED_FAILURES: tuple[type[exc.RedemptionError], ...] = (
 )
 
 
+_GONE_WHILE_FULFILLED = "The redemption was reset or deleted while it was being fulfilled."
+
+
 @dataclass(frozen=True)
 class RedeemResult:
     """The record after a redeem, and whether it finished (200) or is still in progress (202)."""
@@ -209,8 +212,15 @@ def _claim_personal(*, actor: Actor, code: Code, profile: Profile, info: dict[st
 
 
 def _reload(code: Code, ct: CodeType) -> None:
-    """Re-read a code after losing a race, keeping its already-loaded code type."""
-    code.refresh_from_db()
+    """Re-read a code after losing a race, keeping its already-loaded code type.
+
+    The race may have been lost to a delete (one code, or a delete-all job): then the code is
+    not found, exactly as if the redeem had come a moment later.
+    """
+    try:
+        code.refresh_from_db()
+    except Code.DoesNotExist:
+        raise exc.CodeNotFoundError() from None
     code.code_type = ct
 
 
@@ -260,7 +270,7 @@ def _start_personal_attempt(
             details={"attempt": attempt.attempt},
             at=now,
         )
-    code.refresh_from_db()
+    _reload(code, ct)
     return attempt
 
 
@@ -314,9 +324,12 @@ def _redeem_shared(
                 at=now,
             )
     except IntegrityError:
-        # The same profile won a concurrent race; report what it holds now.
-        sr = SharedRedemption.objects.get(code_type=ct, profile_id=profile.id)
-        return _redeem_shared_again(actor=actor, ct=ct, sr=sr, profile=profile, info=info)
+        # The same profile won a concurrent race; report what it holds now (unless staff
+        # deleted that redemption in the meantime: then this redeem may simply be tried again).
+        won = SharedRedemption.objects.filter(code_type=ct, profile_id=profile.id).first()
+        if won is None:
+            raise exc.RedemptionInProgressError() from None
+        return _redeem_shared_again(actor=actor, ct=ct, sr=won, profile=profile, info=info)
     if attempt is None:
         return RedeemResult(sr)
     return _fulfil(actor=actor, ct=ct, owner=sr, attempt=attempt, profile=profile)
@@ -362,7 +375,10 @@ def _redeem_shared_again(
             details={"attempt": attempt.attempt},
             at=now,
         )
-    sr.refresh_from_db()
+    try:
+        sr.refresh_from_db()
+    except SharedRedemption.DoesNotExist:
+        raise exc.RedemptionFailedError(_GONE_WHILE_FULFILLED) from None
     return _fulfil(actor=actor, ct=ct, owner=sr, attempt=attempt, profile=profile)
 
 
@@ -418,9 +434,7 @@ def _fulfil(
         attempt_pk=attempt.pk,
     )
     if record is None or row is None:
-        raise exc.RedemptionFailedError(
-            "The redemption was reset or deleted while it was being fulfilled."
-        )
+        raise exc.RedemptionFailedError(_GONE_WHILE_FULFILLED)
     if row.state == State.FAILED:
         raise _attempt_error(row, reply)
     return RedeemResult(record)

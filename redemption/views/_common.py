@@ -7,17 +7,21 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
-from redemption import permissions
+from redemption import permissions, rules, selectors
 from redemption.actors import Actor
-from redemption.exceptions import RedemptionError
+from redemption.exceptions import InvalidParameterError, RedemptionError
 from redemption.forms import PortalForm
+from redemption.selectors import KeysetPage
 
 View = Callable[..., HttpResponseBase]
 ADMIN = "Admin"
+# A page link whose cursor no list handed out (edited by hand, or from another deployment).
+STALE_PAGE = "That page link is no longer valid; here is the first page."
 
 
 def role_required(role: str) -> Callable[[View], View]:
@@ -84,6 +88,25 @@ def report_error(
         messages.error(request, error.message)
     else:
         messages.error(request, error_text(error))
+
+
+def newest_first(
+    request: HttpRequest, qs: QuerySet[Any], *, kind: str, time_field: str, per_page: int
+) -> KeysetPage | None:
+    """The page of `qs` the request's after/before cursor and per_page (clamped to the
+    portal's maximum) ask for, newest first; None (with a message) for a stale cursor."""
+    try:
+        return selectors.newest_first_page(
+            qs,
+            kind=kind,
+            time_field=time_field,
+            after=request.GET.get("after") or None,
+            before=request.GET.get("before") or None,
+            per_page=rules.portal_per_page(request.GET.get("per_page"), per_page),
+        )
+    except InvalidParameterError:
+        messages.error(request, STALE_PAGE)
+        return None
 
 
 def page(

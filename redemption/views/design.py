@@ -11,6 +11,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 
@@ -38,6 +39,7 @@ from redemption.tables import (
     InventoryTable,
     SharedRedemptionTable,
 )
+from redemption.uploads import CappedUploadHandler
 from redemption.views._common import (
     ops_required,
     page,
@@ -321,11 +323,25 @@ def code_generate(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @ops_required
+@csrf_exempt  # CSRF is checked below, once the upload handler is in place
 def code_import(request: HttpRequest, name: str) -> HttpResponse:
-    """Upload a CSV, start an import job and land on its page."""
+    """Upload a CSV (at most the API's import limit), start an import job, land on its page."""
+    cap = CappedUploadHandler(request, limit=settings.IMPORT_MAX_BODY_BYTES)
+    request.upload_handlers.insert(0, cap)
+    return _code_import(request, name, cap)
+
+
+@csrf_protect
+def _code_import(request: HttpRequest, name: str, cap: CappedUploadHandler) -> HttpResponse:
     ct = _code_type_or_404(name)
-    form = ImportForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
+    posted = request.method == "POST"
+    form = ImportForm(
+        request.POST if posted else None,
+        request.FILES if posted else None,
+        max_bytes=cap.limit,
+        too_large=posted and cap.exceeded,
+    )
+    if posted and form.is_valid():
         try:
             job = bulk.job_import_start(
                 actor=staff_actor(request),

@@ -5,9 +5,8 @@ from uuid import UUID
 
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
+from django.shortcuts import redirect
 from django.utils.dateparse import parse_datetime
-from django_tables2 import RequestConfig
-from django_tables2.paginators import LazyPaginator
 
 from redemption import exceptions as exc
 from redemption import selectors
@@ -17,10 +16,11 @@ from redemption.models import Job
 from redemption.records import ts
 from redemption.services import bulk
 from redemption.tables import JobTable
-from redemption.views._common import ops_required, page, viewer_required
+from redemption.views._common import newest_first, ops_required, page, viewer_required
 
 NAV = "jobs"
 SHOWN_ERRORS = 1000
+PER_PAGE = 25
 
 
 def _job_or_404(job_id: UUID) -> Job:
@@ -32,13 +32,17 @@ def _job_or_404(job_id: UUID) -> Job:
 
 @viewer_required
 def job_list(request: HttpRequest) -> HttpResponse:
+    """Jobs newest first, paged by key (never counted, never OFFSET)."""
     job_filter = JobFilter(request.GET, queryset=selectors.jobs_all())
-    table = JobTable(job_filter.qs if job_filter.is_valid() else Job.objects.none())
-    RequestConfig(request, paginate={"per_page": 25, "paginator_class": LazyPaginator}).configure(
-        table
-    )
+    qs = job_filter.qs if job_filter.is_valid() else Job.objects.none()
+    keyset = newest_first(request, qs, kind="jobs", time_field="created_at", per_page=PER_PAGE)
+    if keyset is None:
+        return redirect("redemption:job_list")
     return page(
-        request, "redemption/job_list.html", {"table": table, "filter": job_filter}, nav=NAV
+        request,
+        "redemption/job_list.html",
+        {"table": JobTable(keyset.rows), "filter": job_filter, "keyset": keyset},
+        nav=NAV,
     )
 
 

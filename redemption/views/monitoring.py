@@ -82,7 +82,7 @@ def test_code(request: HttpRequest) -> HttpResponse:
     ct = selectors.code_type_get(form.cleaned_data["code_type"])
     state = form.cleaned_data["state"]
     code = selectors.first_code(code_type=ct, state=state)
-    if code is None:
+    if code is None or not rules.is_canonical_scan_code(code.canonical):
         messages.warning(request, f"“{ct.name}” has no {state} code.")
         return redirect(reverse("redemption:lookup"))
     return _detail(code)

@@ -8,12 +8,21 @@ from django.shortcuts import redirect
 from django.urls import reverse
 
 from redemption import exceptions as exc
-from redemption import selectors, services
+from redemption import rules, selectors, services
 from redemption.forms import ProfileForm
+from redemption.selectors import KeysetPage
 from redemption.tables import AttemptTable, ProfileRecordTable
-from redemption.views._common import ops_required, page, report_error, staff_actor, viewer_required
+from redemption.views._common import (
+    STALE_PAGE,
+    ops_required,
+    page,
+    report_error,
+    staff_actor,
+    viewer_required,
+)
 
 NAV = "user"
+PER_PAGE = rules.PAGE_LIMIT_DEFAULT
 
 
 def _profile_url(profile_id: str) -> str:
@@ -27,13 +36,30 @@ def user_monitoring(request: HttpRequest) -> HttpResponse:
     context: dict[str, object] = {"form": form}
     if form.is_bound and form.is_valid():
         profile_id = form.cleaned_data["profile"]
-        records = selectors.profile_records(profile_id)
+        after = request.GET.get("after") or None
+        try:
+            records = selectors.profile_records_page(
+                profile_id,
+                redeemed_only=False,
+                cursor=after,
+                limit=rules.portal_per_page(request.GET.get("per_page"), PER_PAGE),
+            )
+        except exc.InvalidParameterError:
+            messages.error(request, STALE_PAGE)
+            return redirect(_profile_url(profile_id))
+        record_count, redeemed_count = selectors.profile_record_counts(profile_id)
         context.update(
             profile_id=profile_id,
-            profile_name=selectors.profile_name_of(records),
-            records_table=ProfileRecordTable(records),
-            redeemed_count=sum(1 for r in records if r.state == "Redeemed"),
-            record_count=len(records),
+            profile_name=selectors.profile_name_of(records.records),
+            records_table=ProfileRecordTable(records.records),
+            keyset=KeysetPage(
+                rows=records.records,
+                after=records.next_cursor,
+                before=None,
+                is_first=after is None,
+            ),
+            redeemed_count=redeemed_count,
+            record_count=record_count,
             attempts_table=AttemptTable(selectors.profile_open_attempts(profile_id)),
         )
     return page(request, "redemption/user_monitoring.html", context, nav=NAV)

@@ -53,8 +53,32 @@
     window.setTimeout(poll, 700);
   }
 
+  // A file over the server's limit is refused before it is sent (the server refuses it too).
+  function setupUploadLimits() {
+    document.querySelectorAll("input[type=file][data-max-bytes]").forEach(function (input) {
+      var max = Number(input.getAttribute("data-max-bytes"));
+      if (!input.form || !max) return;
+      input.form.addEventListener("submit", function (event) {
+        var field = input.closest(".field") || input.parentNode;
+        var shown = field.querySelector("[data-upload-limit]");
+        if (shown) shown.remove();
+        var file = input.files && input.files[0];
+        if (!file || file.size <= max) return;
+        event.preventDefault();
+        var message = document.createElement("p");
+        message.className = "field-error";
+        message.setAttribute("role", "alert");
+        message.setAttribute("data-upload-limit", "");
+        message.textContent = input.getAttribute("data-too-large");
+        field.appendChild(message);
+        field.classList.add("has-error");
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     setupCopyButtons();
     setupJobPolling();
+    setupUploadLimits();
   });
 })();

@@ -209,3 +209,17 @@ def test_an_import_is_idempotent_by_its_streamed_body(server_api):
     assert again["Location"] == first["Location"]
     _is(other, 422, "IDEMPOTENCY_KEY_REUSED")
     assert Job.objects.count() == 1
+
+
+def test_the_job_result_neutralises_cells_a_spreadsheet_would_run(server_api, ops):
+    ct = CodeTypeFactory()
+    job = bulk.job_generate_start(actor=ops, code_type_name=ct.name, quantity=3, prefix="-ab")
+    bulk.run_job(job.pk)
+
+    response = server_api.get(f"/api/v1/server/jobs/{job.pk}/result.csv")
+
+    rows = response.content.decode().splitlines()
+    assert response.status == 200
+    assert rows[0] == "scanCode"
+    assert len(rows) == 4
+    assert all(row.startswith("'-AB-") for row in rows[1:]), rows

@@ -384,7 +384,10 @@ def test_server_list_refusals(server_api):
         404,
         "REDEMPTION_CODE_TYPE_NOT_FOUND",
     )
-    assert server_api.get("/api/v1/server/profiles/nobody/redeemed-codes").json() == {"codes": []}
+    assert server_api.get("/api/v1/server/profiles/nobody/redeemed-codes").json() == {
+        "codes": [],
+        "nextCursor": None,
+    }
 
 
 def test_every_server_write_is_audited_as_the_server_key(server_api):

@@ -22,9 +22,20 @@ def _fulfillment(url: str) -> dict:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(
-    "url", ["http://127.0.0.1:6379/", "http://[::1]:5432/", "http://0x7f000001/", "http://127.1/"]
-)
+def test_an_ipv6_literal_is_not_a_webhook_url_the_api_takes(server_api, rule_on):
+    # The documented URL shape names hosts and dotted IPv4 only; the target rules refuse every
+    # IPv6 literal too (tests/test_webhook_targets.py), so the field check answers first.
+    response = server_api.post(
+        TYPES, {"codeType": "grab", "fulfillment": _fulfillment("http://[::1]:5432/")}
+    )
+
+    assert (response.status, response.code) == (400, "INVALID_PARAMETER_VALUE")
+    assert "fulfillment.url" in response.error["details"]["fields"]
+    assert not CodeType.objects.filter(name="grab").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["http://127.0.0.1:6379/", "http://0x7f000001/", "http://127.1/"])
 def test_creating_a_type_with_a_forbidden_url_is_400(server_api, rule_on, url):
     response = server_api.post(TYPES, {"codeType": "grab", "fulfillment": _fulfillment(url)})
 

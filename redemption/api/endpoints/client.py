@@ -3,7 +3,12 @@
 from redemption import exceptions as exc
 from redemption.api import handlers
 from redemption.api.auth import CLIENT
-from redemption.api.endpoints.shared import CODE_TYPE_OPTIONAL, REDEEM_ERRORS, REDEEM_FIELDS
+from redemption.api.endpoints.shared import (
+    CODE_TYPE_OPTIONAL,
+    PAGE_FIELDS,
+    REDEEM_ERRORS,
+    REDEEM_FIELDS,
+)
 from redemption.api.spec import Endpoint, Operation, Reply
 
 CLIENT_ENDPOINTS: tuple[Endpoint, ...] = (
@@ -43,12 +48,18 @@ CLIENT_ENDPOINTS: tuple[Endpoint, ...] = (
             Operation(
                 method="GET",
                 operation_id="clientRedeemedCodes",
-                summary="Codes the token's profile redeemed, newest first",
+                summary="Codes the token's profile redeemed, newest first, a page at a time",
                 handler=handlers.client_redeemed_codes,
                 auth=CLIENT,
-                replies=(Reply(status=200, schema="CodeList", description="Redeemed codes only."),),
+                replies=(
+                    Reply(
+                        status=200,
+                        schema="CodeList",
+                        description="Redeemed codes only; nextCursor is null on the last page.",
+                    ),
+                ),
                 errors=(exc.CodeTypeNotFoundError,),
-                query=(CODE_TYPE_OPTIONAL,),
+                query=(CODE_TYPE_OPTIONAL, *PAGE_FIELDS),
                 tag="client",
             ),
         ),

@@ -8,10 +8,16 @@ from redemption.models import INITIAL_STATES, STATE_ORDER, State, UseType
 
 # --- input fields ---------------------------------------------------------------------------
 
+# A scan code as written: checked by the service (INVALID_SCAN_CODE), stated here.
+SCAN_CODE_DOC = {
+    "maxLength": rules.SCAN_CODE_WRITTEN_MAX,
+    "pattern": rules.whole(rules.SCAN_CODE_INPUT_REGEX),
+}
 SCAN_CODE = Field(
     "scanCode",
     "string",
     required=True,
+    documented=SCAN_CODE_DOC,
     description="Any spelling: case, spaces and hyphens do not matter; O reads as 0, I and L as 1.",
 )
 NEW_SCAN_CODE = Field(
@@ -19,6 +25,7 @@ NEW_SCAN_CODE = Field(
     "string",
     required=True,
     max=rules.SCAN_CODE_WRITTEN_MAX,
+    documented=SCAN_CODE_DOC,
     description=f"{rules.SCAN_CODE_RULE}.",
 )
 _NAME_RULE = f"must be {rules.CODE_TYPE_NAME_RULE}"
@@ -50,6 +57,38 @@ INITIAL_STATE = Field(
     default=State.INACTIVE.value,
 )
 REDEEM_FIELDS = (SCAN_CODE, CODE_TYPE_OPTIONAL, CUSTOM_REDEMPTION_INFO)
+# Paged lists: `limit` rows a page, then `cursor` = the nextCursor of the page before.
+PAGE_FIELDS = (
+    Field(
+        "limit",
+        "integer",
+        min=rules.PAGE_LIMIT_MIN,
+        max=rules.PAGE_LIMIT_MAX,
+        default=rules.PAGE_LIMIT_DEFAULT,
+        description="Rows on this page.",
+    ),
+    Field(
+        "cursor",
+        "string",
+        min=1,
+        max=rules.CURSOR_MAX,
+        pattern=rules.CURSOR_PATTERN,
+        rule=f"must be {rules.CURSOR_RULE}",
+        description="The nextCursor of the previous page (opaque); omit it for the first page. "
+        "A cursor the list did not hand out is refused (400).",
+    ),
+)
+CODE_TYPE_FILTERS = (
+    Field(
+        "search",
+        "string",
+        min=1,
+        max=rules.SEARCH_MAX,
+        description="Only types whose name or description contains this (any case).",
+    ),
+    Field("useType", "enum", choices=tuple(UseType.values), description="Only this use type."),
+    Field("disabled", "boolean", description="Only disabled (true) or enabled (false) types."),
+)
 FULFILLMENT = Field(
     "fulfillment",
     "object",
@@ -105,16 +144,27 @@ CODE_TYPE_CREATE_FIELDS = (
         "string",
         nullable=True,
         max=rules.SCAN_CODE_WRITTEN_MAX,
+        documented=SCAN_CODE_DOC,
         description="The public scan code of a shared (MULTI) type; null for personal types.",
     ),
     *CODE_TYPE_SETTINGS,
 )
+# A shared type needs its scan code; a personal one has neither a scan code nor a cap.
+CODE_TYPE_CREATE_RULES = {
+    "if": {
+        "properties": {"codeUseType": {"const": UseType.MULTI.value}},
+        "required": ["codeUseType"],
+    },
+    "then": {"required": ["scanCode"], "properties": {"scanCode": {"type": "string"}}},
+    "else": {"properties": {"scanCode": {"type": "null"}, "maxRedemptions": {"type": "null"}}},
+}
 CODE_TYPE_UPDATE_FIELDS = (
     Field(
         "scanCode",
         "string",
         max=rules.SCAN_CODE_WRITTEN_MAX,
-        description="Shared (MULTI) types only.",
+        documented=SCAN_CODE_DOC,
+        description="Shared (MULTI) types only (else 409 REDEMPTION_CODE_TYPE_CODE_USE_ERROR).",
     ),
     *CODE_TYPE_SETTINGS,
     Field(
@@ -133,7 +183,14 @@ def generate_fields(max_quantity: int) -> tuple[Field, ...]:
         Field("quantity", "integer", required=True, min=rules.QUANTITY_MIN, max=max_quantity),
         INITIAL_STATE,
         CUSTOM_CODE_INFO,
-        Field("prefix", "string", nullable=True, max=rules.PREFIX_WRITTEN_MAX),
+        Field(
+            "prefix",
+            "string",
+            nullable=True,
+            max=rules.PREFIX_INPUT_MAX,
+            documented={"pattern": rules.whole(rules.PREFIX_INPUT_REGEX)},
+            description=f"{rules.PREFIX_RULE}; empty or null for none.",
+        ),
         Field(
             "algorithmName",
             "enum",
@@ -159,19 +216,47 @@ def generate_fields(max_quantity: int) -> tuple[Field, ...]:
     )
 
 
+# The code shapes whose length is fixed, and the one without a check character.
+GENERATE_RULES = {
+    "allOf": [
+        {
+            "if": {"properties": {"algorithmName": {"const": name}}, "required": ["algorithmName"]},
+            "then": {
+                "properties": {
+                    "algorithmDetails": {
+                        "anyOf": [{"type": "null"}, {"properties": details}],
+                    }
+                }
+            },
+        }
+        for name, details in (
+            ("FiveByFive", {"length": {"const": 25}}),
+            ("StructuredGuid", {"length": {"const": 32}, "includeCheck": {"const": False}}),
+        )
+    ]
+}
+
 # Documented here, checked by the service that processes the reply.
 ASYNC_REPLY_DOC = (
     Field("success", "boolean", required=True),
-    Field("complete", "boolean"),
+    Field("complete", "boolean", description="Default: true when success is false."),
     Field("customRedemptionInfo", "object", nullable=True),
-    Field("errorCode", "string", nullable=True),
+    Field("errorCode", "string", nullable=True, documented={"type": ["string", "integer"]}),
     Field("errorMsg", "string", nullable=True),
 )
 
 # --- path parameters and replies ------------------------------------------------------------
 
-CODE_TYPE_PARAM = PathParam(name="codeType", description="Code type name.")
-SCAN_CODE_PARAM = PathParam(name="scanCode", description="Any spelling of the scan code.")
+CODE_TYPE_PARAM = PathParam(
+    name="codeType",
+    description="Code type name.",
+    schema={"type": "string", "pattern": rules.CODE_TYPE_NAME_PATTERN},
+)
+SCAN_CODE_PARAM = PathParam(
+    name="scanCode",
+    description="Any spelling of the scan code.",
+    schema={"type": "string", **SCAN_CODE_DOC},
+)
 JOB_PARAM = PathParam(
     name="jobId", description="Job id.", schema={"type": "string", "format": "uuid"}
 )

@@ -1,12 +1,12 @@
 """Export a code type's codes as CSV to stdout or a file."""
 
-import csv
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
 from redemption import exceptions as exc
 from redemption import selectors
+from redemption.csv_out import csv_write
 from redemption.management.cli import command_error
 from redemption.models import STATE_ORDER
 from redemption.services import bulk
@@ -32,15 +32,7 @@ class Command(BaseCommand):
             raise command_error(err) from None
         if options["output"]:
             with open(options["output"], "w", newline="", encoding="utf-8") as fh:
-                count = _write(csv.writer(fh, lineterminator="\n"), rows)
+                count = max(csv_write(fh, rows) - 1, 0)  # the header is no code
             self.stderr.write(f"Wrote {count:,} codes to {options['output']}.", style_func=str)
         else:
-            _write(csv.writer(self.stdout, lineterminator="\n"), rows)
-
-
-def _write(writer: Any, rows: Any) -> int:
-    count = -1
-    for row in rows:
-        writer.writerow(row)
-        count += 1
-    return max(count, 0)
+            csv_write(self.stdout, rows)

@@ -5,11 +5,11 @@ not judged here: that needs the rest of the file and the database.
 """
 
 import csv
-import json
 from typing import NamedTuple
 
 from redemption import codes, rules
 from redemption import exceptions as exc
+from redemption.csv_out import unmark
 from redemption.models import State
 
 HEADER_NAMES = frozenset({"scancode", "scan_code", "scan code"})
@@ -40,11 +40,20 @@ def is_header(text: str) -> bool:
 
 
 def parse_line(text: str) -> ParsedLine | LineError:
-    """Parse one line of text (without its line break)."""
-    fields = split_line(text)
-    raw_scan = fields[0].strip()
+    """Parse one line of text (without its line break); never raises for any text."""
+    if "\x00" in text:
+        return LineError(None, exc.InvalidParameterError.code, "The line contains a NUL character.")
+    try:
+        fields = split_line(text)
+    except csv.Error as err:
+        return LineError(
+            shown_scan_code(text.split(",", 1)[0]),
+            exc.InvalidParameterError.code,
+            f"The line is not valid CSV ({err}).",
+        )
+    raw_scan = unmark(fields[0].strip()) if fields else ""
     display = codes.display(raw_scan)
-    shown = display[: rules.SCAN_CODE_WRITTEN_MAX] or None
+    shown = shown_scan_code(display)
     canon = codes.canonical_or_none(raw_scan)
     if canon is None:
         return LineError(
@@ -60,21 +69,22 @@ def parse_line(text: str) -> ParsedLine | LineError:
     info_json = "{}"
     if raw_info:
         try:
-            info = json.loads(raw_info)
-        except ValueError:
-            info = None
+            info = rules.json_loads_strict(raw_info)
+        except ValueError as err:
+            return LineError(
+                shown,
+                exc.InvalidParameterError.code,
+                f"customCodeInfo must be a JSON object ({err}).",
+            )
         if not isinstance(info, dict):
             return LineError(
                 shown, exc.InvalidParameterError.code, "customCodeInfo must be a JSON object."
             )
+        problem = rules.json_value_problem(info)
+        if problem:
+            # Refuse the line, not the whole chunk the database would refuse with it.
+            return LineError(shown, exc.InvalidParameterError.code, f"customCodeInfo {problem}.")
         info_json = rules.compact_json(info)
-        if "\\u0000" in info_json:
-            # PostgreSQL's jsonb cannot store NUL; refuse the line, not the whole job.
-            return LineError(
-                shown,
-                exc.InvalidParameterError.code,
-                "customCodeInfo may not contain NUL characters.",
-            )
         if not rules.json_fits(info_json):
             return LineError(
                 shown,
@@ -82,6 +92,14 @@ def parse_line(text: str) -> ParsedLine | LineError:
                 f"customCodeInfo must be {rules.JSON_OBJECT_RULE}.",
             )
     return ParsedLine(canonical=canon, display=display, state=state, info_json=info_json)
+
+
+def shown_scan_code(text: str) -> str | None:
+    """A scan code as a line error shows it: as written, shortened, always storable text."""
+    shown = text.strip()[: rules.SCAN_CODE_WRITTEN_MAX].upper()
+    if not rules.is_storable_text(shown):
+        shown = shown.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+    return shown or None
 
 
 def split_line(text: str) -> list[str]:

@@ -1,5 +1,6 @@
 """Import a CSV of codes into a personal code type as a job, reporting bad lines one by one."""
 
+import logging
 import uuid
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -8,7 +9,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from redemption import exceptions as exc
@@ -29,6 +30,12 @@ from redemption.services.bulk.options import code_type_for_new_codes
 
 # canonical -> (line number, display, state, customCodeInfo JSON)
 Pending = dict[str, tuple[int, str, str, str]]
+# A longer line is refused as an error without being read whole (a code line is < 17 KB).
+MAX_LINE_BYTES = 64 * 1024
+LINE_TOO_LONG = f"The line is longer than {MAX_LINE_BYTES // 1024} KiB."
+LINE_UNREADABLE = "The line could not be read."
+
+logger = logging.getLogger(__name__)
 
 
 def job_import_start(*, actor: Actor, code_type_name: str, upload: bytes | BinaryIO | File) -> Job:
@@ -109,7 +116,13 @@ class _ImportRun:
         self.error(line, scan, code, message)
 
     def add_line(self, line_no: int, text: str) -> None:
-        parsed = parse_line(text)
+        try:
+            parsed = parse_line(text)
+        except Exception:
+            # parse_line answers any text; if it ever does not, lose the line, not the job.
+            logger.exception("import %s: line %d could not be parsed", self.job.pk, line_no)
+            self.invalid(line_no, None, exc.InvalidParameterError.code, LINE_UNREADABLE)
+            return
         if isinstance(parsed, LineError):
             self.invalid(line_no, parsed.scan_code, parsed.code, parsed.message)
             return
@@ -142,7 +155,7 @@ class _ImportRun:
         self.chunk = {}
         with transaction.atomic():
             if pending:
-                self._insert(pending)
+                self._insert_or_split(pending)
             Batch.objects.filter(pk=self.batch.pk).update(quantity=self.summary["imported"])
             self.lease.renew(
                 total=self.job.total,
@@ -153,6 +166,28 @@ class _ImportRun:
                 checkpoint={"records": self.records, "headerSeen": self.header_seen},
             )
         self.progress(self.lines, self.job.total)
+
+    def _insert_or_split(self, pending: Pending) -> None:
+        """Insert a chunk; should the database refuse it, insert line by line and report the
+        lines it refuses, so that no content the parser let through can fail the job."""
+        try:
+            with transaction.atomic():
+                self._insert(pending)
+            return
+        except DatabaseError:
+            logger.warning("import %s: a chunk was refused; retrying line by line", self.job.pk)
+        for canon, line in pending.items():
+            try:
+                with transaction.atomic():
+                    self._insert({canon: line})
+            except DatabaseError as err:
+                message = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+                self.invalid(
+                    line[0],
+                    line[1],
+                    exc.InvalidParameterError.code,
+                    f"The database refused this line ({message}).",
+                )
 
     def _insert(self, pending: Pending) -> None:
         if code_inserts.returns_inserted():
@@ -222,12 +257,31 @@ class _ImportRun:
                 self.duplicate_in_database(line_no, display, anchor)
 
 
+def _physical_lines(fh: Any) -> Iterator[bytes | None]:
+    """Yield each line's bytes (without its line feed), or None for a line over MAX_LINE_BYTES.
+
+    Reads at most MAX_LINE_BYTES + 1 bytes at a time: an over-long line is skipped without
+    ever being held whole, however long it is.
+    """
+    while line := fh.readline(MAX_LINE_BYTES + 1):
+        if line.endswith(b"\n") or len(line) <= MAX_LINE_BYTES:
+            yield line.removesuffix(b"\n")
+            continue
+        while (rest := fh.readline(1 << 20)) and not rest.endswith(b"\n"):
+            pass
+        yield None
+
+
 def _decoded_lines(name: str, run: _ImportRun) -> Iterator[tuple[int, str]]:
     """Yield (line number, text) for each physical line after the ones already committed;
-    undecodable lines become errors."""
+    unreadable lines become errors."""
     with default_storage.open(name, "rb") as fh:
-        for line_no, raw in enumerate(fh, start=1):
+        for line_no, raw in enumerate(_physical_lines(fh), start=1):
             if line_no <= run.resumed_from:
+                continue
+            if raw is None:
+                run.invalid(line_no, None, exc.InvalidParameterError.code, LINE_TOO_LONG)
+                run.lines = line_no
                 continue
             try:
                 text = raw.decode("utf-8")
