@@ -56,6 +56,11 @@ def _mutations(d) -> list[tuple[str, dict, str]]:
         (reverse("redemption:code_invalidate", args=[code]), {"reason": "x"}, "Support"),
         (reverse("redemption:code_reset", args=[code]), {"state": "Inactive"}, "Support"),
         (
+            reverse("redemption:code_reset", args=[d["redeemed"].canonical]),
+            {"state": "Available"},
+            "Ops",
+        ),
+        (
             reverse("redemption:code_custom_info", args=[code]),
             {"custom_code_info": "{}", "version": "1"},
             "Support",
@@ -350,9 +355,37 @@ def test_a_refused_transition_becomes_an_error_message(client, support_user, dat
     assert "The code has already been redeemed." in _messages(response)
 
 
-def test_support_resets_a_redeemed_code(client, support_user, data):
+def test_ops_resets_a_redeemed_code(client, ops_user, data):
+    _login(client, ops_user)
+    code = data["redeemed"]
+    page = client.get(reverse("redemption:code_detail", args=[code.canonical]))
+    assert b"Reset code" in page.content
+    client.post(reverse("redemption:code_reset", args=[code.canonical]), {"state": "Available"})
+    code.refresh_from_db()
+    assert (code.state, code.redeemed_by_profile_id) == (State.AVAILABLE, None)
+
+
+def test_support_may_not_reset_a_redeemed_code_and_is_not_offered_it(client, support_user, data):
     _login(client, support_user)
     code = data["redeemed"]
+    page = client.get(reverse("redemption:code_detail", args=[code.canonical]))
+    failed_page = client.get(reverse("redemption:code_detail", args=[data["failed"].canonical]))
+
+    refused = client.post(
+        reverse("redemption:code_reset", args=[code.canonical]), {"state": "Available"}
+    )
+
+    assert b"Reset code" not in page.content
+    assert b"that needs the Ops role" in page.content
+    assert b"Reset code" in failed_page.content
+    assert refused.status_code == 403
+    code.refresh_from_db()
+    assert (code.state, code.redeemed_by_profile_id) == (State.REDEEMED, "p-42")
+
+
+def test_support_resets_a_failed_code(client, support_user, data):
+    _login(client, support_user)
+    code = data["failed"]
     client.post(reverse("redemption:code_reset", args=[code.canonical]), {"state": "Available"})
     code.refresh_from_db()
     assert (code.state, code.redeemed_by_profile_id) == (State.AVAILABLE, None)

@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from redemption import exceptions as exc
-from redemption import rules, selectors, services
+from redemption import permissions, rules, selectors, services
 from redemption.forms import (
     CodeResetForm,
     CustomInfoForm,
@@ -100,6 +100,8 @@ def code_detail(request: HttpRequest, canonical: str) -> HttpResponse:
         "history_table": HistoryTable(selectors.code_history(code)),
         "can_activate": can(state, State.AVAILABLE) and state == State.INACTIVE,
         "can_invalidate": can(state, State.INVALIDATED),
+        # Re-issuing a redeemed code's value needs Ops (the service refuses Support too).
+        "can_reset": state != State.REDEEMED or permissions.has_role(request.user, permissions.OPS),
         "invalidate_form": OptionalReasonForm(),
         "reset_form": CodeResetForm(initial={"state": State.INACTIVE}),
     }
