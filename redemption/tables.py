@@ -407,3 +407,39 @@ class ProfileRecordTable(PortalTable):
 
     def render_use_type(self, record: Code | SharedRedemption) -> str:
         return format_html('<span class="tag">{}</span>', record.code_type.use_type)
+
+
+class StaffTable(PortalTable):
+    """Staff logins (superusers' Staff users page)."""
+
+    username = tables.Column(verbose_name="User name")
+    role = tables.Column(verbose_name="Role")
+    is_active = tables.Column(verbose_name="Active")
+    last_login = UTCColumn(verbose_name="Last sign-in")
+    locked = tables.Column(verbose_name="Sign-in")
+    second_factor = tables.Column(verbose_name="Two-factor")
+
+    class Meta(PortalTable.Meta):
+        orderable = False
+        empty_text = "No staff users."
+
+    def render_username(self, value: str, record: Any) -> str:
+        return format_html(
+            '<a href="{}">{}</a>', reverse("redemption:staff_user_detail", args=[record.id]), value
+        )
+
+    def render_role(self, value: str) -> str:
+        return value or "—"
+
+    def render_is_active(self, value: bool) -> str:
+        if value:
+            return mark_safe('<span class="badge state-available">Active</span>')
+        return mark_safe('<span class="badge state-invalidated">Deactivated</span>')
+
+    def render_locked(self, value: bool) -> str:
+        if value:
+            return mark_safe('<span class="badge state-failed">Locked</span>')
+        return mark_safe('<span class="muted">open</span>')
+
+    def render_second_factor(self, value: bool) -> str:
+        return "On" if value else "Off"

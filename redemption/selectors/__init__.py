@@ -51,10 +51,18 @@ from redemption.selectors.redemptions import (
     redeemed_by_profile,
     redemptions_per_day,
 )
+from redemption.selectors.staff import (
+    StaffRow,
+    has_second_factor,
+    recovery_codes_left,
+    staff_user_get,
+    staff_users,
+)
 
 __all__ = [
     "AnyOf",
     "KeysetPage",
+    "StaffRow",
     "audit_events",
     "batch_get",
     "batch_open_count",
@@ -69,6 +77,7 @@ __all__ = [
     "codes_filtered",
     "empty_counts",
     "first_code",
+    "has_second_factor",
     "inventory_summary",
     "jobs_all",
     "keyset_page",
@@ -78,10 +87,13 @@ __all__ = [
     "profile_records",
     "recent_failed_attempts",
     "recent_jobs",
+    "recovery_codes_left",
     "redeemed_by_profile",
     "redemptions_per_day",
     "server_key_alive",
     "server_keys",
+    "staff_user_get",
+    "staff_users",
     "state_counts",
     "state_counts_by_type",
     "totals_by_state",
