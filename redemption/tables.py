@@ -10,6 +10,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from redemption import rules
+from redemption.masking import FULL, CodeReader
 from redemption.models import (
     STATE_ORDER,
     Attempt,
@@ -23,10 +24,6 @@ from redemption.models import (
 from redemption.templatetags.portal import compact_json, num, state_badge, utc
 
 TABLE_TEMPLATE = "redemption/_table.html"
-
-
-def code_url(canonical: str) -> str:
-    return reverse("redemption:code_detail", args=[canonical])
 
 
 def profile_url(profile_id: str) -> str:
@@ -137,8 +134,16 @@ class CodeTable(PortalTable):
         )
         empty_text = "No codes match. Generate or import codes, or clear the filters."
 
+    def __init__(self, *args: Any, reader: CodeReader = FULL, **kwargs: Any) -> None:
+        self.reader = reader
+        super().__init__(*args, **kwargs)
+
     def render_scan_code(self, value: str, record: Code) -> str:
-        return format_html('<a class="mono" href="{}">{}</a>', code_url(record.canonical), value)
+        return format_html(
+            '<a class="mono" href="{}">{}</a>',
+            self.reader.code_url(record),
+            self.reader.code_text(record),
+        )
 
     def render_batch(self, value: Any) -> str:
         return format_html('<span class="mono" title="{}">{}…</span>', value, str(value)[:8])
@@ -223,7 +228,10 @@ class AttemptTable(PortalTable):
         orderable = False
         empty_text = "No fulfilment attempts."
 
-    def __init__(self, *args: Any, show_code: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, show_code: bool = True, reader: CodeReader = FULL, **kwargs: Any
+    ) -> None:
+        self.reader = reader
         exclude = () if show_code else ("code",)
         super().__init__(*args, exclude=exclude, **kwargs)
 
@@ -231,8 +239,8 @@ class AttemptTable(PortalTable):
         if record.code is not None:
             return format_html(
                 '<a class="mono" href="{}">{}</a> <span class="muted">{}</span>',
-                code_url(record.code.canonical),
-                record.code.scan_code,
+                self.reader.code_url(record.code),
+                self.reader.code_text(record.code),
                 record.code.code_type.name,
             )
         assert record.shared is not None  # the attempt_one_owner constraint
@@ -277,6 +285,13 @@ class AuditTable(HistoryTable):
     class Meta(HistoryTable.Meta):
         sequence = ("at", "actor_label", "action", "code_type_name", "scan_code", "profile_id")
         empty_text = "No audit events match these filters."
+
+    def __init__(self, *args: Any, reader: CodeReader = FULL, **kwargs: Any) -> None:
+        self.reader = reader
+        super().__init__(*args, **kwargs)
+
+    def render_scan_code(self, value: str) -> str:
+        return self.reader.text(value)
 
     def render_code_type_name(self, value: str) -> str:
         return format_html('<a href="{}">{}</a>', type_url(value), value)
@@ -392,6 +407,10 @@ class ProfileRecordTable(PortalTable):
         orderable = False
         empty_text = "This profile has not redeemed any code."
 
+    def __init__(self, *args: Any, reader: CodeReader = FULL, **kwargs: Any) -> None:
+        self.reader = reader
+        super().__init__(*args, **kwargs)
+
     def render_scan_code(self, record: Code | SharedRedemption) -> str:
         if isinstance(record, SharedRedemption):
             ct = record.code_type
@@ -399,7 +418,9 @@ class ProfileRecordTable(PortalTable):
                 '<a class="mono" href="{}">{}</a>', type_url(ct.name), ct.scan_code or ""
             )
         return format_html(
-            '<a class="mono" href="{}">{}</a>', code_url(record.canonical), record.scan_code
+            '<a class="mono" href="{}">{}</a>',
+            self.reader.code_url(record),
+            self.reader.code_text(record),
         )
 
     def render_code_type(self, value: str) -> str:

@@ -60,6 +60,11 @@ urlpatterns = [
     path("monitoring/redemption-codes/", monitoring.lookup, name="lookup"),
     path("monitoring/redemption-codes/test-code/", monitoring.test_code, name="test_code"),
     path(
+        "monitoring/redemption-codes/id/<uuid:code_id>/",
+        monitoring.code_detail_by_id,
+        name="code_detail_by_id",
+    ),
+    path(
         "monitoring/redemption-codes/<canonical:canonical>/",
         monitoring.code_detail,
         name="code_detail",

@@ -12,6 +12,7 @@ from django.urls import reverse
 from redemption import rules
 from redemption.models import AuditEvent, Code, CodeType, Job, ServerKey, SharedRedemption, State
 from redemption.services import bulk
+from redemption.masking import mask
 from tests.e2e.helpers import HOSTILE, populate
 
 pytestmark = pytest.mark.django_db
@@ -119,7 +120,7 @@ def test_a_staff_user_without_a_role_gets_403(client, data):
 def test_a_viewer_reads_every_page(client, data, viewer_user):
     _login(client, viewer_user)
     for url in _read_pages(data):
-        assert client.get(url).status_code == 200, url
+        assert client.get(url, follow=True).status_code == 200, url
 
 
 @pytest.mark.parametrize(
@@ -144,7 +145,9 @@ def test_every_mutation_above_the_role_is_refused_with_403(
 
 def test_buttons_a_viewer_cannot_use_are_not_shown(client, data, viewer_user):
     _login(client, viewer_user)
-    code_page = client.get(reverse("redemption:code_detail", args=[data["codes"][0].canonical]))
+    code_page = client.get(
+        reverse("redemption:code_detail", args=[data["codes"][0].canonical]), follow=True
+    )
     type_page = client.get(reverse("redemption:code_type_detail", args=[data["ct"].name]))
     assert b">Invalidate<" not in code_page.content
     assert b"can view this code but not change it" in code_page.content
@@ -266,18 +269,30 @@ def test_ops_sees_the_webhook_secret_masked_and_the_rotated_one_in_full_once(
     assert new.encode() not in client.get(edit).content
 
 
-def test_the_type_page_shows_recent_failed_attempts(client, viewer_user, data):
-    _login(client, viewer_user)
+def test_the_type_page_shows_recent_failed_attempts(client, support_user, data):
+    _login(client, support_user)
     response = client.get(reverse("redemption:code_type_detail", args=[data["ct"].name]))
     assert b"REDEMPTION_FAILED" in response.content
     assert data["failed"].scan_code.encode() in response.content
 
 
+def test_a_viewer_sees_failed_attempts_with_the_code_masked_and_linked_by_id(
+    client, viewer_user, data
+):
+    _login(client, viewer_user)
+    response = client.get(reverse("redemption:code_type_detail", args=[data["ct"].name]))
+    failed = data["failed"]
+    assert b"REDEMPTION_FAILED" in response.content
+    assert failed.scan_code.encode() not in response.content
+    assert mask(failed.scan_code).encode() in response.content
+    assert reverse("redemption:code_detail_by_id", args=[failed.pk]).encode() in response.content
+
+
 # --- codes list ---------------------------------------------------------------------------------
 
 
-def test_the_code_list_filters_by_state_and_prefix_and_pages_by_keyset(client, viewer_user, data):
-    _login(client, viewer_user)
+def test_the_code_list_filters_by_state_and_prefix_and_pages_by_keyset(client, support_user, data):
+    _login(client, support_user)
     url = reverse("redemption:code_type_detail", args=[data["ct"].name])
     only_failed = client.get(url, {"state": "Failed"})
     rows = only_failed.context["codes_table"].rows
@@ -293,8 +308,8 @@ def test_the_code_list_filters_by_state_and_prefix_and_pages_by_keyset(client, v
 # --- global monitoring --------------------------------------------------------------------------
 
 
-def test_a_lower_case_hyphenless_lookup_opens_the_code(client, viewer_user, data):
-    _login(client, viewer_user)
+def test_a_lower_case_hyphenless_lookup_opens_the_code(client, support_user, data):
+    _login(client, support_user)
     code = data["codes"][0]
     response = client.get(
         reverse("redemption:lookup"), {"q": code.scan_code.lower().replace("-", "")}
@@ -316,8 +331,8 @@ def test_a_shared_scan_code_lookup_opens_its_code_type(client, viewer_user, data
     assert response["Location"] == reverse("redemption:code_type_detail", args=["freestuff"])
 
 
-def test_get_test_code_opens_the_first_code_of_a_type_and_state(client, viewer_user, data):
-    _login(client, viewer_user)
+def test_get_test_code_opens_the_first_code_of_a_type_and_state(client, support_user, data):
+    _login(client, support_user)
     response = client.get(
         reverse("redemption:test_code"), {"test-code_type": data["ct"].name, "test-state": "Failed"}
     )
@@ -603,13 +618,14 @@ def test_an_unknown_job_is_a_404(client, ops_user, data, page):
     assert response.status_code == 404
 
 
-def test_the_audit_log_filters_by_action_and_scan_code(client, viewer_user, data):
-    _login(client, viewer_user)
+@pytest.mark.parametrize("user_fixture", ["viewer_user", "support_user"])
+def test_the_audit_log_filters_by_action_and_scan_code(client, data, request, user_fixture):
+    _login(client, request.getfixturevalue(user_fixture))
     url = reverse("redemption:audit_log")
     by_action = client.get(url, {"action": "code.invalidate"})
     assert {r.record.action for r in by_action.context["table"].rows} == {"code.invalidate"}
     spelled = data["invalid"].scan_code.lower().replace("-", " ")
-    by_code = client.get(url, {"scan_code": spelled})
+    by_code = client.get(url, {"scan_code": spelled}, follow=True)
     assert [r.record.scan_code for r in by_code.context["table"].rows] == [
         data["invalid"].scan_code
     ]

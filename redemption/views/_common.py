@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
-from redemption import permissions
+from redemption import masking, permissions
 from redemption.actors import Actor
 from redemption.exceptions import RedemptionError
 from redemption.forms import PortalForm
@@ -50,6 +50,11 @@ admin_required = role_required(ADMIN)
 
 def staff_actor(request: HttpRequest) -> Actor:
     return Actor.staff(request.user)
+
+
+def code_reader(request: HttpRequest) -> masking.CodeReader:
+    """How the signed-in user sees codes (Viewers: live codes masked)."""
+    return masking.reader_for(request.user)
 
 
 def error_text(error: RedemptionError) -> str:

@@ -11,7 +11,14 @@ from redemption import exceptions as exc
 from redemption import selectors, services
 from redemption.forms import ProfileForm
 from redemption.tables import AttemptTable, ProfileRecordTable
-from redemption.views._common import ops_required, page, report_error, staff_actor, viewer_required
+from redemption.views._common import (
+    code_reader,
+    ops_required,
+    page,
+    report_error,
+    staff_actor,
+    viewer_required,
+)
 
 NAV = "user"
 
@@ -28,13 +35,14 @@ def user_monitoring(request: HttpRequest) -> HttpResponse:
     if form.is_bound and form.is_valid():
         profile_id = form.cleaned_data["profile"]
         records = selectors.profile_records(profile_id)
+        reader = code_reader(request)
         context.update(
             profile_id=profile_id,
             profile_name=selectors.profile_name_of(records),
-            records_table=ProfileRecordTable(records),
+            records_table=ProfileRecordTable(records, reader=reader),
             redeemed_count=sum(1 for r in records if r.state == "Redeemed"),
             record_count=len(records),
-            attempts_table=AttemptTable(selectors.profile_open_attempts(profile_id)),
+            attempts_table=AttemptTable(selectors.profile_open_attempts(profile_id), reader=reader),
         )
     return page(request, "redemption/user_monitoring.html", context, nav=NAV)
 
