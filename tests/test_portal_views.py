@@ -10,9 +10,9 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from redemption import rules
+from redemption.masking import mask
 from redemption.models import AuditEvent, Code, CodeType, Job, ServerKey, SharedRedemption, State
 from redemption.services import bulk
-from redemption.masking import mask
 from tests.e2e.helpers import HOSTILE, populate
 
 pytestmark = pytest.mark.django_db
