@@ -146,6 +146,7 @@ def staff_user_role_set(*, actor: Actor, user_id: int, role: str) -> Any:
     require_admin(actor)
     _check_role(role)
     with transaction.atomic():
+        staff_db.active_superusers_for_update()  # first, always in the same order
         user = _user(user_id)
         before = role_of(user)
         if before == role:
@@ -166,6 +167,7 @@ def staff_user_active_set(*, actor: Actor, user_id: int, active: bool) -> Any:
     """Deactivate a login (it can no longer sign in; its sessions end) or reactivate it."""
     require_admin(actor)
     with transaction.atomic():
+        staff_db.active_superusers_for_update()  # first, always in the same order
         user = _user(user_id)
         if user.is_active == active:
             return user
