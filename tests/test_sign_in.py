@@ -10,6 +10,7 @@ from django.contrib.auth.hashers import MD5PasswordHasher
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -159,9 +160,12 @@ def test_parallel_wrong_passwords_get_no_more_tries_than_the_limit(limits):
 
     def guess(n: int) -> None:
         start.wait()
-        status = post(Client(), "racer", f"guess-{n}", ip=f"198.51.100.{n + 1}").status_code
-        with lock:
-            statuses.append(status)
+        try:
+            status = post(Client(), "racer", f"guess-{n}", ip=f"198.51.100.{n + 1}").status_code
+            with lock:
+                statuses.append(status)
+        finally:
+            connection.close()
 
     # When 16 guesses from 16 addresses race for one account
     threads = [threading.Thread(target=guess, args=(n,)) for n in range(racers)]
