@@ -279,3 +279,18 @@ def test_demo_logins_sign_in_with_the_printed_password_alone(settings):
     response = Client().post(LOGIN, {"username": "ops", "password": password})
     assert response["Location"] == reverse("redemption:dashboard")
     assert not TOTPDevice.objects.exists()
+
+
+@pytest.mark.parametrize("user_fixture", ["viewer_user", "support_user", "ops_user", "admin_user"])
+def test_every_role_may_turn_on_two_factor_sign_in(client, request, user_fixture):
+    client.force_login(request.getfixturevalue(user_fixture))
+
+    key_hex, recovery = enrol(client)
+
+    assert len(recovery) == 10
+    assert TOTPDevice.objects.filter(key=key_hex, confirmed=True).count() == 1
+
+
+def test_the_pages_need_a_signed_in_user(client):
+    assert client.get(TWO_FACTOR)["Location"].startswith(LOGIN)
+    assert client.get(CODE)["Location"] == LOGIN

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from redemption import sign_in_limits
 from redemption.models import AuditEvent, SignInCounter
+from redemption.services import housekeeping
 
 URL = "/accounts/login/"
 RIGHT = "pw-olive-ops-123!"
@@ -235,3 +236,20 @@ def test_unlock_staff_command_names_an_unknown_user(db):
     with pytest.raises(CommandError, match="No staff user is named “ghost”"):
         call_command("unlock_staff", "ghost")
     assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_sweep_prunes_counters_quiet_past_the_cool_off(client, limits):
+    post(client, "someone", ip="198.51.100.3")
+    post(client, "quiet-one", ip="198.51.100.4")
+    SignInCounter.objects.filter(key__in=["account:quiet-one", "ip:198.51.100.4"]).update(
+        last_failure_at=timezone.now() - timedelta(minutes=16)
+    )
+
+    report = housekeeping.sweep()
+
+    assert report.sign_in_counters_pruned == 2
+    assert set(SignInCounter.objects.values_list("key", flat=True)) == {
+        "account:someone",
+        "ip:198.51.100.3",
+    }
