@@ -51,3 +51,12 @@ def second_factor_required(user: Any) -> bool:
     """Whether this user's role must sign in with a second factor (STAFF_2FA_REQUIRED_ROLES)."""
     required = settings.STAFF_2FA_REQUIRED_ROLES
     return bool(required) and role_setting_name(user) in required
+
+
+def role_of(user: Any) -> str:
+    """The one role a login holds as the portal names it (admin, Ops, Support, Viewer; "" for
+    none), read from its groups (prefetched ones too)."""
+    if user.is_superuser:
+        return "admin"
+    names = {g.name for g in user.groups.all()}
+    return next((r for r in reversed(ROLE_ORDER) if r in names), "")

@@ -55,7 +55,7 @@ def staff_users(*, user_id: int | None = None) -> list[StaffRow]:
         StaffRow(
             id=u.pk,
             username=u.get_username(),
-            role=_role(u),
+            role=permissions.role_of(u),
             is_active=u.is_active,
             last_login=u.last_login,
             locked=u.get_username() in locked,
@@ -63,10 +63,3 @@ def staff_users(*, user_id: int | None = None) -> list[StaffRow]:
         )
         for u in users
     ]
-
-
-def _role(user: Any) -> str:
-    if user.is_superuser:
-        return "admin"
-    names = {g.name for g in user.groups.all()}
-    return next((r for r in reversed(permissions.ROLE_ORDER) if r in names), "")

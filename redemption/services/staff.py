@@ -50,14 +50,6 @@ def require_admin(actor: Actor) -> None:
     raise exc.PermissionDeniedError("Only a superuser may manage staff users.")
 
 
-def role_of(user: Any) -> str:
-    """The role a login holds, as ROLES names it ("" for none)."""
-    if user.is_superuser:
-        return ADMIN
-    names = {g.name for g in user.groups.all()}
-    return next((r for r in reversed(permissions.ROLE_ORDER) if r in names), "")
-
-
 def _apply_role(user: Any, role: str) -> None:
     user.is_superuser = user.is_staff = role == ADMIN
     user.save(update_fields=["is_superuser", "is_staff"])
@@ -148,7 +140,7 @@ def staff_user_role_set(*, actor: Actor, user_id: int, role: str) -> Any:
     with transaction.atomic():
         staff_db.active_superusers_for_update()  # first, always in the same order
         user = _user(user_id)
-        before = role_of(user)
+        before = permissions.role_of(user)
         if before == role:
             return user
         if role != ADMIN:
