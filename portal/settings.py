@@ -2,6 +2,7 @@
 
 import ipaddress
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -49,6 +50,10 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_tables2",
     "django_filters",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     # Before django_tasks_db: the app listed first wins a command name, and redemption's
     # `db_worker` (jobs with leases, the periodic work, outages) replaces the plain one.
     "redemption",
@@ -66,8 +71,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "redemption.middleware.SessionRenewMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "redemption.middleware.SecondFactorRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a refused sign-in into the "sign-in paused" page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -181,8 +191,6 @@ REQUEST_DRAIN_MAX_SECONDS = env_int("REQUEST_DRAIN_MAX_SECONDS", 5)
 REDEEM_MAX_FAILED_PER_PROFILE = env_int("REDEEM_MAX_FAILED_PER_PROFILE", 10)
 REDEEM_MAX_FAILED_PER_IP = env_int("REDEEM_MAX_FAILED_PER_IP", 50)
 REDEEM_FAILED_WINDOW_SECONDS = env_int("REDEEM_FAILED_WINDOW_SECONDS", 15 * 60)
-LOGIN_MAX_FAILED = env_int("LOGIN_MAX_FAILED", 5)
-LOGIN_FAILED_WINDOW_SECONDS = env_int("LOGIN_FAILED_WINDOW_SECONDS", 15 * 60)
 JOB_BATCH_SIZE = env_int("JOB_BATCH_SIZE", 10_000)
 SWEEP_INTERVAL_SECONDS = env_int("SWEEP_INTERVAL_SECONDS", 60)
 
@@ -221,6 +229,46 @@ USER_TOKEN_SIGNING_KEY_FALLBACKS = [
 ]
 # After a webhook secret is rotated, calls are signed with the old secret too for this long.
 WEBHOOK_SECRET_GRACE_HOURS = env_int("WEBHOOK_SECRET_GRACE_HOURS", 24)
+
+# --- Security: staff sign-in limits, second factor, idle sessions ---
+# django-axes checks every sign-in before the password is looked at; the handler counts failed
+# tries per account (across addresses) and per client IP (across accounts), each try taken by
+# one conditional UPDATE (redemption/sign_in_limits.py). Locked counters open again after the
+# cool-off, or when a superuser unlocks the account.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "redemption.sign_in_limits.SignInLimitHandler"
+AXES_FAILURE_LIMIT = env_int("STAFF_SIGN_IN_MAX_FAILED_PER_ACCOUNT", 5)
+STAFF_SIGN_IN_MAX_FAILED_PER_IP = env_int("STAFF_SIGN_IN_MAX_FAILED_PER_IP", 20)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("STAFF_SIGN_IN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # two separate limits, not a pair
+AXES_RESET_ON_SUCCESS = True  # a completed sign-in forgets the account's failures
+AXES_CLIENT_IP_CALLABLE = "redemption.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "redemption.views.auth.sign_in_paused"
+AXES_VERBOSE = False
+# Optional TOTP second factor (django-otp) with one-time recovery codes. These roles must
+# enrol before they can use the portal: a comma list of admin, Ops, Support, Viewer.
+STAFF_2FA_REQUIRED_ROLES = frozenset(
+    r.strip() for r in os.environ.get("STAFF_2FA_REQUIRED_ROLES", "").split(",") if r.strip()
+)
+if not {"admin", "Ops", "Support", "Viewer"} >= STAFF_2FA_REQUIRED_ROLES:
+    raise ImproperlyConfigured(
+        "STAFF_2FA_REQUIRED_ROLES: a comma list of admin, Ops, Support, Viewer "
+        f"(got {', '.join(sorted(STAFF_2FA_REQUIRED_ROLES))})."
+    )
+OTP_TOTP_ISSUER = os.environ.get("STAFF_2FA_ISSUER", "Redemption Portal")
+# The sign-in limits count wrong codes; django-otp's own per-device back-off would refuse a
+# right code for a while after a wrong one, with no message to say so.
+OTP_TOTP_THROTTLE_FACTOR = 0
+OTP_STATIC_THROTTLE_FACTOR = 0
+# A staff session ends after this many minutes without a request: SessionRenewMiddleware
+# renews it (at most once a minute, to spare the database a write per page).
+STAFF_SESSION_IDLE_MINUTES = env_int("STAFF_SESSION_IDLE_MINUTES", 60)
+SESSION_COOKIE_AGE = STAFF_SESSION_IDLE_MINUTES * 60
+# A set-password link (new staff user, password reset by a superuser) works once, this long.
+PASSWORD_RESET_TIMEOUT = env_int("STAFF_SET_PASSWORD_LINK_HOURS", 72) * 3600
 
 # Security headers; strict in production, relaxed only where DEBUG needs plain HTTP.
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -9,8 +9,18 @@ from redemption.views import auth
 handler500 = "redemption.middleware.server_error"
 
 urlpatterns = [
-    path("accounts/login/", auth.ThrottledLoginView.as_view(), name="login"),
+    path("accounts/login/", auth.SignInView.as_view(), name="login"),
+    path("accounts/login/code/", auth.sign_in_code, name="sign_in_code"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/two-factor/", auth.second_factor, name="second_factor"),
+    path(
+        "accounts/set-password/<uidb64>/<token>/",
+        auth.PasswordSetView.as_view(),
+        name="password_set",
+    ),
+    path(
+        "accounts/set-password/done/", auth.PasswordSetDoneView.as_view(), name="password_set_done"
+    ),
     path("accounts/password/", auth.PasswordChangeView.as_view(), name="password_change"),
     path(
         "accounts/password/done/",

@@ -2,7 +2,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from redemption import permissions
+from redemption import masking, permissions
 
 
 def roles(request: HttpRequest) -> dict[str, Any]:
@@ -15,4 +15,6 @@ def roles(request: HttpRequest) -> dict[str, Any]:
         "can_support": rank >= 2,
         "can_ops": rank >= 3,
         "can_admin": rank >= 4,
+        # How this user sees codes (live ones masked for Viewers); templates pass it on.
+        "code_reader": masking.reader_for(user),
     }

@@ -82,6 +82,28 @@ class CodeFilter(filters.FilterSet):
         model = Code
         fields: list[str] = []
 
+    def __init__(
+        self, data: Any = None, *args: Any, prefix_max: int | None = None, **kwargs: Any
+    ) -> None:
+        """`prefix_max` caps the prefix (Viewers: no longer than a masked code shows, or the
+        filter would spell out a live code one character at a time). A longer one is refused
+        and not shown back."""
+        refused = (
+            prefix_max is not None
+            and data is not None
+            and len(codes.canonical(data.get("prefix") or "")) > prefix_max
+        )
+        if refused:
+            data = data.copy()
+            data["prefix"] = ""
+        super().__init__(data, *args, **kwargs)
+        if prefix_max is not None:
+            self.form.fields["prefix"].help_text = f"At most {prefix_max} characters."
+        if refused:
+            self.form.add_error(
+                "prefix", f"Your role may filter by at most {prefix_max} characters of a code."
+            )
+
     def filter_prefix(self, qs: QuerySet[Code], name: str, value: str) -> QuerySet[Code]:
         canon = codes.canonical(value or "")
         if not canon:
@@ -106,6 +128,8 @@ class AuditFilter(filters.FilterSet):
     actor = filters.CharFilter(field_name="actor_label", label="Who")
     code_type_name = filters.CharFilter(label="Code type")
     scan_code = filters.CharFilter(method="filter_scan_code", label="Scan code")
+    # The same by the code's id: how a Viewer's filter by a live code is addressed.
+    code = filters.UUIDFilter(method="filter_code", widget=forms.HiddenInput)
     profile_id = filters.CharFilter(label="Profile id")
     date_from = DayFromFilter(field_name="at", label="From")
     date_to = DayToFilter(field_name="at", label="To")
@@ -127,4 +151,10 @@ class AuditFilter(filters.FilterSet):
         code = Code.objects.filter(canonical=codes.canonical(value)).only("pk", "scan_code").first()
         if code is None:
             return qs.filter(scan_code=codes.display(value))
+        return qs.filter(Q(target_id=str(code.pk)) | Q(scan_code=code.scan_code))
+
+    def filter_code(self, qs: QuerySet[AuditEvent], name: str, value: Any) -> QuerySet[Any]:
+        code = Code.objects.filter(pk=value).only("pk", "scan_code").first()
+        if code is None:
+            return qs.none()
         return qs.filter(Q(target_id=str(code.pk)) | Q(scan_code=code.scan_code))

@@ -434,3 +434,34 @@ class ServerKeyForm(PortalForm):
         label="Expires after (days)",
         help_text="Empty: never expires.",
     )
+
+
+# --- staff sign-in and staff users --------------------------------------------------------------
+
+STAFF_ROLE_CHOICES = [
+    ("Viewer", "Viewer — reads everything (live codes masked)"),
+    ("Support", "Support — single-code and user-monitoring actions"),
+    ("Ops", "Ops — code types, bulk work, re-issuing redeemed codes"),
+    ("admin", "admin — superuser: also server keys and staff users"),
+]
+
+
+class OneTimeCodeForm(PortalForm):
+    """A code from an authenticator app (or, at sign-in, a recovery code)."""
+
+    code = forms.CharField(
+        label="Code",
+        max_length=32,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "autocapitalize": "none", "spellcheck": "false"}
+        ),
+    )
+
+
+class StaffUserCreateForm(PortalForm):
+    username = forms.CharField(label="User name", max_length=150)
+    role = forms.ChoiceField(choices=STAFF_ROLE_CHOICES, initial="Viewer")
+
+
+class StaffRoleForm(PortalForm):
+    role = forms.ChoiceField(choices=STAFF_ROLE_CHOICES)

@@ -1,5 +1,5 @@
-"""Middleware of our own: request ids, no-store caching, and a 503 page while the database is
-unreachable.
+"""Middleware of our own: request ids, no-store caching, a 503 page while the database is
+unreachable, and the second factor some roles must use.
 
 - RequestIdMiddleware keeps a well-formed incoming X-Request-Id (else makes one), in the
   response header and in every log line.
@@ -11,13 +11,22 @@ unreachable.
   unreachable. The JSON API turns the same errors into its 503 envelope itself (`api.errors`);
   what escapes a view elsewhere (a middleware saving the session, say) reaches `server_error`,
   the project's 500 handler, which tells the two cases apart too.
+- SessionRenewMiddleware renews a signed-in session (SESSION_COOKIE_AGE from now) at most once a
+  minute, so it ends STAFF_SESSION_IDLE_MINUTES after the last request, without a database
+  write on every page.
+- SecondFactorRequiredMiddleware keeps users of the roles in STAFF_2FA_REQUIRED_ROLES on the
+  enrolment page until they have a second factor.
 """
 
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from django.conf import settings
+from django.contrib import auth
+from django.contrib.auth.views import redirect_to_login
 from django.db import InterfaceError, OperationalError
 from django.http import (
     FileResponse,
@@ -26,9 +35,12 @@ from django.http import (
     HttpResponseBase,
     StreamingHttpResponse,
 )
+from django.shortcuts import redirect
 from django.template import loader
+from django.urls import reverse
+from django_otp import user_has_device
 
-from redemption import logs
+from redemption import logs, permissions
 from redemption.api.errors import error_response
 
 
@@ -124,3 +136,70 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if isinstance(sys.exception(), DATABASE_GONE):
         return outage_response(request)
     return HttpResponse(loader.render_to_string("500.html"), status=500)
+
+
+class SecondFactorRequiredMiddleware:
+    """Hold a signed-in user whose role must use a second factor (STAFF_2FA_REQUIRED_ROLES) and
+    has not in this session: without one they may only enrol or sign out; with one (a session
+    older than their enrolment) they sign in again, this time with a code."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+        self.static_prefix = "/" + str(settings.STATIC_URL).lstrip("/")
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        held = self._held(request)
+        return held if held is not None else self.get_response(request)
+
+    def _held(self, request: HttpRequest) -> HttpResponseBase | None:
+        if not settings.STAFF_2FA_REQUIRED_ROLES:
+            return None
+        user = request.user
+        if not user.is_authenticated or user.is_verified():  # type: ignore[union-attr,attr-defined]
+            return None
+        if request.path.startswith(self.static_prefix) or not permissions.second_factor_required(
+            user
+        ):
+            return None
+        if user_has_device(user):
+            auth.logout(request)
+            return redirect_to_login(request.get_full_path())
+        if request.path in {reverse("second_factor"), reverse("logout")}:
+            return None
+        return redirect("second_factor")
+
+
+# The session key holding when the session was last renewed (seconds since the epoch).
+SESSION_RENEWED = "renewed_at"
+SESSION_RENEW_SECONDS = 60
+
+
+def session_renewed(request: HttpRequest) -> None:
+    """Note the session as renewed now (at sign-in: its first save sets its expiry)."""
+    request.session[SESSION_RENEWED] = int(time.time())
+
+
+def session_renewed_at_sign_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    """user_logged_in receiver: a new session starts renewed."""
+    if request is not None and hasattr(request, "session"):
+        session_renewed(request)
+
+
+class SessionRenewMiddleware:
+    """Push a signed-in session's expiry forward, at most once a minute."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        session = request.session
+        try:
+            signed_in = session.session_key is not None and request.user.is_authenticated
+        except DATABASE_GONE as err:  # the first to read the session and the user
+            logger.warning("database unavailable: %s on %s", type(err).__name__, request.path)
+            return outage_response(request)
+        if signed_in:
+            renewed = session.get(SESSION_RENEWED)
+            if not isinstance(renewed, int) or time.time() - renewed >= SESSION_RENEW_SECONDS:
+                session_renewed(request)
+        return self.get_response(request)

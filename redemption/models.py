@@ -573,3 +573,17 @@ class StateCountDelta(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code_type_id}:{self.state}:{self.delta:+d}"
+
+
+class SignInCounter(models.Model):
+    """Failed staff sign-ins of one account (across addresses) or one client IP (across
+    accounts), for the sign-in limits. A try is counted before the password is checked, by a
+    conditional UPDATE, so parallel guesses cannot pass the limit (redemption.sign_in_limits).
+    """
+
+    key = models.CharField(max_length=rules.SIGN_IN_COUNTER_KEY_MAX, primary_key=True)
+    failures = models.PositiveIntegerField(default=0)
+    last_failure_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.failures}"

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from django.conf import settings
+
 VIEWER, SUPPORT, OPS = "Viewer", "Support", "Ops"
 ROLE_ORDER = (VIEWER, SUPPORT, OPS)
 ROLE_RANK = {VIEWER: 1, SUPPORT: 2, OPS: 3}
@@ -35,3 +37,26 @@ def has_role(user: Any, role: str) -> bool:
 
 def is_admin(user: Any) -> bool:
     return role_rank(user) >= ADMIN_RANK
+
+
+def role_setting_name(user: Any) -> str:
+    """The role as STAFF_2FA_REQUIRED_ROLES names it: admin, Ops, Support, Viewer ("" for none)."""
+    rank = role_rank(user)
+    if rank == ADMIN_RANK:
+        return "admin"
+    return ROLE_ORDER[rank - 1] if rank else ""
+
+
+def second_factor_required(user: Any) -> bool:
+    """Whether this user's role must sign in with a second factor (STAFF_2FA_REQUIRED_ROLES)."""
+    required = settings.STAFF_2FA_REQUIRED_ROLES
+    return bool(required) and role_setting_name(user) in required
+
+
+def role_of(user: Any) -> str:
+    """The one role a login holds as the portal names it (admin, Ops, Support, Viewer; "" for
+    none), read from its groups (prefetched ones too)."""
+    if user.is_superuser:
+        return "admin"
+    names = {g.name for g in user.groups.all()}
+    return next((r for r in reversed(ROLE_ORDER) if r in names), "")

@@ -368,3 +368,21 @@ _REQUEST_ID_RE = re.compile(REQUEST_ID_REGEX)
 def is_request_id(value: object) -> TypeGuard[str]:
     """True for a request id a caller may choose: 1-64 characters of A-Z a-z 0-9 . _ -."""
     return isinstance(value, str) and _REQUEST_ID_RE.fullmatch(value) is not None
+
+
+# --- staff sign-in, second factor, live codes ---------------------------------------------------
+
+# A sign-in counter's key: "account:" and the user name as typed (cut to this many characters,
+# lower case) or "ip:" and the client address (an IPv6 /64 at most 43 characters).
+SIGN_IN_USERNAME_COUNTED_MAX = 150
+SIGN_IN_COUNTER_KEY_MAX = 200
+# After a right password, the one-time code of an account with a second factor is asked for
+# on a second page; the half-done sign-in is forgotten after this many seconds.
+SIGN_IN_SECOND_STEP_SECONDS = 300
+TOTP_DIGITS = 6
+RECOVERY_CODE_COUNT = 10
+# A live personal code as a Viewer sees it: the first and last MASK_KEEP characters of its
+# display form (MASK_KEEP_SHORT when it has fewer than MASK_SHORT_BELOW), the rest MASK_CHAR;
+# separators (hyphens, spaces) stay where they are.
+MASK_KEEP, MASK_KEEP_SHORT, MASK_SHORT_BELOW = 4, 2, 12
+MASK_CHAR = "•"

@@ -10,6 +10,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from redemption import rules
+from redemption.masking import FULL, CodeReader
 from redemption.models import (
     STATE_ORDER,
     Attempt,
@@ -23,18 +24,6 @@ from redemption.models import (
 from redemption.templatetags.portal import compact_json, num, state_badge, utc
 
 TABLE_TEMPLATE = "redemption/_table.html"
-
-
-def code_url(canonical: str) -> str:
-    return reverse("redemption:code_detail", args=[canonical])
-
-
-def code_link(canonical: str, text: str) -> str:
-    """A link to a code's page; plain text for a stored code no URL can name (one that
-    migration 0010 had to leave with its old, whitespace-carrying canonical form)."""
-    if not rules.is_canonical_scan_code(canonical):
-        return format_html('<span class="mono">{}</span>', text)
-    return format_html('<a class="mono" href="{}">{}</a>', code_url(canonical), text)
 
 
 def profile_url(profile_id: str) -> str:
@@ -145,8 +134,16 @@ class CodeTable(PortalTable):
         )
         empty_text = "No codes match. Generate or import codes, or clear the filters."
 
+    def __init__(self, *args: Any, reader: CodeReader = FULL, **kwargs: Any) -> None:
+        self.reader = reader
+        super().__init__(*args, **kwargs)
+
     def render_scan_code(self, value: str, record: Code) -> str:
-        return code_link(record.canonical, value)
+        return format_html(
+            '<a class="mono" href="{}">{}</a>',
+            self.reader.code_url(record),
+            self.reader.code_text(record),
+        )
 
     def render_batch(self, value: Any) -> str:
         return format_html('<span class="mono" title="{}">{}…</span>', value, str(value)[:8])
@@ -231,15 +228,19 @@ class AttemptTable(PortalTable):
         orderable = False
         empty_text = "No fulfilment attempts."
 
-    def __init__(self, *args: Any, show_code: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, show_code: bool = True, reader: CodeReader = FULL, **kwargs: Any
+    ) -> None:
+        self.reader = reader
         exclude = () if show_code else ("code",)
         super().__init__(*args, exclude=exclude, **kwargs)
 
     def render_code(self, record: Attempt) -> str:
         if record.code is not None:
             return format_html(
-                '{} <span class="muted">{}</span>',
-                code_link(record.code.canonical, record.code.scan_code),
+                '<a class="mono" href="{}">{}</a> <span class="muted">{}</span>',
+                self.reader.code_url(record.code),
+                self.reader.code_text(record.code),
                 record.code.code_type.name,
             )
         assert record.shared is not None  # the attempt_one_owner constraint
@@ -284,6 +285,13 @@ class AuditTable(HistoryTable):
     class Meta(HistoryTable.Meta):
         sequence = ("at", "actor_label", "action", "code_type_name", "scan_code", "profile_id")
         empty_text = "No audit events match these filters."
+
+    def __init__(self, *args: Any, reader: CodeReader = FULL, **kwargs: Any) -> None:
+        self.reader = reader
+        super().__init__(*args, **kwargs)
+
+    def render_scan_code(self, value: str) -> str:
+        return self.reader.text(value)
 
     def render_code_type_name(self, value: str) -> str:
         return format_html('<a href="{}">{}</a>', type_url(value), value)
@@ -399,16 +407,60 @@ class ProfileRecordTable(PortalTable):
         orderable = False
         empty_text = "This profile has not redeemed any code."
 
+    def __init__(self, *args: Any, reader: CodeReader = FULL, **kwargs: Any) -> None:
+        self.reader = reader
+        super().__init__(*args, **kwargs)
+
     def render_scan_code(self, record: Code | SharedRedemption) -> str:
         if isinstance(record, SharedRedemption):
             ct = record.code_type
             return format_html(
                 '<a class="mono" href="{}">{}</a>', type_url(ct.name), ct.scan_code or ""
             )
-        return code_link(record.canonical, record.scan_code)
+        return format_html(
+            '<a class="mono" href="{}">{}</a>',
+            self.reader.code_url(record),
+            self.reader.code_text(record),
+        )
 
     def render_code_type(self, value: str) -> str:
         return format_html('<a href="{}">{}</a>', type_url(value), value)
 
     def render_use_type(self, record: Code | SharedRedemption) -> str:
         return format_html('<span class="tag">{}</span>', record.code_type.use_type)
+
+
+class StaffTable(PortalTable):
+    """Staff logins (superusers' Staff users page)."""
+
+    username = tables.Column(verbose_name="User name")
+    role = tables.Column(verbose_name="Role")
+    is_active = tables.Column(verbose_name="Active")
+    last_login = UTCColumn(verbose_name="Last sign-in")
+    locked = tables.Column(verbose_name="Sign-in")
+    second_factor = tables.Column(verbose_name="Two-factor")
+
+    class Meta(PortalTable.Meta):
+        orderable = False
+        empty_text = "No staff users."
+
+    def render_username(self, value: str, record: Any) -> str:
+        return format_html(
+            '<a href="{}">{}</a>', reverse("redemption:staff_user_detail", args=[record.id]), value
+        )
+
+    def render_role(self, value: str) -> str:
+        return value or "—"
+
+    def render_is_active(self, value: bool) -> str:
+        if value:
+            return mark_safe('<span class="badge state-available">Active</span>')
+        return mark_safe('<span class="badge state-invalidated">Deactivated</span>')
+
+    def render_locked(self, value: bool) -> str:
+        if value:
+            return mark_safe('<span class="badge state-failed">Locked</span>')
+        return mark_safe('<span class="muted">open</span>')
+
+    def render_second_factor(self, value: bool) -> str:
+        return "On" if value else "Off"

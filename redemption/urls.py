@@ -1,7 +1,7 @@
 from django.urls import path, register_converter
 
 from redemption import rules
-from redemption.views import audit, dashboard, design, jobs, keys, monitoring, users
+from redemption.views import audit, dashboard, design, jobs, keys, monitoring, staff, users
 
 
 class CodeTypeNameConverter:
@@ -60,6 +60,11 @@ urlpatterns = [
     path("monitoring/redemption-codes/", monitoring.lookup, name="lookup"),
     path("monitoring/redemption-codes/test-code/", monitoring.test_code, name="test_code"),
     path(
+        "monitoring/redemption-codes/id/<uuid:code_id>/",
+        monitoring.code_detail_by_id,
+        name="code_detail_by_id",
+    ),
+    path(
         "monitoring/redemption-codes/<canonical:canonical>/",
         monitoring.code_detail,
         name="code_detail",
@@ -99,4 +104,19 @@ urlpatterns = [
     path("audit/", audit.audit_log, name="audit_log"),
     path("server-keys/", keys.server_keys, name="server_keys"),
     path("server-keys/<int:key_id>/revoke/", keys.server_key_revoke, name="server_key_revoke"),
+    path("staff/", staff.staff_users, name="staff_users"),
+    path("staff/<int:user_id>/", staff.staff_user_detail, name="staff_user_detail"),
+    path("staff/<int:user_id>/role/", staff.staff_user_role, name="staff_user_role"),
+    path("staff/<int:user_id>/active/", staff.staff_user_active, name="staff_user_active"),
+    path("staff/<int:user_id>/unlock/", staff.staff_user_unlock, name="staff_user_unlock"),
+    path(
+        "staff/<int:user_id>/second-factor/reset/",
+        staff.staff_user_second_factor_reset,
+        name="staff_user_second_factor_reset",
+    ),
+    path(
+        "staff/<int:user_id>/password/reset/",
+        staff.staff_user_password_reset,
+        name="staff_user_password_reset",
+    ),
 ]

@@ -70,19 +70,21 @@ def test_client_ip_reads_the_setting(settings):
 
 
 @pytest.mark.django_db
-def test_the_sign_in_throttle_counts_the_client_behind_the_proxy(client, ops_user, settings):
+def test_the_sign_in_limit_counts_the_client_behind_the_proxy(client, ops_user, settings):
     settings.TRUSTED_PROXY_COUNT = 1
-    settings.LOGIN_MAX_FAILED = 2
+    settings.STAFF_SIGN_IN_MAX_FAILED_PER_IP = 2
     url = reverse("login")
 
-    def sign_in(forwarded: str, password: str = "nope") -> int:  # noqa: S107
+    def sign_in(forwarded: str, username: str, password: str = "nope") -> int:  # noqa: S107
         return client.post(
             url,
-            {"username": ops_user.username, "password": password},
+            {"username": username, "password": password},
             REMOTE_ADDR=PEER,
             HTTP_X_FORWARDED_FOR=forwarded,
         ).status_code
 
-    assert [sign_in("203.0.113.5"), sign_in("203.0.113.5")] == [200, 200]
-    assert sign_in("203.0.113.5", "pw-olive-ops-123!") == 429
-    assert sign_in("198.51.100.8", "pw-olive-ops-123!") == 302
+    # Two failures from one client behind the proxy, each for another account...
+    assert [sign_in("203.0.113.5", "someone"), sign_in("203.0.113.5", "anyone")] == [200, 200]
+    # ...pause that client, whoever it signs in as; another client behind the same proxy is not.
+    assert sign_in("203.0.113.5", ops_user.username, "pw-olive-ops-123!") == 429
+    assert sign_in("198.51.100.8", ops_user.username, "pw-olive-ops-123!") == 302

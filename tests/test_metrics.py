@@ -201,7 +201,7 @@ def test_jobs_are_counted_by_kind_and_status(ops_user):
 @pytest.mark.django_db
 def test_rate_limit_refusals_are_counted_by_limit(settings, client):
     settings.REDEEM_MAX_FAILED_PER_PROFILE = 2
-    settings.LOGIN_MAX_FAILED = 1
+    settings.AXES_FAILURE_LIMIT = 1
     User.objects.create_user("locked-out", password="pw-locked-out-123!")
     before = scrape()
 

@@ -23,6 +23,7 @@ from redemption.models import (
     SHARED_TRANSITIONS,
     TRANSITIONS,
     Attempt,
+    AuditEvent,
     Batch,
     Code,
     CodeType,
@@ -160,16 +161,41 @@ def test_redeeming_your_own_redeemed_code_says_by_self_and_carries_the_record(sy
 
 @pytest.mark.parametrize("start", ALL)
 @pytest.mark.parametrize("target", [State.INACTIVE, State.AVAILABLE])
-def test_reset_one_code_from_any_state(start, target, support):
+def test_reset_one_code_from_any_state(start, target, ops):
     code = make_code(start)
 
-    code = code_reset(actor=support, scan_code=code.scan_code, state=target)
+    code = code_reset(actor=ops, scan_code=code.scan_code, state=target)
 
     assert code.state == target
     assert code.redeemed_by_profile_id is None
     assert code.redeemed_at is None
     assert code.current_attempt == 0
     assert not Attempt.objects.filter(code=code).exists()
+
+
+# Who may reset one code, by the state it is in: re-issuing a redeemed code's value needs Ops.
+RESET_ROLES = [
+    *((start, "support", True) for start in ALL if start != State.REDEEMED),
+    (State.REDEEMED, "support", False),
+    *((start, "ops", True) for start in ALL),
+    *((start, "viewer", False) for start in ALL),
+]
+
+
+@pytest.mark.parametrize(("start", "role", "allowed"), RESET_ROLES)
+def test_who_may_reset_a_code_depends_on_its_state(start, role, allowed, request):
+    actor = request.getfixturevalue(role)
+    code = make_code(start)
+
+    if allowed:
+        code_reset(actor=actor, scan_code=code.scan_code, state=State.AVAILABLE)
+    else:
+        with pytest.raises(exc.PermissionDeniedError):
+            code_reset(actor=actor, scan_code=code.scan_code, state=State.AVAILABLE)
+
+    code.refresh_from_db()
+    assert code.state == (State.AVAILABLE if allowed else start)
+    assert AuditEvent.objects.filter(action="code.reset").count() == (1 if allowed else 0)
 
 
 def test_reset_refuses_other_targets(support):
@@ -411,6 +437,8 @@ SERVICES = [
         )
     ),
 ]
+# Services Support may not call from every state (a reset of a Redeemed code needs Ops).
+OPS_SERVICES = {"batch-invalidate", "reset-to-inactive", "reset-to-available"}
 # Redeem with fulfilment (first attempt, or retry) calls a webhook, outside any transaction.
 REDEEM_WITH_FULFILMENT = [
     Service("redeem-fulfilment", State.IN_PROGRESS, frozenset({Move.ATTEMPT, Move.RETRY}), _redeem),
@@ -438,7 +466,7 @@ def test_each_service_moves_a_record_exactly_where_the_table_allows(service, sta
     before = record.version
 
     with suppress(exc.RedemptionError):  # a refusal is judged by the record's state
-        service.call(record, ops if service.name == "batch-invalidate" else support)
+        service.call(record, ops if service.name in OPS_SERVICES else support)
 
     _then_moved_only_if_the_table_allows(service, start, record, before)
 

@@ -1,6 +1,9 @@
 """Reads about personal codes: lookup by any spelling, lists, attempts and history."""
 
-from django.db.models import QuerySet
+from collections.abc import Iterable
+from uuid import UUID
+
+from django.db.models import Q, QuerySet
 
 from redemption import codes
 from redemption import exceptions as exc
@@ -93,3 +96,33 @@ def recent_failed_attempts(code_type: CodeType, *, limit: int = 20) -> list[Atte
     else:
         qs = base.filter(code__code_type=code_type)
     return list(qs.order_by("-started_at")[:limit])
+
+
+def codes_shown_in_full(scan_codes: Iterable[str]) -> set[str]:
+    """Which of these scan codes (canonical forms) anyone may see in full: personal codes that
+    are Redeemed or Invalidated, and shared codes' scan codes (one query)."""
+    canonicals = {c for c in (codes.canonical_or_none(s) for s in scan_codes if s) if c}
+    if not canonicals:
+        return set()
+    return set(
+        Code.objects.filter(canonical__in=canonicals)
+        .filter(Q(is_shared_anchor=True) | Q(state__in=[State.REDEEMED, State.INVALIDATED]))
+        .values_list("canonical", flat=True)
+    )
+
+
+def code_by_id(code_id: UUID) -> Code | None:
+    """The personal code with this id, with its type and batch, or None."""
+    return (
+        Code.objects.select_related("code_type", "batch")
+        .filter(pk=code_id, is_shared_anchor=False)
+        .first()
+    )
+
+
+def code_for_scan_code(scan_code: str) -> Code | None:
+    """The personal code for any spelling of `scan_code`, or None (no error for typos)."""
+    canon = codes.canonical_or_none(scan_code)
+    if canon is None:
+        return None
+    return Code.objects.filter(canonical=canon, is_shared_anchor=False).first()

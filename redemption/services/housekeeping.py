@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
-from redemption import ratelimit
+from redemption import ratelimit, sign_in_limits
 from redemption.db import counts
 from redemption.models import IdempotencyRecord, PeriodicRun
 from redemption.services import sweep_timeouts
@@ -36,6 +36,7 @@ class SweepReport:
     idempotency_pruned: int  # idempotency records past their keeping time
     count_rows: int  # per-(type, state) count rows left after folding the deltas
     jobs_failed: int = 0  # jobs whose lease ran out too often, now failed
+    sign_in_counters_pruned: int = 0  # staff sign-in counters quiet past their cool-off
 
 
 def sweep(*, now: datetime | None = None) -> SweepReport:
@@ -47,6 +48,7 @@ def sweep(*, now: datetime | None = None) -> SweepReport:
         idempotency_pruned=idempotency_records_prune(now=now),
         count_rows=counts.compact(),
         jobs_failed=jobs_fail_abandoned(now=now),
+        sign_in_counters_pruned=sign_in_limits.prune(now=now),
     )
 
 

@@ -188,11 +188,17 @@ def code_update_custom_info(
 
 
 def code_reset(*, actor: Actor, scan_code: str, state: str = State.INACTIVE) -> Code:
-    """Put one code back to Inactive or Available, clearing redemption data and attempts."""
+    """Put one code back to Inactive or Available, clearing redemption data and attempts.
+
+    Support may reset a code in any state but Redeemed: putting a redeemed code back in play
+    re-issues value someone already received, which needs Ops.
+    """
     require_support(actor)
     target = check_initial_state(state, "state")
     with transaction.atomic():
         code = selectors.code_lookup(scan_code, for_update=True)
+        if code.state == State.REDEEMED:
+            require_ops(actor)
         previous = {"state": code.state, "redeemedByProfileId": code.redeemed_by_profile_id}
         now = timezone.now()
         claims.codes_reset(ids=[code.pk], to_state=target, now=now)

@@ -70,3 +70,15 @@ def percent(done: int, total: int) -> int:
     if not total:
         return 0
     return min(100, int(done * 100 / total))
+
+
+@register.filter
+def shown_code(code: Any, reader: Any) -> str:
+    """A personal code's scan code as `reader` (masking.CodeReader) may see it."""
+    return str(reader.code_text(code))
+
+
+@register.filter
+def shown_canonical(code: Any, reader: Any) -> str:
+    """A personal code's canonical form as `reader` may see it."""
+    return str(reader.canonical_text(code))

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
-from redemption import permissions, rules, selectors
+from redemption import masking, permissions, rules, selectors
 from redemption.actors import Actor
 from redemption.exceptions import InvalidParameterError, RedemptionError
 from redemption.forms import PortalForm
@@ -54,6 +54,11 @@ admin_required = role_required(ADMIN)
 
 def staff_actor(request: HttpRequest) -> Actor:
     return Actor.staff(request.user)
+
+
+def code_reader(request: HttpRequest) -> masking.CodeReader:
+    """How the signed-in user sees codes (Viewers: live codes masked)."""
+    return masking.reader_for(request.user)
 
 
 def error_text(error: RedemptionError) -> str:

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 
 from redemption import exceptions as exc
-from redemption import selectors, services
+from redemption import rules, selectors, services
 from redemption.csv_out import csv_download
 from redemption.filters import CodeFilter
 from redemption.forms import (
@@ -41,6 +41,7 @@ from redemption.tables import (
 )
 from redemption.uploads import CappedUploadHandler
 from redemption.views._common import (
+    code_reader,
     ops_required,
     page,
     report_error,
@@ -114,6 +115,7 @@ def inventory(request: HttpRequest) -> HttpResponse:
 def code_type_detail(request: HttpRequest, name: str) -> HttpResponse:
     """A type's settings, counts, codes (keyset pages), batches and failed attempts."""
     ct = _code_type_or_404(name)
+    reader = code_reader(request)
     counts = selectors.state_counts(ct)
     after, before = request.GET.get("after"), request.GET.get("before")
     context: dict[str, Any] = {
@@ -122,7 +124,7 @@ def code_type_detail(request: HttpRequest, name: str) -> HttpResponse:
         "counts": counts,
         "total": sum(counts.values()),
         "failed_attempts": AttemptTable(
-            selectors.recent_failed_attempts(ct), show_code=not ct.is_shared
+            selectors.recent_failed_attempts(ct), show_code=not ct.is_shared, reader=reader
         ),
     }
     if ct.is_shared:
@@ -134,7 +136,11 @@ def code_type_detail(request: HttpRequest, name: str) -> HttpResponse:
         context["codes_table"] = SharedRedemptionTable(keyset.rows)
         context["state_filter"] = state
     else:
-        code_filter = CodeFilter(request.GET, queryset=selectors.codes_filtered(ct))
+        code_filter = CodeFilter(
+            request.GET,
+            queryset=selectors.codes_filtered(ct),
+            prefix_max=rules.MASK_KEEP if reader.masks_live else None,
+        )
         if code_filter.is_valid():
             keyset = selectors.keyset_page(
                 code_filter.qs, after=after, before=before, per_page=PER_PAGE
@@ -142,7 +148,7 @@ def code_type_detail(request: HttpRequest, name: str) -> HttpResponse:
         else:
             keyset = selectors.KeysetPage(rows=[], after=None, before=None, is_first=True)
         context["filter"] = code_filter
-        context["codes_table"] = CodeTable(keyset.rows)
+        context["codes_table"] = CodeTable(keyset.rows, reader=reader)
         context["batches_table"] = BatchTable(selectors.batches_of_type(ct))
     context["keyset"] = keyset
     context["export_query"] = _export_query(request)

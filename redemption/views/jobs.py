@@ -16,7 +16,13 @@ from redemption.models import Job
 from redemption.records import ts
 from redemption.services import bulk
 from redemption.tables import JobTable
-from redemption.views._common import newest_first, ops_required, page, viewer_required
+from redemption.views._common import (
+    code_reader,
+    newest_first,
+    ops_required,
+    page,
+    viewer_required,
+)
 
 NAV = "jobs"
 SHOWN_ERRORS = 1000
@@ -82,6 +88,14 @@ def job_holders(job: Job) -> list[dict[str, Any]]:
 def job_detail(request: HttpRequest, job_id: UUID) -> HttpResponse:
     job = _job_or_404(job_id)
     errors = job.errors[:SHOWN_ERRORS] if isinstance(job.errors, list) else []
+    reader = code_reader(request)
+    if reader.masks_live:
+        scans = [e.get("scanCode") for e in errors if isinstance(e, dict)]
+        reader = reader.with_revealed(selectors.codes_shown_in_full(s for s in scans if s))
+        errors = [
+            {**e, "scanCode": reader.text(e.get("scanCode"))} if isinstance(e, dict) else e
+            for e in errors
+        ]
     return page(
         request,
         "redemption/job_detail.html",

@@ -1,5 +1,7 @@
 """Global Monitoring › Redemption Codes: look up one code, see everything about it, act on it."""
 
+from uuid import UUID
+
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -7,7 +9,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from redemption import exceptions as exc
-from redemption import rules, selectors, services
+from redemption import permissions, rules, selectors, services
 from redemption.forms import (
     CodeResetForm,
     CustomInfoForm,
@@ -15,10 +17,12 @@ from redemption.forms import (
     OptionalReasonForm,
     TestCodeForm,
 )
+from redemption.masking import code_detail_url
 from redemption.models import Code, CodeType, State
 from redemption.tables import AttemptTable, HistoryTable
 from redemption.transitions import can
 from redemption.views._common import (
+    code_reader,
     page,
     report_error,
     staff_actor,
@@ -40,11 +44,20 @@ def _detail(code: Code) -> HttpResponse:
     return redirect("redemption:code_detail", canonical=code.canonical)
 
 
+def _detail_for(request: HttpRequest, code: Code) -> HttpResponse:
+    """The code's page at the address this user may see (by id for Viewers)."""
+    return redirect(code_reader(request).code_url(code))
+
+
 @viewer_required
 def lookup(request: HttpRequest) -> HttpResponse:
-    """Find one code by any spelling; also offers "Get test code"."""
+    """Find one code by any spelling; also offers "Get test code" (Support and up)."""
     form = LookupForm(request.GET or None)
-    test_form = TestCodeForm(code_type_choices=selectors.code_types_for_choices(), prefix="test")
+    test_form = None
+    if permissions.has_role(request.user, permissions.SUPPORT):
+        test_form = TestCodeForm(
+            code_type_choices=selectors.code_types_for_choices(), prefix="test"
+        )
     if form.is_bound and form.is_valid():
         try:
             found = selectors.code_or_shared_type_lookup(form.cleaned_data["q"])
@@ -58,7 +71,7 @@ def lookup(request: HttpRequest) -> HttpResponse:
                     "each profile's redemption of it is listed here.",
                 )
                 return redirect("redemption:code_type_detail", name=found.name)
-            return _detail(found)
+            return _detail_for(request, found)
     return page(
         request,
         "redemption/lookup.html",
@@ -68,9 +81,12 @@ def lookup(request: HttpRequest) -> HttpResponse:
     )
 
 
-@viewer_required
+@support_required
 def test_code(request: HttpRequest) -> HttpResponse:
-    """Open the first code of a chosen type and state (for trying a redeem by hand)."""
+    """Open the first code of a chosen type and state (for trying a redeem by hand).
+
+    Not for Viewers: it would hand them a live code.
+    """
     form = TestCodeForm(
         request.GET or None,
         code_type_choices=selectors.code_types_for_choices(),
@@ -90,8 +106,27 @@ def test_code(request: HttpRequest) -> HttpResponse:
 
 @viewer_required
 def code_detail(request: HttpRequest, canonical: str) -> HttpResponse:
-    """Every field of one code, its custom info as JSON, attempts and history."""
+    """Every field of one code, its custom info as JSON, attempts and history.
+
+    A Viewer, who knows the code already, is sent to its page by id: no page they are shown
+    carries a live code in its address.
+    """
     code = _code_or_404(canonical)
+    if code_reader(request).masks_live:
+        return redirect(code_detail_url(code))
+    return _code_page(request, code)
+
+
+@viewer_required
+def code_detail_by_id(request: HttpRequest, code_id: UUID) -> HttpResponse:
+    """The same page, addressed by the code's id."""
+    code = selectors.code_by_id(code_id)
+    if code is None:
+        raise Http404("No redemption code has that id.")
+    return _code_page(request, code)
+
+
+def _code_page(request: HttpRequest, code: Code) -> HttpResponse:
     state = code.state
     context = {
         "code": code,
@@ -100,6 +135,8 @@ def code_detail(request: HttpRequest, canonical: str) -> HttpResponse:
         "history_table": HistoryTable(selectors.code_history(code)),
         "can_activate": can(state, State.AVAILABLE) and state == State.INACTIVE,
         "can_invalidate": can(state, State.INVALIDATED),
+        # Re-issuing a redeemed code's value needs Ops (the service refuses Support too).
+        "can_reset": state != State.REDEEMED or permissions.has_role(request.user, permissions.OPS),
         "invalidate_form": OptionalReasonForm(),
         "reset_form": CodeResetForm(initial={"state": State.INACTIVE}),
     }

@@ -14,6 +14,7 @@ from redemption.selectors import KeysetPage
 from redemption.tables import AttemptTable, ProfileRecordTable
 from redemption.views._common import (
     STALE_PAGE,
+    code_reader,
     ops_required,
     page,
     report_error,
@@ -48,10 +49,11 @@ def user_monitoring(request: HttpRequest) -> HttpResponse:
             messages.error(request, STALE_PAGE)
             return redirect(_profile_url(profile_id))
         record_count, redeemed_count = selectors.profile_record_counts(profile_id)
+        reader = code_reader(request)
         context.update(
             profile_id=profile_id,
             profile_name=selectors.profile_name_of(records.records),
-            records_table=ProfileRecordTable(records.records),
+            records_table=ProfileRecordTable(records.records, reader=reader),
             keyset=KeysetPage(
                 rows=records.records,
                 after=records.next_cursor,
@@ -60,7 +62,7 @@ def user_monitoring(request: HttpRequest) -> HttpResponse:
             ),
             redeemed_count=redeemed_count,
             record_count=record_count,
-            attempts_table=AttemptTable(selectors.profile_open_attempts(profile_id)),
+            attempts_table=AttemptTable(selectors.profile_open_attempts(profile_id), reader=reader),
         )
     return page(request, "redemption/user_monitoring.html", context, nav=NAV)
 

@@ -14,11 +14,11 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from redemption import services
+from redemption import selectors, services, sign_in_limits
 from redemption.actors import Actor, Profile
 from redemption.management.commands.create_staff_user import ensure_staff_user
 from redemption.models import Attempt, Batch, Code, CodeType, SharedRedemption, State, UseType
-from redemption.services import bulk
+from redemption.services import bulk, staff
 from redemption.services._common import audit
 
 # Nothing listens on the discard port: a redeem of these types shows a failed fulfilment.
@@ -328,7 +328,12 @@ class Command(BaseCommand):
             )
         logins = []
         for username, role, what in LOGINS:
-            _, password, _ = ensure_staff_user(actor=actor, username=username, role=role)
+            user, password, _ = ensure_staff_user(actor=actor, username=username, role=role)
+            # The printed password alone signs a demo login in: no second factor, no lock.
+            if selectors.has_second_factor(user):
+                staff.staff_user_second_factor_reset(actor=actor, user_id=user.pk)
+            if sign_in_limits.locked_accounts([username]):
+                staff.staff_user_unlock(actor=actor, user_id=user.pk)
             logins.append((username, password, what))
         batches = Batch.objects.count()
         self.stdout.write(
