@@ -76,8 +76,14 @@ def test_concurrent_shared_redeems_never_count_beyond_the_cap_or_below_zero(webh
         "REDEMPTION_FAILED",
         "MULTI_USE_CODE_MAX_REDEMPTIONS_REACHED",
     }
+    # Which profiles win depends on the interleaving: three odd profiles may hold every slot
+    # while the even ones are refused, then give them back. What never varies: only even
+    # profiles redeem, odd ones fail or are refused, and the cap holds.
+    for n, got in enumerate(outcomes):
+        allowed = {State.REDEEMED} if n % 2 == 0 else {"REDEMPTION_FAILED"}
+        assert got in allowed | {"MULTI_USE_CODE_MAX_REDEMPTIONS_REACHED"}, (n, got)
     redeemed = SharedRedemption.objects.filter(code_type=ct, state=State.REDEEMED).count()
     assert redeemed == outcomes.count(State.REDEEMED)
-    assert 1 <= redeemed <= 3
+    assert redeemed <= 3
     assert CodeType.objects.get(pk=ct.pk).redemption_count == redeemed
     assert not SharedRedemption.objects.filter(code_type=ct, state=State.IN_PROGRESS).exists()
