@@ -16,6 +16,7 @@ from redemption import exceptions as exc
 from redemption import metrics, selectors
 from redemption.cache_guard import CACHE_DOWN, cache_answered, cache_failed, cache_in_use
 from redemption.db import lookups
+from redemption.db.redeem_at_once import Limits
 from redemption.models import RedeemFailure
 
 
@@ -78,6 +79,30 @@ def check(found: list[Bucket], *, minting_key_id: int | None = None) -> None:
             raise exc.MaxFailedExceededError(
                 details={"retryAfterSeconds": _db_retry_after(bucket, since, now, window)}
             )
+
+
+def at_once_limits(found: list[Bucket], *, minting_key_id: int | None) -> Limits | None:
+    """What the one-statement redeem must check itself; None if only `check` may answer.
+
+    With the database as store, the statement counts the buckets itself. With the cache, the
+    counters are read here: any bucket at its limit gives None, and the full path's `check`
+    then refuses in its usual order (a dead minting key is told before a limit).
+    """
+    now = timezone.now()
+    window = _window()
+    since = now - timedelta(seconds=window)
+    if cache_in_use():
+        slot = int(now.timestamp()) // window
+        try:
+            counts = cache.get_many([_cache_key(b, slot) for b in found])
+        except CACHE_DOWN as err:
+            cache_failed(err)
+        else:
+            cache_answered()
+            if any(counts.get(_cache_key(b, slot), 0) >= b.limit for b in found):
+                return None
+            return Limits(buckets=(), since=since, key_id=minting_key_id)
+    return Limits(buckets=[(b.key, b.limit) for b in found], since=since, key_id=minting_key_id)
 
 
 def _cache_key(bucket: Bucket, slot: int) -> str:

@@ -9,14 +9,19 @@ from django.db import connection
 
 from redemption import exceptions as exc
 from redemption.actors import Actor, Profile
-from redemption.db import lookups
+from redemption.db import lookups, redeem_at_once
 from redemption.models import Code, State
 from redemption.services import bulk, redeem
 from tests.factories import CodeFactory, CodeTypeFactory
 
 
 def _delete_right_after_the_lookup(monkeypatch) -> None:
-    """Make the redeem find its code, then lose the row before it can claim it."""
+    """Make the full redeem find its code, then lose the row before it can claim it.
+
+    The one-statement redeem (PostgreSQL) has no such window: it is switched off here so the
+    full path, which every database runs for fulfilment and refusals, meets the race.
+    """
+    monkeypatch.setattr(redeem_at_once, "supported", lambda: False)
     real = lookups.code_with_type
 
     def lookup_then_delete(canon: str):

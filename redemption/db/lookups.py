@@ -5,6 +5,7 @@ answering them. Each has a parity test (tests/test_db_parity.py) holding the pla
 for the same question.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,12 +22,15 @@ def code_with_type(canon: str) -> Code | None:
 
     Rows are turned into models with the same converters the ORM uses.
     """
-    plan = _code_with_type_plan()
     with connection.cursor() as cursor:
-        cursor.execute(plan.sql, [canon])
+        cursor.execute(_code_with_type_plan().sql, [canon])
         row = cursor.fetchone()
-    if row is None:
-        return None
+    return None if row is None else code_with_type_from_row(row)
+
+
+def code_with_type_from_row(row: Sequence[Any]) -> Code:
+    """The code and its type from a row holding every column of both, code first."""
+    plan = _code_with_type_plan()
     values = [
         _converted(value, converters, col)
         for value, (converters, col) in zip(row, plan.columns, strict=True)

@@ -16,7 +16,7 @@ from redemption import codes, fulfillment, metrics, ratelimit, selectors
 from redemption import exceptions as exc
 from redemption.actors import Actor, Profile
 from redemption.db import audit as db_audit
-from redemption.db import claims, lookups
+from redemption.db import claims, lookups, redeem_at_once
 from redemption.models import Attempt, Code, CodeType, Move, SharedRedemption, State, sources_of
 from redemption.services._common import (
     Record,
@@ -117,6 +117,20 @@ def _redeem_limited(
             minting_key_check(minting_key_id)  # a dead credential is told before bad input
         raise
     counters = ratelimit.buckets(profile_id=profile.id, client_ip=client_ip)
+    if redeem_at_once.supported():
+        limits = ratelimit.at_once_limits(counters, minting_key_id=minting_key_id)
+        if limits is not None:
+            code = redeem_at_once.redeem_at_once(
+                canon=canon,
+                code_type_name=code_type_name,
+                profile=profile,
+                info=info,
+                now=timezone.now(),
+                limits=limits,
+                audit_row=audit_fields(actor=actor, action="code.redeem", profile_id=profile.id),
+            )
+            if code is not None:
+                return RedeemResult(code)
     ratelimit.check(counters, minting_key_id=minting_key_id)
     try:
         return _redeem(

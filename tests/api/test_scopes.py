@@ -248,8 +248,9 @@ def test_checking_the_minting_key_costs_the_redeem_no_extra_round_trip(api):
     by_system = _redeem_queries(api, mint("p-1"))
     by_key = _redeem_queries(api, _token_from(api.as_(_key("user-tokens"))))
 
-    # With a cache server the failure counts are not in the database: the key is one query.
-    extra = 1 if settings.CACHE_URL else 0
+    # With a cache server the failure counts are not in the database: the key is one query,
+    # except on PostgreSQL, whose one-statement redeem checks the key itself.
+    extra = 1 if settings.CACHE_URL and connection.vendor != "postgresql" else 0
     assert len(by_key) == len(by_system) + extra
     key_table = re.escape(ServerKey._meta.db_table)
     assert any(re.search(key_table, sql) for sql in by_key)
