@@ -110,8 +110,9 @@ serve: export PORT := $(PORT)
 serve: venv ## collectstatic, migrate, then gunicorn (gunicorn.conf.py, PORT=8000) and the task worker
 	exec scripts/serve
 
-bench: venv ## Run the benchmark (bench/run.py)
-	$(PY) bench/run.py
+bench: venv ## Run the benchmark (bench/run.py; BENCH_ARGS='--quick', '--only redeem' ...)
+	$(PY) -m pip install -q 'py-spy>=0.4'
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 fuzz: venv ## Fuzz the JSON API (Schemathesis, all checks) on a live gunicorn; FUZZ_SEED= reproduces
 	$(PY) scripts/fuzz.py

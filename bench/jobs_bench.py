@@ -66,23 +66,32 @@ def _timed_copy(conn: psycopg.Connection, table: str, data: bytes) -> float:
     return time.perf_counter() - start
 
 
-def copy_reference(b: Bench) -> None:
-    """Time COPY of n rows into an unlogged table without indexes, and into a full code table."""
-    n = b.n_generate
+def copy_seconds(b: Bench, n: int, *, raw: bool) -> tuple[float | None, float]:
+    """Seconds to COPY n code-width rows: into an unlogged table without indexes (if `raw`),
+    and into a logged copy of redemption_code with every index it has (no foreign keys)."""
     log(f"copy reference: building {n:,} rows in memory (untimed)")
     data = _copy_rows(n)
+    raw_seconds = None
     with psycopg.connect(b.database_url) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {RAW_TABLE}, {INDEXED_TABLE}")
         conn.execute(f"CREATE UNLOGGED TABLE {RAW_TABLE} (LIKE redemption_code INCLUDING DEFAULTS)")
-        # Same columns, defaults and every index of the real table (no foreign keys), logged.
         conn.execute(f"CREATE TABLE {INDEXED_TABLE} (LIKE redemption_code INCLUDING ALL)")
         conn.commit()
-        log("copy reference: COPY into an unlogged table without indexes")
-        raw = _timed_copy(conn, RAW_TABLE, data)
-        log("copy reference: COPY into a logged copy of redemption_code with all its indexes")
+        if raw:
+            log("copy reference: COPY into an unlogged table without indexes")
+            raw_seconds = _timed_copy(conn, RAW_TABLE, data)
+        log(f"copy reference: COPY {n:,} rows into a logged copy of redemption_code, all indexes")
         indexed = _timed_copy(conn, INDEXED_TABLE, data)
         conn.execute(f"DROP TABLE {RAW_TABLE}, {INDEXED_TABLE}")
         conn.commit()
+    return raw_seconds, indexed
+
+
+def copy_reference(b: Bench) -> None:
+    """Time COPY of n rows into an unlogged table without indexes, and into a full code table."""
+    n = b.n_generate
+    raw, indexed = copy_seconds(b, n, raw=True)
+    assert raw is not None
     b.facts["copy_raw_rate"] = n / raw
     b.facts["copy_indexed_rate"] = n / indexed
     b.run.add(
@@ -96,6 +105,27 @@ def copy_reference(b: Bench) -> None:
             f"reference: COPY of {n:,} rows into a copy of redemption_code with all its indexes",
             f"{indexed:.2f} s ({n / indexed:,.0f} rows/s)",
         )
+    )
+
+
+# SPEC §9: a job may take at most this many times a COPY of as many rows into a table with the
+# same indexes, measured in the same run.
+COPY_RATIO_TARGET = 1.5
+
+
+def copy_ratio_result(b: Bench, label: str, n: int, seconds: float, unit: str) -> Result:
+    """The figure for a job of n rows beside its target: ≤ 1.5× the indexed COPY of n rows."""
+    indexed = b.facts.get("copy_indexed_rate")
+    measured = f"{seconds:.2f} s ({n / seconds:,.0f} {unit}/s)"
+    if not indexed:
+        return Result(label, measured, f"≤ {COPY_RATIO_TARGET}× indexed COPY", "no copy section")
+    ratio = seconds / (n / indexed)
+    return Result(
+        label,
+        f"{measured}, {ratio:.2f}× indexed COPY",
+        f"≤ {COPY_RATIO_TARGET}× indexed COPY",
+        _copy_reference_text(b, n),
+        ratio <= COPY_RATIO_TARGET,
     )
 
 
@@ -166,16 +196,8 @@ def generate(b: Bench) -> None:
     n = b.n_generate
     seconds, peak, idle, _ = run_generate(b, name="bench-generate", quantity=n)
     b.facts["generate_peak_mb"] = peak
-    limit = 20 * n / 1_000_000
-    b.run.add(
-        Result(
-            f"generate {n:,} codes, job start → succeeded (db_worker)",
-            f"{seconds:.2f} s ({n / seconds:,.0f} codes/s)",
-            f"≤ {limit:g} s",
-            _copy_reference_text(b, n),
-            seconds <= limit,
-        )
-    )
+    label = f"generate {n:,} codes, job start → succeeded (db_worker)"
+    b.run.add(copy_ratio_result(b, label, n, seconds, "codes"))
     b.run.add(
         Result(
             f"generate {n:,}: peak RSS of the worker (VmHWM)",
@@ -231,16 +253,8 @@ def import_csv(b: Bench) -> None:
             f"import: {imported} imported, {job.error_count} errors: {job.errors[:3]}"
         )
     seconds = job.finished_at.timestamp() - started
-    limit = 30 * n / 1_000_000
-    b.run.add(
-        Result(
-            f"import a {n:,}-line CSV, upload stored → succeeded (db_worker)",
-            f"{seconds:.2f} s ({n / seconds:,.0f} lines/s)",
-            f"≤ {limit:g} s",
-            _copy_reference_text(b, n),
-            seconds <= limit,
-        )
-    )
+    label = f"import a {n:,}-line CSV, upload stored → succeeded (db_worker)"
+    b.run.add(copy_ratio_result(b, label, n, seconds, "lines"))
     b.run.add(
         Result(f"import {n:,}: peak RSS of the worker (VmHWM)", f"{peak:.0f} MB", "—", "—", None)
     )

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from bench import harness  # noqa: E402
 from bench.harness import Bench, Result, Run, log  # noqa: E402
 
-SECTIONS = ("copy", "generate", "import", "scale", "profile", "redeem")
+SECTIONS = ("copy", "generate", "import", "scale", "profile", "redeem", "redeem-sqlite", "portal")
 RESULTS_DIR = ROOT / "bench" / "results"
 
 
@@ -110,7 +110,7 @@ def main() -> int:
     if not url.startswith(("postgres://", "postgresql://")):
         raise SystemExit("bench/run.py measures PostgreSQL: give a postgres:// DATABASE_URL")
     sections = [s for s in SECTIONS if not args.only or s in args.only]
-    if "redeem" in sections:
+    if {"redeem", "redeem-sqlite", "portal"} & set(sections):
         ensure_wrk()
 
     var_dir = harness.make_var_dir()
@@ -126,7 +126,7 @@ def main() -> int:
     import django
 
     django.setup()
-    from bench import http_bench, jobs_bench, profile_bench, scale_bench
+    from bench import http_bench, jobs_bench, portal_bench, profile_bench, scale_bench
 
     runners = {
         "copy": jobs_bench.copy_reference,
@@ -135,6 +135,8 @@ def main() -> int:
         "scale": scale_bench.scale,
         "profile": profile_bench.profile,
         "redeem": http_bench.redeem,
+        "redeem-sqlite": http_bench.redeem_sqlite,
+        "portal": portal_bench.portal,
     }
     small = 100_000
     b = Bench(

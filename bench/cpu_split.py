@@ -1,0 +1,138 @@
+"""Where the CPU of an HTTP run goes: per process group from /proc, inside Python from py-spy.
+
+`CpuWatch` reads utime + stime of the gunicorn processes, the PostgreSQL server processes and
+the load tool at the start and at the end of a run. `PySpy` samples one gunicorn worker for the
+same seconds (`py-spy record --format raw`, active threads only) and attributes each sample to
+the innermost frame's code: ours (redemption/, portal/), Django, the database driver (psycopg,
+sqlite3), gunicorn and the standard library's HTTP/socket/JSON code, or other.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+from bench.harness import BIN, log
+
+TICK = os.sysconf("SC_CLK_TCK")
+GROUPS = ("ours", "django", "driver", "gunicorn+stdlib", "other")
+
+
+def _stat(pid: int) -> tuple[str, int, float] | None:
+    """(command name, parent pid, CPU seconds) of a process, or None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name = text[text.index("(") + 1 : text.rindex(")")]
+    fields = text[text.rindex(")") + 2 :].split()
+    return name, int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _processes() -> dict[int, tuple[str, int, float]]:
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = _stat(int(entry))
+            if stat is not None:
+                found[int(entry)] = stat
+    return found
+
+
+def _descendants(root: int, table: dict[int, tuple[str, int, float]]) -> set[int]:
+    family, grew = {root}, True
+    while grew:
+        more = {pid for pid, (_, parent, _) in table.items() if parent in family} - family
+        family |= more
+        grew = bool(more)
+    return family
+
+
+class CpuWatch:
+    """CPU seconds spent by gunicorn (`server_pid` and its workers), PostgreSQL and the load."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.before = self._groups()
+
+    def _groups(self) -> dict[str, dict[int, float]]:
+        table = _processes()
+        server = _descendants(self.server_pid, table)
+        # The Python load generator runs in processes forked from this one.
+        ours = _descendants(os.getpid(), table) - server - {os.getpid()}
+        groups: dict[str, dict[int, float]] = {"app server": {}, "PostgreSQL": {}, "load": {}}
+        for pid, (name, _, cpu) in table.items():
+            if pid in server:
+                groups["app server"][pid] = cpu
+            elif name == "postgres" or name.startswith("postgres:"):
+                groups["PostgreSQL"][pid] = cpu
+            elif name == "wrk" or pid in ours:
+                groups["load"][pid] = cpu
+        return groups
+
+    def stop(self) -> dict[str, float]:
+        after = self._groups()
+        return {
+            group: sum(cpu - self.before[group].get(pid, 0.0) for pid, cpu in pids.items())
+            for group, pids in after.items()
+        }
+
+
+def worker_pids(server_pid: int) -> list[int]:
+    table = _processes()
+    return sorted(pid for pid in _descendants(server_pid, table) if pid != server_pid)
+
+
+def py_spy_path() -> str | None:
+    local = BIN / "py-spy"
+    return str(local) if local.exists() else shutil.which("py-spy")
+
+
+class PySpy:
+    """`py-spy record` of one process for `seconds`, in the background."""
+
+    def __init__(self, pid: int, seconds: int, out: Path) -> None:
+        self.out = out
+        tool = py_spy_path()
+        self.process = None
+        if tool is None:
+            log("py-spy is not installed (pip install py-spy): no Python-level CPU split")
+            return
+        argv = [tool, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "250"]
+        argv += ["--format", "raw", "--nonblocking", "--output", str(out)]
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def shares(self) -> dict[str, float] | None:
+        """Fraction of the samples per group, or None if py-spy could not run."""
+        if self.process is None:
+            return None
+        _, err = self.process.communicate(timeout=120)
+        if self.process.returncode or not self.out.exists():
+            log(f"py-spy failed ({self.process.returncode}): {err.decode()[-300:]}")
+            return None
+        counts: Counter[str] = Counter()
+        for line in self.out.read_text().splitlines():
+            stack, _, n = line.rpartition(" ")
+            if stack and n.isdigit():
+                counts[_group(stack.rsplit(";", 1)[-1])] += int(n)
+        total = sum(counts.values())
+        return {g: counts[g] / total for g in GROUPS} if total else None
+
+
+_FILE = re.compile(r"\(([^():]+)(?::\d+)?\)\s*$")
+
+
+def _group(frame: str) -> str:
+    found = _FILE.search(frame)
+    path = found.group(1) if found else frame
+    if "/site-packages/" not in path and re.search(r"(^|/)(redemption|portal)/", path):
+        return "ours"
+    if "/django/" in path:
+        return "django"
+    if "/psycopg" in path or "sqlite3" in path:
+        return "driver"
+    if "/gunicorn/" in path or "/python3." in path or "<frozen" in path:
+        return "gunicorn+stdlib"
+    return "other"

@@ -1,0 +1,155 @@
+"""The portal under load: staff pages while 16 clients redeem, over real HTTP.
+
+Four signed-in staff sessions (each its own superuser, signed in through the login form with its
+CSRF token) loop over the inventory, the biggest code type's page (its counts and first page of
+codes: the 10,000,000-code type after the scale section) and the lookup of a random code, while
+wrk redeems at 16 connections against the same gunicorn. SPEC §9: p95 ≤ 300 ms.
+"""
+
+import random
+import re
+import threading
+import time
+from urllib.parse import quote
+
+import requests
+
+from bench import loadgen
+from bench.harness import Bench, Result, log, percentile, start_gunicorn
+from bench.http_bench import CLIENTS, LOAD_THREADS, PROFILES, _available_codes, _tokens
+from bench.http_bench import _write_files as write_load_files
+
+STAFF = 4
+P95_TARGET_MS = 300
+PASSWORD = "bench-Staff-pass-0123"  # noqa: S105 (a throwaway account in a throwaway database)
+
+
+def _biggest_type():
+    """The code type with the most codes (the scale section's, when it ran)."""
+    from django.db.models import Count
+
+    from redemption.models import CodeType
+
+    return (
+        CodeType.objects.annotate(n=Count("codes")).order_by("-n").values_list("name", "n").first()
+    )
+
+
+def _staff_users() -> list[str]:
+    from django.contrib.auth.models import User
+
+    names = [f"bench-staff-{i}" for i in range(STAFF)]
+    for name in names:
+        user = User.objects.filter(username=name).first()
+        if user is None:
+            User.objects.create_superuser(name, f"{name}@example.com", PASSWORD)
+    return names
+
+
+def _sign_in(base: str, username: str) -> requests.Session:
+    session = requests.Session()
+    page = session.get(f"{base}/accounts/login/", timeout=30)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    if token is None:
+        raise RuntimeError("no CSRF token on the sign-in page")
+    answer = session.post(
+        f"{base}/accounts/login/",
+        data={"username": username, "password": PASSWORD, "csrfmiddlewaretoken": token[1]},
+        headers={"Referer": f"{base}/accounts/login/"},
+        timeout=30,
+        allow_redirects=False,
+    )
+    if answer.status_code != 302:
+        raise RuntimeError(f"sign-in of {username} answered {answer.status_code}")
+    return session
+
+
+def portal(b: Bench) -> None:
+    from redemption.models import Code
+
+    found = _biggest_type()
+    if found is None or found[1] < 1000:
+        _available_codes("bench-portal", 100_000)
+        found = _biggest_type()
+    type_name, type_codes = found
+    sample = list(
+        Code.objects.filter(code_type__name=type_name).values_list("scan_code", flat=True)[:5000]
+    )
+    run_n = 4_000 * b.http_seconds  # more than the redeem rate can use up
+    log(f"portal: {type_codes:,} codes in {type_name!r}; {run_n:,} codes to redeem")
+    redeem_codes = _available_codes("bench-portal-redeem", run_n)
+    load_dir = b.var_dir / "portal-load"
+    write_load_files(load_dir, redeem_codes, _tokens(PROFILES))
+    users = _staff_users()
+
+    server, port = start_gunicorn(
+        b.env,
+        b.log_dir,
+        "portal",
+        "portal.wsgi:application",
+        workers=b.gunicorn_workers,
+        threads=b.gunicorn_threads,
+    )
+    base = f"http://127.0.0.1:{port}"
+    pages = {
+        "inventory": "/design/redemption-codes/",
+        "type page": f"/design/redemption-codes/{quote(type_name)}/",
+    }
+    timings: dict[str, list[float]] = {"inventory": [], "type page": [], "lookup": []}
+    errors: list[str] = []
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def browse(username: str) -> None:
+        session = _sign_in(base, username)
+        while not stop.is_set():
+            for kind, path in [*pages.items(), ("lookup", None)]:
+                if path is None:
+                    path = f"/monitoring/redemption-codes/?q={quote(random.choice(sample))}"
+                start = time.perf_counter()
+                answer = session.get(base + path, timeout=30)
+                took = (time.perf_counter() - start) * 1000
+                with lock:
+                    timings[kind].append(took)
+                    if answer.status_code != 200:
+                        errors.append(f"{kind} {answer.status_code}")
+
+    try:
+        browsers = [threading.Thread(target=browse, args=(u,), daemon=True) for u in users]
+        for thread in browsers:
+            thread.start()
+        log(f"portal: {STAFF} staff sessions browsing while {CLIENTS} clients redeem")
+        _, stats = loadgen.run_load(
+            port=port,
+            path="/api/v1/client/redeem",
+            files_dir=load_dir,
+            threads=LOAD_THREADS,
+            connections=CLIENTS,
+            seconds=b.http_seconds,
+        )
+        stop.set()
+        for thread in browsers:
+            thread.join(60)
+    finally:
+        stop.set()
+        server.stop()
+    everything = [t for values in timings.values() for t in values]
+    if not everything:
+        raise RuntimeError(f"no staff page answered: {errors[:5]}")
+    detail = ", ".join(
+        f"{kind} {percentile(values, 95):.0f} ms ({len(values)})"
+        for kind, values in timings.items()
+        if values
+    )
+    p95 = percentile(everything, 95)
+    b.run.add(
+        Result(
+            f"portal under load: staff pages p95 while {CLIENTS} clients redeem",
+            f"{p95:.0f} ms (p50 {percentile(everything, 50):.0f} ms)",
+            f"≤ {P95_TARGET_MS} ms",
+            f"{detail}; redeems meanwhile {stats['ok_per_s']:,.0f}/s; {type_codes:,}-code type",
+            p95 <= P95_TARGET_MS and not errors,
+        )
+    )
+    if errors:
+        b.run.note(f"portal: {len(errors)} staff pages did not answer 200: {errors[:5]}")
