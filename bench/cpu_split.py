@@ -2,9 +2,11 @@
 
 `CpuWatch` reads utime + stime of the gunicorn processes, the PostgreSQL server processes and
 the load tool at the start and at the end of a run. `PySpy` samples one gunicorn worker for the
-same seconds (`py-spy record --format raw`, active threads only) and attributes each sample to
+same seconds (`py-spy record --gil --format raw`: only the thread holding the GIL, so Python
+at work rather than threads waiting in system calls) and attributes each sample to
 the innermost frame's code: ours (redemption/, portal/), Django, the database driver (psycopg,
-sqlite3), gunicorn and the standard library's HTTP/socket/JSON code, or other.
+sqlite3), gunicorn and the standard library (sockets, threads, JSON), or other libraries
+(middleware packages such as whitenoise, django-otp, axes, prometheus-client).
 """
 
 import os
@@ -17,7 +19,7 @@ from pathlib import Path
 from bench.harness import BIN, log
 
 TICK = os.sysconf("SC_CLK_TCK")
-GROUPS = ("ours", "django", "driver", "gunicorn+stdlib", "other")
+GROUPS = ("ours", "django", "driver", "gunicorn+stdlib", "other libraries")
 
 
 def _stat(pid: int) -> tuple[str, int, float] | None:
@@ -101,7 +103,8 @@ class PySpy:
             log("py-spy is not installed (pip install py-spy): no Python-level CPU split")
             return
         argv = [tool, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "250"]
-        argv += ["--format", "raw", "--nonblocking", "--output", str(out)]
+        # --gil: only the thread holding the GIL, i.e. Python running, not threads in syscalls.
+        argv += ["--gil", "--format", "raw", "--nonblocking", "--output", str(out)]
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def shares(self) -> dict[str, float] | None:
@@ -121,18 +124,23 @@ class PySpy:
         return {g: counts[g] / total for g in GROUPS} if total else None
 
 
-_FILE = re.compile(r"\(([^():]+)(?::\d+)?\)\s*$")
+_FILE = re.compile(r"\(([^()]+?)(?::\d+)?\)\s*$")
+# py-spy names files relative to the sys.path entry they were found under.
+_PREFIXES = (
+    (("redemption/", "portal/"), "ours"),
+    (("django/",), "django"),
+    (("psycopg", "sqlite3/", "_sqlite3"), "driver"),
+    (("gunicorn/",), "gunicorn+stdlib"),
+)
 
 
 def _group(frame: str) -> str:
     found = _FILE.search(frame)
     path = found.group(1) if found else frame
-    if "/site-packages/" not in path and re.search(r"(^|/)(redemption|portal)/", path):
-        return "ours"
-    if "/django/" in path:
-        return "django"
-    if "/psycopg" in path or "sqlite3" in path:
-        return "driver"
-    if "/gunicorn/" in path or "/python3." in path or "<frozen" in path:
-        return "gunicorn+stdlib"
-    return "other"
+    path = path.split("/site-packages/", 1)[-1]
+    for prefixes, group in _PREFIXES:
+        if path.startswith(prefixes):
+            return group
+    if "/" not in path or path.startswith(("<frozen", "json/", "http/", "concurrent/", "email/")):
+        return "gunicorn+stdlib"  # the standard library: sockets, threads, JSON, HTTP parsing
+    return "other libraries"

@@ -122,6 +122,7 @@ def main() -> int:
         log(f"recreating database {url}")
         harness.recreate_database(url)
     harness.manage(env, "migrate", "--noinput")
+    harness.manage(env, "collectstatic", "--noinput")  # production settings serve hashed files
 
     import django
 
