@@ -46,8 +46,12 @@ def _cors(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     return response
 
 
+def _json(body: Any) -> str:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
 def _answer(request: HttpRequest, body: Any, *, status: int = 200) -> HttpResponse:
-    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    payload = body if isinstance(body, str) else _json(body)
     response = HttpResponse(payload.encode(), status=status, content_type="application/json")
     return _cors(request, response)
 
@@ -181,7 +185,7 @@ def _dispatch(request: HttpRequest, raw: bytes) -> HttpResponse:
             with contextlib.suppress(*DATABASE_GONE):
                 packets.packet_forget(slot, packet.packet_id)
         raise
-    body = {"packetId": packet.packet_id, "responses": entries}
+    body = _json({"packetId": packet.packet_id, "responses": entries})
     if slot is not None:
         packets.packet_remember(slot, packet.packet_id, body)
     return _answer(request, body)
