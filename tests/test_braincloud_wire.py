@@ -14,6 +14,7 @@ from redemption.braincloud.records import wire_record_of
 from redemption.models import Attempt, AuditEvent, Code, State, WireSession
 from redemption.services import keys
 from redemption.services.braincloud_apps import AppChange, braincloud_app_save
+from redemption.services.housekeeping import sweep
 from tests.api.test_errors import _database_unreachable
 from tests.braincloud_helpers import (
     APP_ID,
@@ -538,3 +539,16 @@ def test_wire_messages_are_counted_in_metrics(app, client, settings):
         'redemption_wire_messages_total{endpoint="client",operation="REDEEM_CODE",outcome="error",'
         'service="redemptionCode"}' in text
     )
+
+
+def test_the_sweep_prunes_sessions_that_ended_over_a_day_ago(app, client):
+    sign_in(client, "p-old")
+    sign_in(client, "p-new")
+    WireSession.objects.filter(profile_id="p-old").update(
+        expires_at=timezone.now() - timedelta(days=1, seconds=1)
+    )
+
+    report = sweep()
+
+    assert report.wire_sessions_pruned == 1
+    assert list(WireSession.objects.values_list("profile_id", flat=True)) == ["p-new"]
