@@ -77,19 +77,17 @@ def _try_again(request: HttpRequest, seconds: int) -> HttpResponse:
 
 
 def _read_body(request: HttpRequest) -> tuple[bytes | None, bool]:
-    """The body, and whether it is over the packet limit (then kept only up to COUNT_MAX_BYTES,
-    else None: every byte is still read, so the client gets its answer)."""
+    """The body, and whether it is over the packet limit. An oversized body is kept up to
+    COUNT_MAX_BYTES to count its messages; past that it is None, and what is left unread is
+    drained by portal.drain after the answer, within its bounds (no worker held for long)."""
     parts: list[bytes] = []
     size = 0
     while chunk := request.read(CHUNK):
         size += len(chunk)
-        if size <= COUNT_MAX_BYTES:
-            parts.append(chunk)
-        elif parts:
-            parts = []
-    if size > packets.MAX_PACKET_BYTES:
-        return (b"".join(parts) if size <= COUNT_MAX_BYTES else None), True
-    return b"".join(parts), False
+        if size > COUNT_MAX_BYTES:
+            return None, True
+        parts.append(chunk)
+    return b"".join(parts), size > packets.MAX_PACKET_BYTES
 
 
 def _app_for(request: HttpRequest, raw: bytes) -> BraincloudApp:
