@@ -298,6 +298,20 @@ def test_logout_ends_the_session(app, client):
     assert _reasons(after) == [(403, 40356)]
 
 
+def test_revoking_the_key_that_minted_the_sign_in_token_expires_the_session(app, client):
+    key, _ = keys.server_key_create(actor=Actor.system("t"), name="backend")
+    token = keys.user_token_mint(actor=Actor.server_key(key), profile_id="p-7").token
+    [signed_in] = responses(post(client, packet([external("p-7", token)])))
+    session_id = signed_in["data"]["sessionId"]
+    live = responses(post(client, packet([HEARTBEAT], session_id=session_id, packet_id=1)))
+
+    keys.server_key_revoke(actor=Actor.system("t"), reference=str(key.pk))
+    dead = responses(post(client, packet([HEARTBEAT, LIST], session_id=session_id, packet_id=2)))
+
+    assert _reasons(live) == [(200, None)]
+    assert _reasons(dead) == [(403, 40303), (403, 40303)]
+
+
 @pytest.mark.parametrize(
     "change",
     [AppChange(rotate_secret=True), AppChange(enabled=False), AppChange(secret="new-secret-9")],
