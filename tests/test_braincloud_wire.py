@@ -32,6 +32,7 @@ from tests.braincloud_helpers import (
     user_token,
 )
 from tests.factories import CodeFactory, CodeTypeFactory, SharedCodeTypeFactory
+from tests.fulfilment import ACCEPTED, add_code, make_type, scan_of
 
 HEARTBEAT = msg("heartbeat", "READ")
 LIST = msg("redemptionCode", "GET_REDEEMED_CODES", {})
@@ -522,6 +523,31 @@ def test_records_with_attempts_carry_a_zero_based_current_attempt_and_status(db)
         "attemptState": "IN_PROGRESS",
         "response": {"success": True, "complete": False},
     }
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("shared", [False, True], ids=["personal", "shared"])
+def test_a_redeem_left_in_progress_by_its_webhook_carries_attempt_zero(webhook, shared):
+    make_app()
+    client = Client()
+    webhook.behaviour = lambda _r: (200, {**ACCEPTED, "customRedemptionInfo": {"ticket": "T-1"}})
+    ct = make_type(webhook.url, shared=shared, is_async=True, timeout=60)
+    code = None if shared else add_code(ct)
+    session_id = sign_in(client, "p-ann")
+
+    [entry] = responses(
+        post(client, packet([redeem(scan_of(ct, code))], session_id=session_id, packet_id=1))
+    )
+
+    assert entry["status"] == 200
+    record = entry["data"]
+    assert record["codeState"] == "InProgress"
+    assert record["currentAttempt"] == 0
+    assert record["status"]["attempt"] == 0
+    assert record["status"]["attemptState"] == "IN_PROGRESS"
+    assert record["status"]["attemptedBy"] == "p-ann"
+    assert record["status"]["response"] == {**ACCEPTED, "customRedemptionInfo": {"ticket": "T-1"}}
+    assert isinstance(record["status"]["attemptedAt"], int)
 
 
 # --- outages and metrics -----------------------------------------------------------------------
