@@ -1,7 +1,10 @@
 """`POST /dispatcherv2` packet by packet: signatures, sizes, sessions, resends, CORS, outages,
 sign-in, redeem, the redeemed-codes list and the records on the wire (SPEC §11)."""
 
+import http.client
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -599,3 +602,36 @@ def test_the_sweep_prunes_sessions_that_ended_over_a_day_ago(app, client):
 
     assert report.wire_sessions_pruned == 1
     assert list(WireSession.objects.values_list("profile_id", flat=True)) == ["p-new"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_copies_of_one_packet_redeem_once_and_agree(live_server):
+    make_app()
+    code = CodeFactory(scan_code="K7QM-3XJ9-W2PA")
+    session_id = sign_in(Client(), "p-1")
+    body = packet([redeem("K7QM-3XJ9-W2PA")], session_id=session_id, packet_id=7)
+    port = int(live_server.url.rsplit(":", 1)[1])
+    headers = {"X-SIG": sig(body), "X-APPID": APP_ID, "Content-Type": "text/plain"}
+    start = threading.Barrier(6)
+
+    def send(_: int) -> tuple[int, bytes]:
+        start.wait()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            conn.request("POST", "/dispatcherv2", body, headers)
+            answer = conn.getresponse()
+            return answer.status, answer.read()
+        finally:
+            conn.close()
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(send, range(6)))
+
+    # Each copy either got the one answer or was told to retry (503) while the first ran.
+    ok = {content for status, content in answers if status == 200}
+    assert len(ok) == 1
+    assert {status for status, _ in answers} <= {200, 503}
+    assert _reasons(json.loads(ok.pop())["responses"]) == [(200, None)]
+    assert AuditEvent.objects.filter(action="code.redeem").count() == 1
+    code.refresh_from_db()
+    assert code.state == State.REDEEMED
