@@ -1,6 +1,7 @@
 """`POST /dispatcherv2` packet by packet: signatures, sizes, sessions, resends, CORS, outages,
 sign-in, redeem, the redeemed-codes list and the records on the wire (SPEC §11)."""
 
+import gzip
 import http.client
 import json
 import threading
@@ -38,6 +39,7 @@ from tests.factories import CodeFactory, CodeTypeFactory, SharedCodeTypeFactory
 from tests.fulfilment import ACCEPTED, add_code, make_type, scan_of
 
 HEARTBEAT = msg("heartbeat", "READ")
+GZIP = {"Content-Encoding": "gzip"}
 LIST = msg("redemptionCode", "GET_REDEEMED_CODES", {})
 
 
@@ -122,6 +124,20 @@ def test_a_body_too_big_to_count_its_messages_gets_one_413_entry(app, client):
     body = packet([redeem("ABCD"), msg("heartbeat", "READ", {"pad": filler})])
 
     assert _reasons(responses(post(client, body))) == [(413, 40830)]
+
+
+def test_a_gzipped_packet_is_signed_over_its_plain_json(app, client):
+    plain = packet([anonymous("zipped")])
+    zipped = gzip.compress(plain)
+
+    entries = responses(post(client, zipped, signature=sig(plain), **GZIP))
+    bomb = gzip.compress(b" " * (packets.MAX_PACKET_BYTES + 1))
+    too_big = responses(post(client, bomb, signature=sig(b""), **GZIP))
+    broken = responses(post(client, zipped[:-9], signature=sig(plain), **GZIP))
+
+    assert _reasons(entries) == [(200, None)]
+    assert _reasons(too_big) == [(413, 40830)]
+    assert _reasons(broken) == [(400, 40660)]
 
 
 def test_a_body_that_is_no_packet_gets_one_400_entry(app, client):

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
+import zlib
 from typing import Any
 
 from django.conf import settings
@@ -90,6 +91,22 @@ def _read_body(request: HttpRequest) -> tuple[bytes | None, bool]:
     return b"".join(parts), size > packets.MAX_PACKET_BYTES
 
 
+def _gzipped(request: HttpRequest) -> bool:
+    return request.headers.get("Content-Encoding", "").strip().lower() == "gzip"
+
+
+def _gunzip(raw: bytes) -> tuple[bytes | None, bool]:
+    """A gzipped body (newer brainCloud clients compress large packets; X-SIG is taken over
+    the plain JSON), unpacked no further than one byte past the packet limit."""
+    unpack = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    plain = unpack.decompress(raw, packets.MAX_PACKET_BYTES + 1)
+    if len(plain) > packets.MAX_PACKET_BYTES:
+        return None, True
+    if not unpack.eof:
+        raise zlib.error("truncated gzip stream")
+    return plain, False
+
+
 def _app_for(request: HttpRequest, raw: bytes) -> BraincloudApp:
     """The enabled app X-APPID names whose secret signs this body; else WIRE_BAD_SIGNATURE."""
     app_id = request.headers.get("X-APPID", "")
@@ -140,6 +157,13 @@ def dispatcherv2(request: HttpRequest) -> HttpResponse:
         response["Allow"] = "POST, OPTIONS"
         return response
     raw, too_large = _read_body(request)
+    if raw is not None and not too_large and _gzipped(request):
+        try:
+            raw, too_large = _gunzip(raw)
+        except zlib.error:
+            _count(1, "refused")
+            error = exc.invalid_fields({"body": "is not valid gzip"})
+            return _packet_answer(request, None, [packets.entry_for_error(error)])
     if too_large:
         entries = packets.too_large_entries(raw)
         _count(len(entries), "refused")
