@@ -11,6 +11,11 @@ from redemption.selectors.batches import (
     batch_open_count,
     batches_of_type,
 )
+from redemption.selectors.braincloud import (
+    braincloud_app_get,
+    braincloud_app_sessions,
+    braincloud_apps,
+)
 from redemption.selectors.code_types import (
     CodeTypePage,
     code_type_get,
@@ -54,6 +59,7 @@ from redemption.selectors.paging import (
 )
 from redemption.selectors.redemptions import (
     RecordPage,
+    current_attempts,
     profile_name_of,
     profile_open_attempts,
     profile_record_counts,
@@ -78,6 +84,9 @@ __all__ = [
     "batch_get",
     "batch_open_count",
     "batches_of_type",
+    "braincloud_app_get",
+    "braincloud_app_sessions",
+    "braincloud_apps",
     "check_character_fails",
     "code_attempts",
     "code_by_id",
@@ -90,6 +99,7 @@ __all__ = [
     "code_types_page",
     "codes_filtered",
     "codes_shown_in_full",
+    "current_attempts",
     "cursor_decode",
     "cursor_encode",
     "empty_counts",
