@@ -24,6 +24,7 @@ from redemption.services._common import (
     audit_fields,
     check_code_type_matches,
     check_json_object,
+    check_type_in_use,
 )
 from redemption.services.fulfilment_replies import record_reply
 from redemption.services.keys import minting_key_check
@@ -137,8 +138,7 @@ def _redeem(
         raise exc.CodeNotFoundError()
     check_code_type_matches(code, code_type_name)
     ct = code.code_type
-    if ct.is_disabled:
-        raise exc.CodeTypeDisabledError()
+    check_type_in_use(ct)
     now = timezone.now()
     if ct.valid_start and now < ct.valid_start:
         raise exc.NotYetValidError()
