@@ -69,6 +69,8 @@ class CodeTypePage:
     next_cursor: str | None
     # The portal pages both ways: the cursor of the page before (None on the first page).
     previous_cursor: str | None = None
+    # Per-state totals over every code type, when asked for (with_totals).
+    totals: dict[str, int] | None = None
 
 
 def code_types_page(
@@ -81,6 +83,7 @@ def code_types_page(
     cursor: str | None = None,
     before: str | None = None,
     limit: int = rules.PAGE_LIMIT_DEFAULT,
+    with_totals: bool = False,
 ) -> CodeTypePage:
     """Code types by name, filtered and one page at a time, with their counts (one query).
 
@@ -88,7 +91,8 @@ def code_types_page(
     code-type page. `search` matches a case-insensitive substring of the name or the
     description; `archived` False (the default) hides archived types, True lists only them,
     None lists both. `cursor` continues after a page's `next_cursor`; `before` (the portal's
-    "previous") ends before a page's `previous_cursor`.
+    "previous") ends before a page's `previous_cursor`. `with_totals` also adds up every
+    code type by state, from the same counting query as the page's rows.
     """
     qs = CodeType.objects.all()
     if search:
@@ -116,16 +120,22 @@ def code_types_page(
         more = len(types) > limit
         types = types[:limit]
         first = after is None
-    counts = state_counts_by_type(types)
+    counts = state_counts_by_type(None if with_totals else types)
     rows = []
     for ct in types:
         c = counts.get(ct.pk, empty_counts())
         rows.append({"code_type": ct, "counts": c, "total": sum(c.values())})
+    totals = None
+    if with_totals:
+        totals = empty_counts()
+        for per_type in counts.values():
+            for state, n in per_type.items():
+                totals[state] += n
     next_cursor = cursor_encode(CODE_TYPES, [types[-1].name]) if more and types else None
     previous = None
     if not first and types:
         previous = cursor_encode(CODE_TYPES_BEFORE, [types[0].name])
-    return CodeTypePage(rows=rows, next_cursor=next_cursor, previous_cursor=previous)
+    return CodeTypePage(rows=rows, next_cursor=next_cursor, previous_cursor=previous, totals=totals)
 
 
 def totals_by_state() -> dict[str, int]:
