@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from bench import harness  # noqa: E402
 from bench.harness import Bench, Result, Run, log  # noqa: E402
 
-SECTIONS = ("copy", "generate", "import", "scale", "profile", "redeem")
+SECTIONS = ("copy", "generate", "import", "scale", "profile", "types", "redeem")
 RESULTS_DIR = ROOT / "bench" / "results"
 
 
@@ -122,11 +122,13 @@ def main() -> int:
         log(f"recreating database {url}")
         harness.recreate_database(url)
     harness.manage(env, "migrate", "--noinput")
+    # Pages rendered in process (scale, types) need the static files manifest, as a deployment.
+    harness.manage(env, "collectstatic", "--noinput")
 
     import django
 
     django.setup()
-    from bench import http_bench, jobs_bench, profile_bench, scale_bench
+    from bench import http_bench, jobs_bench, profile_bench, scale_bench, types_bench
 
     runners = {
         "copy": jobs_bench.copy_reference,
@@ -134,6 +136,7 @@ def main() -> int:
         "import": jobs_bench.import_csv,
         "scale": scale_bench.scale,
         "profile": profile_bench.profile,
+        "types": types_bench.types,
         "redeem": http_bench.redeem,
     }
     small = 100_000

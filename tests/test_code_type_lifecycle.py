@@ -86,6 +86,22 @@ def test_with_totals_adds_up_every_type_from_the_same_counts():
     assert (found.totals["Available"], found.totals["Invalidated"]) == (1, 1)
 
 
+def test_totals_by_state_agree_with_the_per_type_counts(ops, system_actor):
+    a, b = CodeTypeFactory(name="a"), SharedCodeTypeFactory(name="b", scan_code="SHAREDB")
+    for state in (State.AVAILABLE, State.AVAILABLE, State.INACTIVE, State.INVALIDATED):
+        CodeFactory(code_type=a, state=state)
+    redeem(actor=system_actor, profile=Profile("p"), scan_code="SHAREDB")
+    code_type_archive(actor=ops, name="a")
+
+    expected = selectors.empty_counts()
+    for per_type in selectors.state_counts_by_type([a, b]).values():
+        for state, n in per_type.items():
+            expected[state] += n
+
+    assert selectors.totals_by_state() == expected
+    assert (expected["Available"], expected["Redeemed"]) == (2, 1)
+
+
 # --- archive, unarchive, delete: services -----------------------------------------------------
 
 

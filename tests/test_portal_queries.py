@@ -21,14 +21,14 @@ COUNTS = 1 if connection.vendor == "postgresql" else 2
 # Page -> the queries it runs for a superuser (2 of them load the session and the user).
 PAGES = {
     "dashboard": (lambda d: reverse("redemption:dashboard"), 5 + COUNTS),
-    # One page of types, and the counts of every type (rows and tiles) in one counting query.
-    "inventory": (lambda d: reverse("redemption:inventory"), 3 + COUNTS),
+    # One page of types, the counts of its types, and the totals by state of every type.
+    "inventory": (lambda d: reverse("redemption:inventory"), 3 + 2 * COUNTS),
     "inventory-filtered": (
         lambda d: (
             reverse("redemption:inventory")
             + "?search=a&use_type=SINGLE&disabled=false&has_webhook=true&archived=any&per_page=2"
         ),
-        3 + COUNTS,
+        3 + 2 * COUNTS,
     ),
     "inventory-page-2": (
         lambda d: (
@@ -36,7 +36,7 @@ PAGES = {
             + "?per_page=1&after="
             + selectors.code_types_page(limit=1).next_cursor
         ),
-        3 + COUNTS,
+        3 + 2 * COUNTS,
     ),
     "type": (lambda d: reverse("redemption:code_type_detail", args=[d["ct"].name]), 6 + COUNTS),
     "type-filtered": (
