@@ -490,3 +490,16 @@ def test_the_inventory_query_count_does_not_grow_with_code_types(client, admin_u
         assert len(_names(client.get(url))) == 43
 
     assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_a_type_with_a_queued_job_is_not_deleted(ops):
+    CodeTypeFactory(name="busy-soon")
+    job = bulk.job_generate_start(actor=ops, code_type_name="busy-soon", quantity=5)
+
+    with pytest.raises(exc.CodeTypeNotEmptyError) as caught:
+        code_type_delete(actor=ops, name="busy-soon")
+
+    assert caught.value.details["jobInProgress"] is True
+    bulk.run_job(job.pk)
+    with pytest.raises(exc.CodeTypeNotEmptyError):  # now it has the five codes
+        code_type_delete(actor=ops, name="busy-soon")

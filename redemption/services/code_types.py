@@ -18,6 +18,7 @@ from redemption.models import (
     SLOT_STATES,
     Code,
     CodeType,
+    Job,
     SharedRedemption,
     State,
     StateCountDelta,
@@ -25,6 +26,7 @@ from redemption.models import (
 )
 from redemption.services._common import audit, check_json_object, require_ops
 
+OPEN_JOBS = (Job.Status.QUEUED, Job.Status.RUNNING)
 FULFILLMENT_KEYS = frozenset({"url", "async", "maxRetries", "timeoutSeconds"})
 
 
@@ -420,6 +422,11 @@ def code_type_delete(*, actor: Actor, name: str) -> None:
         codes_left = Code.objects.filter(code_type=ct, is_shared_anchor=False).exists()
         if codes_left or SharedRedemption.objects.filter(code_type=ct).exists():
             raise exc.CodeTypeNotEmptyError(details={"codeType": name})
+        if Job.objects.filter(code_type=ct, status__in=OPEN_JOBS).exists():
+            raise exc.CodeTypeNotEmptyError(
+                "A job is still working on this code type; wait for it to finish.",
+                details={"codeType": name, "jobInProgress": True},
+            )
         pk, use_type = ct.pk, ct.use_type
         Code.objects.filter(code_type=ct, is_shared_anchor=True).delete()
         StateCountDelta.objects.filter(code_type_id=pk).delete()

@@ -280,6 +280,13 @@ def _start_personal_attempt(
 _SHARED_RETRYABLE = sources_of(State.IN_PROGRESS, shared=True, move=Move.RETRY)
 
 
+def _no_slot(ct: CodeType) -> exc.RedemptionError:
+    """Why the slot could not be taken: the cap, or the type was deleted meanwhile."""
+    if CodeType.objects.filter(pk=ct.pk).exists():
+        return exc.MaxRedemptionsReachedError()
+    return exc.CodeNotFoundError()
+
+
 def _redeem_shared(
     *, actor: Actor, ct: CodeType, profile: Profile, info: dict[str, Any]
 ) -> RedeemResult:
@@ -291,7 +298,7 @@ def _redeem_shared(
     try:
         with transaction.atomic():
             if not claims.code_type_take_slot(code_type_id=ct.pk, now=now):
-                raise exc.MaxRedemptionsReachedError()
+                raise _no_slot(ct)
             sr = SharedRedemption.objects.create(
                 code_type=ct,
                 profile_id=profile.id,
@@ -349,7 +356,7 @@ def _redeem_shared_again(
     now = timezone.now()
     with transaction.atomic():
         if not claims.code_type_take_slot(code_type_id=ct.pk, now=now):
-            raise exc.MaxRedemptionsReachedError()
+            raise _no_slot(ct)
         if not claims.shared_claim_retry(
             shared_id=sr.pk, expected_attempt=sr.current_attempt, now=now
         ):

@@ -10,7 +10,7 @@ from redemption import codes, rules, selectors
 from redemption import exceptions as exc
 from redemption.actors import Actor
 from redemption.db import claims
-from redemption.models import Batch, Code, Move, State
+from redemption.models import Batch, Code, CodeType, Move, State
 from redemption.services._common import (
     audit,
     check_code_type_matches,
@@ -71,6 +71,8 @@ def code_add(
                 at=now,
             )
     except IntegrityError:
+        if not CodeType.objects.filter(pk=ct.pk).exists():  # deleted meanwhile
+            raise exc.CodeTypeNotFoundError(details={"codeType": code_type_name}) from None
         raise exc.CodeDuplicateError(details={"scanCode": codes.display(scan_code)}) from None
     return code
 
