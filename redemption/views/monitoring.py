@@ -152,7 +152,7 @@ def code_activate(request: HttpRequest, canonical: str) -> HttpResponse:
     code = _code_or_404(canonical)
     form = ActivateForm(request.POST)
     if not form.is_valid():
-        errors = "; ".join(e for errs in form.errors.values() for e in errs)
+        errors = "; ".join(str(e) for errs in form.errors.values() for e in errs)
         messages.error(request, f"Not activated: {errors}")
         return _detail(code)
     info = form.cleaned_data.get("custom_code_info")
