@@ -503,3 +503,16 @@ def test_a_type_with_a_queued_job_is_not_deleted(ops):
     bulk.run_job(job.pk)
     with pytest.raises(exc.CodeTypeNotEmptyError):  # now it has the five codes
         code_type_delete(actor=ops, name="busy-soon")
+
+
+def test_when_every_type_is_archived_the_inventory_says_where_they_are(client, viewer_user):
+    CodeTypeFactory(name="attic", archived_at="2026-01-01T00:00Z")
+    client.force_login(viewer_user)
+
+    body = client.get(reverse(INVENTORY)).content.decode()
+
+    assert 'data-testid="all-archived"' in body
+    assert (
+        'data-testid="all-archived"'
+        not in client.get(reverse(INVENTORY), {"search": "nothing"}).content.decode()
+    )
