@@ -23,7 +23,17 @@ sys.path.insert(0, str(ROOT))
 from bench import harness  # noqa: E402
 from bench.harness import Bench, Result, Run, log  # noqa: E402
 
-SECTIONS = ("copy", "generate", "import", "scale", "profile", "redeem", "redeem-sqlite", "portal")
+SECTIONS = (
+    "copy",
+    "generate",
+    "import",
+    "scale",
+    "profile",
+    "types",
+    "redeem",
+    "redeem-sqlite",
+    "portal",
+)
 RESULTS_DIR = ROOT / "bench" / "results"
 
 
@@ -122,12 +132,21 @@ def main() -> int:
         log(f"recreating database {url}")
         harness.recreate_database(url)
     harness.manage(env, "migrate", "--noinput")
-    harness.manage(env, "collectstatic", "--noinput")  # production settings serve hashed files
+    # Production settings serve hashed static files: pages rendered in process (scale, types)
+    # and by gunicorn (portal) need the manifest, as a deployment does.
+    harness.manage(env, "collectstatic", "--noinput")
 
     import django
 
     django.setup()
-    from bench import http_bench, jobs_bench, portal_bench, profile_bench, scale_bench
+    from bench import (
+        http_bench,
+        jobs_bench,
+        portal_bench,
+        profile_bench,
+        scale_bench,
+        types_bench,
+    )
 
     runners = {
         "copy": jobs_bench.copy_reference,
@@ -135,6 +154,7 @@ def main() -> int:
         "import": jobs_bench.import_csv,
         "scale": scale_bench.scale,
         "profile": profile_bench.profile,
+        "types": types_bench.types,
         "redeem": http_bench.redeem,
         "redeem-sqlite": http_bench.redeem_sqlite,
         "portal": portal_bench.portal,

@@ -271,6 +271,16 @@ class CodeTypeDuplicateError(RedemptionError):
     default_message = "A code type with that name already exists."
 
 
+class CodeTypeNotEmptyError(RedemptionError):
+    """Only a code type without codes or shared redemptions may be deleted."""
+
+    code, reason_code, http_status = "REDEMPTION_CODE_TYPE_NOT_EMPTY", 40805, 409
+    default_message = (
+        "This code type still has codes or shared redemptions; archive it instead, or delete "
+        "its codes first."
+    )
+
+
 class InsufficientCodeSpaceError(RedemptionError):
     """Too many codes requested for this code shape; use a longer length or another prefix."""
 

@@ -7,8 +7,8 @@ import django_filters as filters
 from django import forms
 from django.db.models import Q, QuerySet
 
-from redemption import codes
-from redemption.models import STATE_ORDER, AuditEvent, Code, Job
+from redemption import codes, rules
+from redemption.models import STATE_ORDER, AuditEvent, Code, CodeType, Job, UseType
 
 DATE = forms.DateInput(attrs={"type": "date"})
 
@@ -25,9 +25,13 @@ KNOWN_ACTIONS = (
     "code.redeem_attempt",
     "code.reset",
     "code.update_custom_info",
+    "code_type.archive",
     "code_type.create",
+    "code_type.delete",
     "code_type.normalise",
+    "code_type.reveal_secret",
     "code_type.rotate_secret",
+    "code_type.unarchive",
     "code_type.update",
     "codes.delete_all",
     "codes.generate",
@@ -111,6 +115,53 @@ class CodeFilter(filters.FilterSet):
         # The range lets a database use the canonical index; startswith keeps it exact.
         upper = canon[:-1] + chr(ord(canon[-1]) + 1)
         return qs.filter(canonical__gte=canon, canonical__lt=upper, canonical__startswith=canon)
+
+
+YES_NO = [("true", "Yes"), ("false", "No")]
+# The inventory's "archived" choice: hidden by default, only them, or every type.
+ARCHIVED_ONLY, ARCHIVED_TOO = "only", "any"
+ARCHIVED_CHOICES = [(ARCHIVED_ONLY, "Archived only"), (ARCHIVED_TOO, "Archived too")]
+
+
+class CodeTypeFilter(filters.FilterSet):
+    """The inventory's search and filters. The form only checks the input: the rows come from
+    `selectors.code_types_page` (the one selector `GET /server/code-types` uses too), given
+    `selector_kwargs()`."""
+
+    search = filters.CharFilter(
+        label="Search",
+        max_length=rules.SEARCH_MAX,
+        help_text="Name or description contains",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Name or description"}),
+    )
+    use_type = filters.ChoiceFilter(
+        label="Use type", choices=UseType.choices, empty_label="Any use type"
+    )
+    disabled = filters.ChoiceFilter(label="Disabled", choices=YES_NO, empty_label="Either")
+    has_webhook = filters.ChoiceFilter(label="Webhook", choices=YES_NO, empty_label="Either")
+    archived = filters.ChoiceFilter(
+        label="Archived", choices=ARCHIVED_CHOICES, empty_label="Hidden"
+    )
+
+    class Meta:
+        model = CodeType
+        fields: list[str] = []
+
+    def selector_kwargs(self) -> dict[str, Any]:
+        """The filters as `code_types_page` takes them (call after is_valid())."""
+        data = self.form.cleaned_data
+        archived = data.get("archived")
+        return {
+            "search": data.get("search") or None,
+            "use_type": data.get("use_type") or None,
+            "disabled": _yes_no(data.get("disabled")),
+            "has_webhook": _yes_no(data.get("has_webhook")),
+            "archived": {ARCHIVED_ONLY: True, ARCHIVED_TOO: None}.get(archived or "", False),
+        }
+
+
+def _yes_no(value: str | None) -> bool | None:
+    return {"true": True, "false": False}.get(value or "")
 
 
 class JobFilter(filters.FilterSet):

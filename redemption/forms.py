@@ -57,6 +57,16 @@ class JSONObjectField(forms.JSONField):
         return result
 
 
+class ReplacingJSONObjectField(JSONObjectField):
+    """A JSON object that replaces a value when typed; left empty, nothing is replaced (None).
+    `{}` typed out is an (empty) object like any other."""
+
+    def clean(self, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return super().clean(value)
+
+
 class PortalForm(forms.Form):
     """A form that shows a service's field errors next to its own fields."""
 
@@ -402,6 +412,21 @@ class CustomInfoForm(PortalForm):
         help_text=f"A JSON object of up to {rules.JSON_OBJECT_SIZE}.",
     )
     version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+class ActivateForm(PortalForm):
+    """Activate a code, optionally replacing its custom info (as the API's activate can)."""
+
+    service_fields = {"customCodeInfo": "custom_code_info"}
+
+    custom_code_info = ReplacingJSONObjectField(
+        label="New custom code info (optional)",
+        help_text=f"Leave empty to keep the current custom info; a JSON object of up to "
+        f"{rules.JSON_OBJECT_SIZE} replaces it ({{}} clears it).",
+        widget=forms.Textarea(
+            attrs={"rows": 3, "class": "mono", "spellcheck": "false", "placeholder": "{}"}
+        ),
+    )
 
 
 class ProfileForm(forms.Form):

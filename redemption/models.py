@@ -141,6 +141,9 @@ class CodeType(models.Model):
     redemption_count = models.PositiveIntegerField(default=0)
     custom_code_info = models.JSONField(default=dict, blank=True)
     is_disabled = models.BooleanField(default=False)
+    # Archived: hidden from the inventory and the code-type list by default, codes kept, not
+    # redeemable (REDEMPTION_CODE_TYPE_DISABLED); unarchiving brings it back as it was.
+    archived_at = models.DateTimeField(null=True, blank=True)
     fulfillment_url = models.URLField(max_length=rules.WEBHOOK_URL_MAX, blank=True, default="")
     fulfillment_async = models.BooleanField(default=False)
     fulfillment_max_retries = models.PositiveSmallIntegerField(
@@ -187,6 +190,10 @@ class CodeType(models.Model):
     @property
     def has_fulfillment(self) -> bool:
         return bool(self.fulfillment_url)
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
 
     def previous_secrets(self, now: datetime) -> tuple[str, ...]:
         """The rotated-out webhook secret while its grace period lasts (it signs calls too)."""

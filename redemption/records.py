@@ -34,6 +34,7 @@ def code_type_record(ct: CodeType, counts: dict[str, int]) -> dict[str, Any]:
         "redemptionCount": ct.redemption_count,
         "customCodeInfo": ct.custom_code_info,
         "isDisabled": ct.is_disabled,
+        "archivedAt": ts(ct.archived_at),
         "fulfillment": fulfillment,
         "version": ct.version,
         "createdAt": ts(ct.created_at),

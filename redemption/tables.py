@@ -17,6 +17,7 @@ from redemption.models import (
     AuditEvent,
     Batch,
     Code,
+    CodeType,
     Job,
     ServerKey,
     SharedRedemption,
@@ -77,16 +78,19 @@ class PortalTable(tables.Table):
 
 
 class InventoryTable(PortalTable):
-    """Design › Marketplace: one row per code type."""
+    """Design › Marketplace: one row per code type (a keyset page by name)."""
 
     name = tables.Column(accessor="code_type__name", verbose_name="Code type")
     use_type = tables.Column(accessor="code_type__use_type", verbose_name="Use type")
     total = NumColumn(verbose_name="Total")
-    disabled = tables.Column(accessor="code_type__is_disabled", verbose_name="Status")
+    webhook = tables.Column(accessor="code_type__fulfillment_url", verbose_name="Webhook")
+    status = tables.Column(accessor="code_type", verbose_name="Status")
 
     class Meta(PortalTable.Meta):
-        sequence = ("name", "use_type", "...", "total", "disabled")
-        empty_text = "No code types yet."
+        sequence = ("name", "use_type", "...", "total", "webhook", "status")
+        orderable = False
+        empty_text = "No code type matches. Clear the search or the filters."
+        row_attrs = {"data-code-type": lambda record: record["code_type"].name}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         extra = [
@@ -102,10 +106,18 @@ class InventoryTable(PortalTable):
         label = "Personal" if value == "SINGLE" else "Shared"
         return format_html('<span class="tag">{}</span> {}', value, label)
 
-    def render_disabled(self, value: bool) -> str:
-        if value:
-            return mark_safe('<span class="badge state-invalidated">Disabled</span>')
-        return mark_safe('<span class="badge state-available">Enabled</span>')
+    def render_webhook(self, value: str) -> str:
+        return mark_safe('<span class="badge state-inprogress">Webhook</span>')
+
+    def render_status(self, value: CodeType) -> str:
+        badges = []
+        if value.is_archived:
+            badges.append(("state-redeemed", "Archived"))
+        if value.is_disabled:
+            badges.append(("state-invalidated", "Disabled"))
+        if not badges:
+            badges.append(("state-available", "Enabled"))
+        return format_html_join(" ", '<span class="badge {}">{}</span>', badges)
 
 
 class CodeTable(PortalTable):

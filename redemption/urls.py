@@ -65,6 +65,9 @@ urlpatterns = [
         name="batch_invalidate",
     ),
     path(TYPE + "delete-codes/", design.codes_delete, name="codes_delete"),
+    path(TYPE + "archive/", design.code_type_archive, name="code_type_archive"),
+    path(TYPE + "unarchive/", design.code_type_unarchive, name="code_type_unarchive"),
+    path(TYPE + "delete/", design.code_type_delete, name="code_type_delete"),
     path(TYPE + "reset-codes/", design.codes_reset, name="codes_reset"),
     # Global Monitoring › Redemption Codes
     path("monitoring/redemption-codes/", monitoring.lookup, name="lookup"),

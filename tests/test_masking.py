@@ -161,7 +161,10 @@ def _pages(world: dict[str, Any], viewer: Any) -> dict[str, list[str]]:
         "readyz": [reverse("readyz")],
         "metrics": [reverse("metrics")],
         "redemption:dashboard": [reverse("redemption:dashboard")],
-        "redemption:inventory": [reverse("redemption:inventory")],
+        "redemption:inventory": [
+            reverse("redemption:inventory"),
+            reverse("redemption:inventory") + f"?search={ct}&archived=any&has_webhook=false",
+        ],
         "redemption:code_type_create": [reverse("redemption:code_type_create")],
         "redemption:code_type_detail": [
             reverse("redemption:code_type_detail", args=[ct]),
@@ -182,6 +185,9 @@ def _pages(world: dict[str, Any], viewer: Any) -> dict[str, list[str]]:
                 "code_export",
                 "codes_delete",
                 "codes_reset",
+                "code_type_archive",
+                "code_type_unarchive",
+                "code_type_delete",
             )
         },
         "redemption:batch_invalidate": [

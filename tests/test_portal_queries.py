@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from redemption import selectors
 from tests.e2e.helpers import more_rows, populate
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +21,23 @@ COUNTS = 1 if connection.vendor == "postgresql" else 2
 # Page -> the queries it runs for a superuser (2 of them load the session and the user).
 PAGES = {
     "dashboard": (lambda d: reverse("redemption:dashboard"), 5 + COUNTS),
-    "inventory": (lambda d: reverse("redemption:inventory"), 3 + COUNTS),
+    # One page of types, the counts of its types, and the totals by state of every type.
+    "inventory": (lambda d: reverse("redemption:inventory"), 3 + 2 * COUNTS),
+    "inventory-filtered": (
+        lambda d: (
+            reverse("redemption:inventory")
+            + "?search=a&use_type=SINGLE&disabled=false&has_webhook=true&archived=any&per_page=2"
+        ),
+        3 + 2 * COUNTS,
+    ),
+    "inventory-page-2": (
+        lambda d: (
+            reverse("redemption:inventory")
+            + "?per_page=1&after="
+            + selectors.code_types_page(limit=1).next_cursor
+        ),
+        3 + 2 * COUNTS,
+    ),
     "type": (lambda d: reverse("redemption:code_type_detail", args=[d["ct"].name]), 6 + COUNTS),
     "type-filtered": (
         lambda d: (

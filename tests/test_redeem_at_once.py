@@ -123,6 +123,7 @@ def _scenarios(settings: Any) -> dict[str, Callable[[], dict[str, Any]]]:
             State.REDEEMED, redeemed_by_profile_id=OTHER.id, redeemed_at=now
         ),
         "disabled type": _type(is_disabled=True),
+        "archived type": _type(archived_at=now),
         "not yet valid": _type(valid_start=now + timedelta(days=1)),
         "expired": _type(valid_end=now - timedelta(seconds=1)),
         "window open": _type(valid_start=now - timedelta(days=1), valid_end=now + timedelta(1)),

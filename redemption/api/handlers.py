@@ -129,6 +129,8 @@ def code_types_list(call: Call) -> HttpResponse:
         search=q.get("search"),
         use_type=q.get("useType"),
         disabled=q.get("disabled"),
+        has_webhook=q.get("hasWebhook"),
+        archived=q.get("archived", False),
         cursor=q.get("cursor"),
         limit=_limit(q),
     )
@@ -183,6 +185,23 @@ def code_type_update(call: Call) -> HttpResponse:
         expected_version=b.get("version"),
         **{CODE_TYPE_KWARGS[k]: v for k, v in b.items() if k in CODE_TYPE_KWARGS},
     )
+    return _code_type_json(ct)
+
+
+def code_type_delete(call: Call) -> HttpResponse:
+    name = _code_type_name(call.path["codeType"])
+    services.code_type_delete(actor=call.identity.actor, name=name)
+    return json_response({"codeType": name, "deleted": True})
+
+
+def code_type_archive(call: Call) -> HttpResponse:
+    name = _code_type_name(call.path["codeType"])
+    return _code_type_json(services.code_type_archive(actor=call.identity.actor, name=name))
+
+
+def code_type_unarchive(call: Call) -> HttpResponse:
+    name = _code_type_name(call.path["codeType"])
+    ct = services.code_type_archive(actor=call.identity.actor, name=name, archived=False)
     return _code_type_json(ct)
 
 

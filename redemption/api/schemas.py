@@ -124,6 +124,11 @@ SCHEMAS: dict[str, Any] = {
             "redemptionCount": {"type": "integer", "minimum": 0},
             "customCodeInfo": OBJECT,
             "isDisabled": {"type": "boolean"},
+            "archivedAt": {
+                **TS_OR_NULL,
+                "description": "When the type was archived (hidden from lists by default, "
+                "nothing redeemable); null while it is in use.",
+            },
             "fulfillment": {
                 "oneOf": [
                     {"type": "null"},
@@ -149,6 +154,12 @@ SCHEMAS: dict[str, Any] = {
             "createdAt": TS,
             "updatedAt": TS,
             "stateCounts": closed({s: {"type": "integer", "minimum": 0} for s in STATE_ORDER}),
+        }
+    ),
+    "CodeTypeDeleted": closed(
+        {
+            "codeType": {"type": "string", "pattern": rules.CODE_TYPE_NAME_PATTERN},
+            "deleted": {"type": "boolean", "const": True},
         }
     ),
     "CodeTypeList": closed(

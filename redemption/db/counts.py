@@ -41,6 +41,21 @@ def by_type(code_type_ids: list[int] | None = None) -> dict[int, dict[str, int]]
     return result
 
 
+def by_state() -> dict[str, int]:
+    """Per-state totals over every code type, grouped by state alone (a handful of rows,
+    however many code types there are)."""
+    result = dict.fromkeys(STATE_ORDER, 0)
+    if uses_triggers():
+        rows = StateCountDelta.objects.values("state").annotate(n=Sum("delta")).order_by()
+        for row in rows:
+            result[row["state"]] = result.get(row["state"], 0) + int(row["n"] or 0)
+        return result
+    for qs in (Code.objects.filter(is_shared_anchor=False), SharedRedemption.objects.all()):
+        for row in qs.values("state").annotate(n=Count("*")).order_by():
+            result[row["state"]] = result.get(row["state"], 0) + row["n"]
+    return result
+
+
 def compact() -> int:
     """Fold the delta rows into one per (type, state); return how many rows were folded.
 

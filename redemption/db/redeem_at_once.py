@@ -1,9 +1,10 @@
 """The common redeem — a personal code, no webhook, nothing in the way — as one statement.
 
 Most redeems are that kind. On PostgreSQL one data-modifying CTE finds the code by its canonical
-form, checks its type (enabled, inside its window, no fulfilment, the type the caller named),
-the failed-redeem counters and the minting server key, moves the code to Redeemed, writes the
-audit row and returns the code with its type: one round trip where the full path takes three.
+form, checks its type (enabled, not archived, inside its window, no fulfilment, the type the
+caller named), the failed-redeem counters and the minting server key, moves the code to
+Redeemed, writes the audit row and returns the code with its type: one round trip where the
+full path takes three.
 
 No row back means "not that simple", never a refusal: the caller then runs the full redeem,
 which checks everything again and explains the answer (or starts a fulfilment attempt, or
@@ -137,6 +138,7 @@ def _sql(*, buckets: int, named_type: bool, key: bool) -> str:
         f"NOT {c_col('is_shared_anchor')}",
         f"{c_col('state')} IN ({sources})",
         f"NOT {t_col('is_disabled')}",
+        f"{t_col('archived_at')} IS NULL",
         f"({t_col('valid_start')} IS NULL OR {t_col('valid_start')} <= %s)",
         f"({t_col('valid_end')} IS NULL OR {t_col('valid_end')} > %s)",
         f"{t_col('fulfillment_url')} = ''",

@@ -58,6 +58,7 @@ def inventory_summary() -> list[dict[str, Any]]:
 
 
 CODE_TYPES = "code-types"
+CODE_TYPES_BEFORE = "code-types-before"
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,10 @@ class CodeTypePage:
 
     rows: list[dict[str, Any]]  # as inventory_summary: code_type, counts, total
     next_cursor: str | None
+    # The portal pages both ways: the cursor of the page before (None on the first page).
+    previous_cursor: str | None = None
+    # Per-state totals over every code type, when asked for (with_totals).
+    totals: dict[str, int] | None = None
 
 
 def code_types_page(
@@ -73,12 +78,22 @@ def code_types_page(
     search: str | None = None,
     use_type: str | None = None,
     disabled: bool | None = None,
+    has_webhook: bool | None = None,
+    archived: bool | None = False,
     cursor: str | None = None,
+    before: str | None = None,
     limit: int = rules.PAGE_LIMIT_DEFAULT,
+    with_totals: bool = False,
 ) -> CodeTypePage:
-    """Code types by name, filtered and one page at a time, with their counts.
+    """Code types by name, filtered and one page at a time, with their counts (one query).
 
-    `search` matches a case-insensitive substring of the name or the description.
+    The one selector behind the portal inventory, `GET /server/code-types` and the wire's
+    code-type page. `search` matches a case-insensitive substring of the name or the
+    description; `archived` False (the default) hides archived types, True lists only them,
+    None lists both. `cursor` continues after a page's `next_cursor`; `before` (the portal's
+    "previous") ends before a page's `previous_cursor`. `with_totals` also adds up every
+    code type by state (grouped by state alone: with thousands of types, summing the
+    per-type counts in Python cost far more than the database's own sum).
     """
     qs = CodeType.objects.all()
     if search:
@@ -87,25 +102,38 @@ def code_types_page(
         qs = qs.filter(use_type=use_type)
     if disabled is not None:
         qs = qs.filter(is_disabled=disabled)
-    if cursor is not None:
-        (after,) = cursor_decode(CODE_TYPES, cursor, (str,))
-        qs = qs.filter(name__gt=after)
-    types = list(qs.order_by("name")[: limit + 1])
-    more = len(types) > limit
-    types = types[:limit]
+    if has_webhook is not None:
+        qs = qs.exclude(fulfillment_url="") if has_webhook else qs.filter(fulfillment_url="")
+    if archived is not None:
+        qs = qs.filter(archived_at__isnull=not archived)
+    if before is not None:
+        (until,) = cursor_decode(CODE_TYPES_BEFORE, before, (str,))
+        types = list(qs.filter(name__lt=until).order_by("-name")[: limit + 1])
+        earlier = len(types) > limit
+        types = list(reversed(types[:limit]))
+        more, first = bool(types), not earlier
+    else:
+        after = None
+        if cursor is not None:
+            (after,) = cursor_decode(CODE_TYPES, cursor, (str,))
+            qs = qs.filter(name__gt=after)
+        types = list(qs.order_by("name")[: limit + 1])
+        more = len(types) > limit
+        types = types[:limit]
+        first = after is None
     counts = state_counts_by_type(types)
     rows = []
     for ct in types:
         c = counts.get(ct.pk, empty_counts())
         rows.append({"code_type": ct, "counts": c, "total": sum(c.values())})
-    next_cursor = cursor_encode(CODE_TYPES, [types[-1].name]) if more else None
-    return CodeTypePage(rows=rows, next_cursor=next_cursor)
+    totals = totals_by_state() if with_totals else None
+    next_cursor = cursor_encode(CODE_TYPES, [types[-1].name]) if more and types else None
+    previous = None
+    if not first and types:
+        previous = cursor_encode(CODE_TYPES_BEFORE, [types[0].name])
+    return CodeTypePage(rows=rows, next_cursor=next_cursor, previous_cursor=previous, totals=totals)
 
 
 def totals_by_state() -> dict[str, int]:
     """Per-state totals over every code type."""
-    totals = empty_counts()
-    for per_type in counts.by_type().values():
-        for state, n in per_type.items():
-            totals[state] += n
-    return totals
+    return counts.by_state()

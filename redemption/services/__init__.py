@@ -13,7 +13,9 @@ from redemption.services.bulk import (
     run_job,
 )
 from redemption.services.code_types import (
+    code_type_archive,
     code_type_create,
+    code_type_delete,
     code_type_rotate_secret,
     code_type_secret_reveal,
     code_type_update,
@@ -49,7 +51,9 @@ __all__ = [
     "code_add",
     "code_invalidate",
     "code_reset",
+    "code_type_archive",
     "code_type_create",
+    "code_type_delete",
     "code_type_rotate_secret",
     "code_type_secret_reveal",
     "code_type_update",

@@ -116,6 +116,19 @@ def check_code_type_matches(code: Code, code_type_name: str | None) -> None:
         raise exc.CodeTypeMismatchError(details={"codeType": code_type_name})
 
 
+def check_type_in_use(ct: CodeType) -> None:
+    """Refuse new use of a disabled or archived type: redeem, add, activate, generate, import,
+    custom-info updates. Invalidation and resets stay allowed (a leaked code must always be
+    stoppable), so they do not call this."""
+    if ct.archived_at is not None:
+        raise exc.CodeTypeDisabledError(
+            "This code type is archived; unarchive it first.",
+            details={"codeType": ct.name, "archived": True},
+        )
+    if ct.is_disabled:
+        raise exc.CodeTypeDisabledError(details={"codeType": ct.name})
+
+
 def check_initial_state(value: str | None, field: str = "codeState") -> str:
     """Return the state a new or reset code starts in: Inactive (the default) or Available."""
     if value is None:

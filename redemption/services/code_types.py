@@ -14,9 +14,19 @@ from redemption import codes, rules, selectors, webhook_targets
 from redemption import exceptions as exc
 from redemption.actors import Actor
 from redemption.db import claims
-from redemption.models import SLOT_STATES, Code, CodeType, SharedRedemption, State, UseType
+from redemption.models import (
+    SLOT_STATES,
+    Code,
+    CodeType,
+    Job,
+    SharedRedemption,
+    State,
+    StateCountDelta,
+    UseType,
+)
 from redemption.services._common import audit, check_json_object, require_ops
 
+OPEN_JOBS = (Job.Status.QUEUED, Job.Status.RUNNING)
 FULFILLMENT_KEYS = frozenset({"url", "async", "maxRetries", "timeoutSeconds"})
 
 
@@ -376,14 +386,69 @@ def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[st
     }
 
 
+def code_type_archive(*, actor: Actor, name: str, archived: bool = True) -> CodeType:
+    """Archive a code type (hidden from lists by default, codes kept, nothing redeemable) or
+    bring it back. Archiving an archived type, or unarchiving an active one, changes nothing
+    and is not audited."""
+    require_ops(actor)
+    with transaction.atomic():
+        ct = selectors.code_type_get(name, for_update=True)
+        if ct.is_archived == archived:
+            return ct
+        now = timezone.now()
+        ct.archived_at = now if archived else None
+        ct.version = F("version") + 1  # type: ignore[assignment]
+        ct.updated_at = now
+        ct.save(update_fields=["archived_at", "version", "updated_at"])
+        audit(
+            actor=actor,
+            action="code_type.archive" if archived else "code_type.unarchive",
+            code_type_name=name,
+            target_id=str(ct.pk),
+            at=now,
+        )
+    ct.refresh_from_db()
+    return ct
+
+
+def code_type_delete(*, actor: Actor, name: str) -> None:
+    """Delete a code type that has no codes and no shared redemptions (REDEMPTION_CODE_TYPE_
+    NOT_EMPTY otherwise). Its batches and the shared type's scan-code reservation go with it."""
+    require_ops(actor)
+    with transaction.atomic():
+        # The row lock makes a concurrent add or redeem wait (its foreign key needs the row),
+        # so the emptiness checked here is the emptiness deleted.
+        ct = selectors.code_type_get(name, for_update=True)
+        codes_left = Code.objects.filter(code_type=ct, is_shared_anchor=False).exists()
+        if codes_left or SharedRedemption.objects.filter(code_type=ct).exists():
+            raise exc.CodeTypeNotEmptyError(details={"codeType": name})
+        if Job.objects.filter(code_type=ct, status__in=OPEN_JOBS).exists():
+            raise exc.CodeTypeNotEmptyError(
+                "A job is still working on this code type; wait for it to finish.",
+                details={"codeType": name, "jobInProgress": True},
+            )
+        pk, use_type = ct.pk, ct.use_type
+        Code.objects.filter(code_type=ct, is_shared_anchor=True).delete()
+        StateCountDelta.objects.filter(code_type_id=pk).delete()
+        ct.delete()
+        audit(
+            actor=actor,
+            action="code_type.delete",
+            code_type_name=name,
+            target_id=str(pk),
+            details={"codeUseType": use_type},
+        )
+
+
 def shared_redemption_delete(*, actor: Actor, code_type_name: str, profile_id: str) -> None:
     """Delete one profile's redemption of a shared code so it may redeem again."""
     require_ops(actor)
     with transaction.atomic():
         ct = selectors.code_type_get(code_type_name, for_update=True)
         if not ct.is_shared:
-            raise exc.TypeMustBeSingleUseError(
-                "Only shared (MULTI) code types have per-profile redemptions."
+            raise exc.CodeUseTypeError(
+                "Only shared (MULTI) code types have per-profile redemptions.",
+                details={"codeType": code_type_name, "codeUseType": ct.use_type},
             )
         sr = SharedRedemption.objects.filter(code_type=ct, profile_id=profile_id).first()
         if sr is None:

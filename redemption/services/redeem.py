@@ -24,6 +24,7 @@ from redemption.services._common import (
     audit_fields,
     check_code_type_matches,
     check_json_object,
+    check_type_in_use,
 )
 from redemption.services.fulfilment_replies import record_reply
 from redemption.services.keys import minting_key_check
@@ -151,8 +152,7 @@ def _redeem(
         raise exc.CodeNotFoundError()
     check_code_type_matches(code, code_type_name)
     ct = code.code_type
-    if ct.is_disabled:
-        raise exc.CodeTypeDisabledError()
+    check_type_in_use(ct)
     now = timezone.now()
     if ct.valid_start and now < ct.valid_start:
         raise exc.NotYetValidError()
@@ -294,6 +294,13 @@ def _start_personal_attempt(
 _SHARED_RETRYABLE = sources_of(State.IN_PROGRESS, shared=True, move=Move.RETRY)
 
 
+def _no_slot(ct: CodeType) -> exc.RedemptionError:
+    """Why the slot could not be taken: the cap, or the type was deleted meanwhile."""
+    if CodeType.objects.filter(pk=ct.pk).exists():
+        return exc.MaxRedemptionsReachedError()
+    return exc.CodeNotFoundError()
+
+
 def _redeem_shared(
     *, actor: Actor, ct: CodeType, profile: Profile, info: dict[str, Any]
 ) -> RedeemResult:
@@ -305,7 +312,7 @@ def _redeem_shared(
     try:
         with transaction.atomic():
             if not claims.code_type_take_slot(code_type_id=ct.pk, now=now):
-                raise exc.MaxRedemptionsReachedError()
+                raise _no_slot(ct)
             sr = SharedRedemption.objects.create(
                 code_type=ct,
                 profile_id=profile.id,
@@ -363,7 +370,7 @@ def _redeem_shared_again(
     now = timezone.now()
     with transaction.atomic():
         if not claims.code_type_take_slot(code_type_id=ct.pk, now=now):
-            raise exc.MaxRedemptionsReachedError()
+            raise _no_slot(ct)
         if not claims.shared_claim_retry(
             shared_id=sr.pk, expected_attempt=sr.current_attempt, now=now
         ):

@@ -10,12 +10,13 @@ from redemption import codes, rules, selectors
 from redemption import exceptions as exc
 from redemption.actors import Actor
 from redemption.db import claims
-from redemption.models import Batch, Code, Move, State
+from redemption.models import Batch, Code, CodeType, Move, State
 from redemption.services._common import (
     audit,
     check_code_type_matches,
     check_initial_state,
     check_json_object,
+    check_type_in_use,
     require_ops,
     require_support,
 )
@@ -38,6 +39,7 @@ def code_add(
     ct = selectors.code_type_get(code_type_name)
     if ct.is_shared:
         raise exc.TypeMustBeSingleUseError()
+    check_type_in_use(ct)
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -69,6 +71,8 @@ def code_add(
                 at=now,
             )
     except IntegrityError:
+        if not CodeType.objects.filter(pk=ct.pk).exists():  # deleted meanwhile
+            raise exc.CodeTypeNotFoundError(details={"codeType": code_type_name}) from None
         raise exc.CodeDuplicateError(details={"scanCode": codes.display(scan_code)}) from None
     return code
 
@@ -80,12 +84,18 @@ def code_activate(
     code_type_name: str | None = None,
     custom_code_info: dict[str, Any] | None = None,
 ) -> Code:
-    """Make an Inactive code Available (a retail card has been sold)."""
+    """Make an Inactive code Available (a retail card has been sold).
+
+    `custom_code_info` None keeps the code's custom info; any object, `{}` included, replaces it.
+    """
     require_support(actor)
-    info = check_json_object(custom_code_info, "customCodeInfo") if custom_code_info else None
+    info = None
+    if custom_code_info is not None:
+        info = check_json_object(custom_code_info, "customCodeInfo")
     with transaction.atomic():
         code = selectors.code_lookup(scan_code, for_update=True)
         check_code_type_matches(code, code_type_name)
+        check_type_in_use(code.code_type)
         guard(code.state, State.AVAILABLE, move=Move.ACTIVATE)
         now = timezone.now()
         code.state = State.AVAILABLE
@@ -93,7 +103,9 @@ def code_activate(
         code.updated_at = now
         code.version += 1
         fields = ["state", "activated_at", "updated_at", "version"]
+        details: dict[str, Any] = {}
         if info is not None:
+            details["customCodeInfoReplaced"] = True
             code.custom_code_info = info
             fields.append("custom_code_info")
         code.save(update_fields=fields)
@@ -103,6 +115,7 @@ def code_activate(
             code_type_name=code.code_type.name,
             target_id=str(code.pk),
             scan_code=code.scan_code,
+            details=details,
             at=now,
         )
     return code
@@ -167,8 +180,7 @@ def code_update_custom_info(
     with transaction.atomic():
         code = selectors.code_lookup(scan_code, for_update=True)
         check_code_type_matches(code, code_type_name)
-        if code.code_type.is_disabled:
-            raise exc.CodeTypeDisabledError()
+        check_type_in_use(code.code_type)
         if version != code.version:
             raise exc.VersionMismatchError(details={"version": code.version})
         now = timezone.now()

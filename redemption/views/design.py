@@ -13,12 +13,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
-from django_tables2 import RequestConfig
 
 from redemption import exceptions as exc
 from redemption import rules, selectors, services
 from redemption.csv_out import csv_download
-from redemption.filters import CodeFilter
+from redemption.filters import CodeFilter, CodeTypeFilter
 from redemption.forms import (
     PROTECTED_STATES,
     AddCodeForm,
@@ -41,6 +40,7 @@ from redemption.tables import (
 )
 from redemption.uploads import CappedUploadHandler
 from redemption.views._common import (
+    STALE_PAGE,
     code_reader,
     ops_required,
     page,
@@ -95,18 +95,48 @@ def _secret_context(request: HttpRequest, ct: CodeType) -> dict[str, Any]:
 
 @viewer_required
 def inventory(request: HttpRequest) -> HttpResponse:
-    """One row per code type: use type, per-state counts, total, disabled flag."""
-    rows = selectors.inventory_summary()
-    table = InventoryTable(rows, order_by="name")
-    RequestConfig(request, paginate=False).configure(table)
-    totals = dict.fromkeys(STATE_ORDER, 0)
-    for row in rows:
-        for state, n in row["counts"].items():
-            totals[state] += n
+    """Code types a page at a time (search, filters), each with use type, per-state counts,
+    total and status; the tiles add up every code type."""
+    type_filter = CodeTypeFilter(request.GET or None, queryset=CodeType.objects.none())
+    per_page = rules.portal_per_page(request.GET.get("per_page"), PER_PAGE)
+    kwargs = type_filter.selector_kwargs() if type_filter.is_valid() else {"search": None}
+    if not type_filter.is_bound or type_filter.is_valid():
+        try:
+            found = selectors.code_types_page(
+                **kwargs,
+                cursor=request.GET.get("after") or None,
+                before=request.GET.get("before") or None,
+                limit=per_page,
+                with_totals=True,
+            )
+        except exc.InvalidParameterError:
+            messages.error(request, STALE_PAGE)
+            found = selectors.code_types_page(**kwargs, limit=per_page, with_totals=True)
+    else:
+        found = selectors.CodeTypePage(
+            rows=[], next_cursor=None, totals=selectors.totals_by_state()
+        )
+    table = InventoryTable(found.rows)
+    totals = found.totals or selectors.empty_counts()
+    first = found.previous_cursor is None
+    keyset = selectors.KeysetPage(
+        rows=found.rows, after=found.next_cursor, before=found.previous_cursor, is_first=first
+    )
+    filtered = type_filter.is_bound and any(request.GET.get(name) for name in type_filter.filters)
     return page(
         request,
         "redemption/inventory.html",
-        {"table": table, "rows": rows, "totals": totals, "grand_total": sum(totals.values())},
+        {
+            "table": table,
+            "rows": found.rows,
+            "filter": type_filter,
+            "keyset": keyset,
+            "filtered": filtered,
+            # Only asked when the page is empty: is that the filters, or a new install?
+            "any_type": bool(found.rows) or CodeType.objects.exists(),
+            "totals": totals,
+            "grand_total": sum(totals.values()),
+        },
         nav=NAV,
     )
 
@@ -297,6 +327,58 @@ def code_type_reveal_secret(request: HttpRequest, name: str) -> HttpResponse:
     if request.POST.get("back") == "detail":
         return redirect(_type_url(ct))
     return redirect("redemption:code_type_edit", name=ct.name)
+
+
+def _archive(request: HttpRequest, name: str, *, archived: bool) -> HttpResponse:
+    ct = _code_type_or_404(name)
+    try:
+        services.code_type_archive(actor=staff_actor(request), name=ct.name, archived=archived)
+    except exc.RedemptionError as error:
+        report_error(request, error)
+    else:
+        if archived:
+            messages.success(
+                request,
+                f"“{ct.name}” is archived: hidden from the inventory and nothing of it can be "
+                "redeemed; its codes are kept.",
+            )
+        else:
+            messages.success(request, f"“{ct.name}” is back in use.")
+    return redirect(_type_url(ct))
+
+
+@ops_required
+@require_POST
+def code_type_archive(request: HttpRequest, name: str) -> HttpResponse:
+    return _archive(request, name, archived=True)
+
+
+@ops_required
+@require_POST
+def code_type_unarchive(request: HttpRequest, name: str) -> HttpResponse:
+    return _archive(request, name, archived=False)
+
+
+@ops_required
+def code_type_delete(request: HttpRequest, name: str) -> HttpResponse:
+    """Confirm, then delete a code type that has no codes and no shared redemptions."""
+    ct = _code_type_or_404(name)
+    counts = selectors.state_counts(ct)
+    total = sum(counts.values())
+    if request.method == "POST":
+        try:
+            services.code_type_delete(actor=staff_actor(request), name=ct.name)
+        except exc.RedemptionError as error:
+            report_error(request, error)
+            return redirect(_type_url(ct))
+        messages.success(request, f"Code type “{ct.name}” deleted.")
+        return redirect("redemption:inventory")
+    return page(
+        request,
+        "redemption/code_type_delete.html",
+        {"ct": ct, "counts": counts, "total": total},
+        nav=NAV,
+    )
 
 
 @ops_required

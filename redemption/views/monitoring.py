@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from redemption import exceptions as exc
 from redemption import permissions, rules, selectors, services
 from redemption.forms import (
+    ActivateForm,
     CodeResetForm,
     CustomInfoForm,
     LookupForm,
@@ -137,6 +138,7 @@ def _code_page(request: HttpRequest, code: Code) -> HttpResponse:
         "can_invalidate": can(state, State.INVALIDATED),
         # Re-issuing a redeemed code's value needs Ops (the service refuses Support too).
         "can_reset": state != State.REDEEMED or permissions.has_role(request.user, permissions.OPS),
+        "activate_form": ActivateForm(),
         "invalidate_form": OptionalReasonForm(),
         "reset_form": CodeResetForm(initial={"state": State.INACTIVE}),
     }
@@ -146,13 +148,23 @@ def _code_page(request: HttpRequest, code: Code) -> HttpResponse:
 @support_required
 @require_POST
 def code_activate(request: HttpRequest, canonical: str) -> HttpResponse:
+    """Inactive → Available, replacing the custom info when new JSON was typed."""
     code = _code_or_404(canonical)
+    form = ActivateForm(request.POST)
+    if not form.is_valid():
+        errors = "; ".join(str(e) for errs in form.errors.values() for e in errs)
+        messages.error(request, f"Not activated: {errors}")
+        return _detail(code)
+    info = form.cleaned_data.get("custom_code_info")
     try:
-        services.code_activate(actor=staff_actor(request), scan_code=code.canonical)
+        services.code_activate(
+            actor=staff_actor(request), scan_code=code.canonical, custom_code_info=info
+        )
     except exc.RedemptionError as error:
         report_error(request, error)
     else:
-        messages.success(request, f"{code.scan_code} is now Available.")
+        replaced = " with new custom info" if info is not None else ""
+        messages.success(request, f"{code.scan_code} is now Available{replaced}.")
     return _detail(code)
 
 

@@ -193,7 +193,7 @@ def test_unknown_api_paths_are_404_not_found(api, path):
     [
         ("GET", "/api/v1/client/redeem", "POST"),
         ("DELETE", "/api/v1/server/code-types", "GET, POST"),
-        ("PUT", "/api/v1/server/code-types/x", "GET, PATCH"),
+        ("PUT", "/api/v1/server/code-types/x", "GET, PATCH, DELETE"),
         ("POST", "/api/v1/server/codes/ABCD-EFGH", "GET"),
         ("PATCH", "/api/v1/openapi.json", "GET"),
     ],

@@ -5,6 +5,7 @@ from redemption import rules
 from redemption.api import handlers
 from redemption.api.auth import SERVER
 from redemption.api.endpoints.shared import (
+    ACTIVATE_CUSTOM_CODE_INFO,
     ASYNC_REPLY_DOC,
     CODE_RECORD,
     CODE_TYPE,
@@ -142,8 +143,49 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
                 body=CODE_TYPE_UPDATE_FIELDS,
                 fixed={"codeType": "cannot be changed", "codeUseType": "cannot be changed"},
             ),
+            Operation(
+                method="DELETE",
+                operation_id="deleteCodeType",
+                scope=rules.SCOPE_CODE_TYPES_WRITE,
+                summary="Delete a code type that has no codes and no shared redemptions",
+                handler=handlers.code_type_delete,
+                auth=SERVER,
+                replies=(Reply(status=200, schema="CodeTypeDeleted", description="It is gone."),),
+                errors=(exc.CodeTypeNotFoundError, exc.CodeTypeNotEmptyError),
+                description="A type with codes or shared redemptions is refused (409 "
+                "REDEMPTION_CODE_TYPE_NOT_EMPTY): archive it instead.",
+            ),
         ),
         params=(CODE_TYPE_PARAM,),
+    ),
+    *(
+        Endpoint(
+            route=f"server/code-types/<str:codeType>/{verb}",
+            name=f"code_type_{verb}",
+            operations=(
+                Operation(
+                    method="POST",
+                    operation_id=f"{verb}CodeType",
+                    scope=rules.SCOPE_CODE_TYPES_WRITE,
+                    summary=summary,
+                    handler=handler,
+                    auth=SERVER,
+                    replies=(Reply(status=200, schema="CodeType", description="The code type."),),
+                    errors=(exc.CodeTypeNotFoundError,),
+                    description="No body. Doing it twice changes nothing the second time.",
+                ),
+            ),
+            params=(CODE_TYPE_PARAM,),
+        )
+        for verb, summary, handler in (
+            (
+                "archive",
+                "Archive a code type: hidden from lists, codes kept, nothing redeemable "
+                "(409 REDEMPTION_CODE_TYPE_DISABLED)",
+                handlers.code_type_archive,
+            ),
+            ("unarchive", "Bring an archived code type back", handlers.code_type_unarchive),
+        )
     ),
     Endpoint(
         route="server/code-types/<str:codeType>/generate-inline",
@@ -229,6 +271,7 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
                     exc.CodeTypeNotFoundError,
                     exc.TypeMustBeSingleUseError,
                     exc.CodeDuplicateError,
+                    exc.CodeTypeDisabledError,
                 ),
                 body=(NEW_SCAN_CODE, CODE_TYPE, INITIAL_STATE, CUSTOM_CODE_INFO),
             ),
@@ -276,8 +319,9 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
                     exc.CodeRedeemedError,
                     exc.RedemptionInProgressError,
                     exc.RedemptionFailedError,
+                    exc.CodeTypeDisabledError,
                 ),
-                body=(CODE_TYPE, CUSTOM_CODE_INFO),
+                body=(CODE_TYPE, ACTIVATE_CUSTOM_CODE_INFO),
             ),
         ),
         params=(SCAN_CODE_PARAM,),

@@ -42,6 +42,13 @@ CODE_TYPE_OPTIONAL = Field(
 )
 _ANY_OBJECT = f"Any JSON object up to {rules.JSON_OBJECT_SIZE}."
 CUSTOM_CODE_INFO = Field("customCodeInfo", "object", nullable=True, description=_ANY_OBJECT)
+ACTIVATE_CUSTOM_CODE_INFO = Field(
+    "customCodeInfo",
+    "object",
+    nullable=True,
+    description=f"Replaces the code's custom info when given, {{}} included (null or absent: "
+    f"kept). {_ANY_OBJECT}",
+)
 CUSTOM_REDEMPTION_INFO = Field(
     "customRedemptionInfo", "object", nullable=True, description=_ANY_OBJECT
 )
@@ -88,6 +95,17 @@ CODE_TYPE_FILTERS = (
     ),
     Field("useType", "enum", choices=tuple(UseType.values), description="Only this use type."),
     Field("disabled", "boolean", description="Only disabled (true) or enabled (false) types."),
+    Field(
+        "hasWebhook",
+        "boolean",
+        description="Only types with (true) or without (false) a fulfilment webhook.",
+    ),
+    Field(
+        "archived",
+        "boolean",
+        default=False,
+        description="Archived types are left out unless this is true (then only they are listed).",
+    ),
 )
 FULFILLMENT = Field(
     "fulfillment",

@@ -9,7 +9,12 @@ from redemption import exceptions as exc
 from redemption.actors import Actor
 from redemption.models import Batch, CodeType
 from redemption.selectors import code_type_get
-from redemption.services._common import check_initial_state, check_json_object, require_ops
+from redemption.services._common import (
+    check_initial_state,
+    check_json_object,
+    check_type_in_use,
+    require_ops,
+)
 
 # `algorithmDetails` keys. `length` lives here (not at the top level) to keep the brainCloud
 # request shape: {algorithmName, algorithmDetails}. It counts the check character, if any.
@@ -70,8 +75,7 @@ def code_type_for_new_codes(name: str) -> CodeType:
     ct = code_type_get(name)
     if ct.is_shared:
         raise exc.TypeMustBeSingleUseError()
-    if ct.is_disabled:
-        raise exc.CodeTypeDisabledError()
+    check_type_in_use(ct)
     return ct
 
 
