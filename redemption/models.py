@@ -456,6 +456,12 @@ class Job(models.Model):
         return self.status in {self.Status.SUCCEEDED, self.Status.FAILED}
 
 
+# The audit actions that record a redemption: at once (no fulfilment), or the fulfilment's
+# reply, which redeemed when its details say state Redeemed. The dashboard counts them per day.
+REDEEMED_AT_ONCE = ("code.redeem", "shared.redeem")
+REDEMPTION_EVENTS = (*REDEEMED_AT_ONCE, "code.fulfilment", "shared.fulfilment")
+
+
 class AuditEvent(models.Model):
     """Append-only record of who changed what."""
 
@@ -476,6 +482,14 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
+        indexes = [
+            # Redemptions per day, of every type or of one (selectors.redemptions).
+            models.Index(
+                fields=["at", "code_type_name"],
+                name="audit_redemption_at",
+                condition=Q(action__in=REDEMPTION_EVENTS),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"

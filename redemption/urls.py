@@ -38,6 +38,7 @@ TYPE = DESIGN + "<codetype:name>/"
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
+    path("redemptions-per-day.csv", dashboard.redemptions_csv, name="redemptions_csv"),
     # Design › Marketplace › Redemption Codes
     path(DESIGN, design.inventory, name="inventory"),
     path(DESIGN + "new/", design.code_type_create, name="code_type_create"),
