@@ -424,11 +424,22 @@ class CustomInfoForm(PortalForm):
 
 
 class ProfileForm(forms.Form):
+    """User Monitoring's search: a profile id, or the start of an id or of a name."""
+
     profile = forms.CharField(
-        max_length=rules.PROFILE_ID_MAX,
-        label="Profile id",
+        max_length=max(rules.PROFILE_ID_MAX, rules.PROFILE_NAME_MAX),
+        label="Profile id or name",
+        help_text="A whole profile id, or the start of an id or of a name.",
         widget=forms.TextInput(attrs={"spellcheck": "false", "autocomplete": "off"}),
     )
+    code_type = forms.ChoiceField(label="Code type", required=False)
+
+    def __init__(self, *args: Any, code_type_choices: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["code_type"]).choices = [
+            ("", "All code types"),
+            *code_type_choices,
+        ]
 
 
 class ServerKeyForm(PortalForm):

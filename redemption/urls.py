@@ -93,6 +93,11 @@ urlpatterns = [
     # User Monitoring › Redemption Codes
     path("users/redemption-codes/", users.user_monitoring, name="user_monitoring"),
     path(
+        "users/redemption-codes/shared/<uuid:redemption_id>/",
+        users.shared_redemption_detail,
+        name="shared_redemption_detail",
+    ),
+    path(
         "users/redemption-codes/shared/delete/",
         users.shared_redemption_delete,
         name="shared_redemption_delete",

@@ -2,6 +2,40 @@
 
 from django.db import migrations, models
 
+# User Monitoring finds profiles by the start of their id (as typed) or of their name (in any
+# case): `col LIKE 'x%'` and `UPPER(col::text) LIKE UPPER('x%')`, as Django writes startswith
+# and istartswith. Pattern-ops indexes answer those under any database collation. PostgreSQL
+# only: SQLite, the small embedded default, reads the few rows it holds.
+PROFILE_PREFIX_INDEXES = (
+    "CREATE INDEX code_profile_id_prefix ON redemption_code "
+    "(redeemed_by_profile_id varchar_pattern_ops) WHERE redeemed_by_profile_id IS NOT NULL",
+    "CREATE INDEX code_profile_name_prefix ON redemption_code "
+    "(UPPER(redeemed_by_profile_name::text) text_pattern_ops) "
+    "WHERE redeemed_by_profile_name IS NOT NULL",
+    "CREATE INDEX shared_profile_id_prefix ON redemption_sharedredemption "
+    "(profile_id varchar_pattern_ops)",
+    "CREATE INDEX shared_profile_name_prefix ON redemption_sharedredemption "
+    "(UPPER(profile_name::text) text_pattern_ops) WHERE profile_name IS NOT NULL",
+)
+PROFILE_PREFIX_NAMES = (
+    "code_profile_id_prefix",
+    "code_profile_name_prefix",
+    "shared_profile_id_prefix",
+    "shared_profile_name_prefix",
+)
+
+
+def add_prefix_indexes(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        for statement in PROFILE_PREFIX_INDEXES:
+            schema_editor.execute(statement)
+
+
+def drop_prefix_indexes(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        for name in PROFILE_PREFIX_NAMES:
+            schema_editor.execute(f"DROP INDEX IF EXISTS {name}")
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -22,4 +56,5 @@ class Migration(migrations.Migration):
                 name="audit_redemption_at",
             ),
         ),
+        migrations.RunPython(add_prefix_indexes, drop_prefix_indexes),
     ]
