@@ -7,8 +7,18 @@ import django_filters as filters
 from django import forms
 from django.db.models import Q, QuerySet
 
-from redemption import codes
-from redemption.models import STATE_ORDER, AuditEvent, Code, Job
+from redemption import codes, rules
+from redemption.models import (
+    SHARED_TRANSITIONS,
+    STATE_ORDER,
+    AuditEvent,
+    Code,
+    Job,
+    SharedRedemption,
+)
+
+# The states a shared code's per-profile record can be in.
+SHARED_STATES = frozenset(SHARED_TRANSITIONS)
 
 DATE = forms.DateInput(attrs={"type": "date"})
 
@@ -114,6 +124,28 @@ class CodeFilter(filters.FilterSet):
         # The range lets a database use the canonical index; startswith keeps it exact.
         upper = canon[:-1] + chr(ord(canon[-1]) + 1)
         return qs.filter(canonical__gte=canon, canonical__lt=upper, canonical__startswith=canon)
+
+
+class SharedRedemptionFilter(filters.FilterSet):
+    """Filters of a shared type's redemptions: state, first-attempt/redeemed dates, profile."""
+
+    state = filters.ChoiceFilter(
+        choices=[(s, s) for s in STATE_ORDER if s in SHARED_STATES], empty_label="Any state"
+    )
+    profile = filters.CharFilter(
+        field_name="profile_id",
+        lookup_expr="startswith",
+        label="Profile id starts with",
+        max_length=rules.PROFILE_ID_MAX,
+    )
+    created_from = DayFromFilter(field_name="created_at", label="First attempt from")
+    created_to = DayToFilter(field_name="created_at", label="First attempt to")
+    redeemed_from = DayFromFilter(field_name="redeemed_at", label="Redeemed from")
+    redeemed_to = DayToFilter(field_name="redeemed_at", label="Redeemed to")
+
+    class Meta:
+        model = SharedRedemption
+        fields: list[str] = []
 
 
 class JobFilter(filters.FilterSet):
