@@ -4,6 +4,7 @@ its area names, and a wide table scrolls inside its card."""
 import pytest
 from playwright.sync_api import expect
 
+from redemption.models import SharedRedemption
 from tests.e2e.helpers import populate, role_groups, sign_in
 
 __all__ = ["role_groups"]  # autouse fixture
@@ -28,14 +29,18 @@ OVERFLOW = """() => {
 
 
 def _pages(data) -> list[str]:
+    shared = SharedRedemption.objects.get(code_type=data["shared"], profile_id="p-42")
     return [
         "/",
+        f"/?code_type={data['shared'].name}",
         "/design/redemption-codes/",
         f"/design/redemption-codes/{data['ct'].name}/",
         f"/design/redemption-codes/{data['shared'].name}/",
         "/monitoring/redemption-codes/",
         f"/monitoring/redemption-codes/{data['failed'].canonical}/",
         "/users/redemption-codes/?profile=p-42",
+        "/users/redemption-codes/?profile=ann",
+        f"/users/redemption-codes/shared/{shared.pk}/",
         "/jobs/",
         "/audit/",
         "/server-keys/",
