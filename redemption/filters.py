@@ -80,16 +80,22 @@ class DayToFilter(DayFromFilter):
         return qs.filter(**{f"{self.field_name}__lt": _day_start(value + timedelta(days=1))})
 
 
+def day_range(field_name: str, what: str) -> tuple[DayFromFilter, DayToFilter]:
+    """ "<what> from" and "<what> to" filters on one timestamp, whole UTC days included."""
+    return (
+        DayFromFilter(field_name=field_name, label=f"{what} from"),
+        DayToFilter(field_name=field_name, label=f"{what} to"),
+    )
+
+
 class CodeFilter(filters.FilterSet):
     """Filters of a type's code list: state, batch, created/redeemed dates, code prefix."""
 
     state = filters.ChoiceFilter(choices=[(s, s) for s in STATE_ORDER], empty_label="Any state")
     batch = filters.UUIDFilter(field_name="batch_id", label="Batch id")
     prefix = filters.CharFilter(method="filter_prefix", label="Code starts with")
-    created_from = DayFromFilter(field_name="created_at", label="Created from")
-    created_to = DayToFilter(field_name="created_at", label="Created to")
-    redeemed_from = DayFromFilter(field_name="redeemed_at", label="Redeemed from")
-    redeemed_to = DayToFilter(field_name="redeemed_at", label="Redeemed to")
+    created_from, created_to = day_range("created_at", "Created")
+    redeemed_from, redeemed_to = day_range("redeemed_at", "Redeemed")
 
     class Meta:
         model = Code
@@ -138,10 +144,8 @@ class SharedRedemptionFilter(filters.FilterSet):
         label="Profile id starts with",
         max_length=rules.PROFILE_ID_MAX,
     )
-    created_from = DayFromFilter(field_name="created_at", label="First attempt from")
-    created_to = DayToFilter(field_name="created_at", label="First attempt to")
-    redeemed_from = DayFromFilter(field_name="redeemed_at", label="Redeemed from")
-    redeemed_to = DayToFilter(field_name="redeemed_at", label="Redeemed to")
+    created_from, created_to = day_range("created_at", "First attempt")
+    redeemed_from, redeemed_to = day_range("redeemed_at", "Redeemed")
 
     class Meta:
         model = SharedRedemption

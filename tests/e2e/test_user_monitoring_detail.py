@@ -84,6 +84,14 @@ def test_a_search_with_several_matches_lists_them_and_support_reads_without_dele
     expect(page.get_by_text("Deleting a shared redemption needs the Ops role.")).to_be_visible()
     expect(page.get_by_role("link", name="Delete redemption…")).to_have_count(0)
 
+    # "Get test code" of a shared type: its one scan code, whatever state is chosen.
+    page.get_by_role("link", name="Global Monitoring › Redemption Codes").click()
+    page.get_by_label("Code type").select_option("freestuff")
+    page.get_by_label("State").select_option("Inactive")
+    page.get_by_role("button", name="Get test code").click()
+    expect(page.get_by_text("Test code of the shared type “freestuff”: FREESTUFF")).to_be_visible()
+    expect(page.get_by_text("It is redeemable now.")).to_be_visible()
+
 
 def test_the_dashboard_chart_counts_one_type_and_downloads_its_numbers(
     page, live_server, viewer_user
