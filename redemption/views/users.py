@@ -42,14 +42,33 @@ def user_monitoring(request: HttpRequest) -> HttpResponse:
         return page(request, "redemption/user_monitoring.html", context, nav=NAV)
     text = form.cleaned_data["profile"]
     type_name = form.cleaned_data["code_type"] or None
-    record_count, redeemed_count = selectors.profile_record_counts(text)
-    if record_count == 0:
-        matches, more = selectors.profiles_matching(text)
-        if len(matches) == 1 and matches[0].profile_id != text:
-            return redirect(_profile_url(matches[0].profile_id, type_name))
-        context.update(search=text, matches=matches, more_matches=more)
-        return page(request, "redemption/user_monitoring.html", context, nav=NAV)
-    profile_id = text
+    counts = selectors.profile_record_counts(text)
+    if counts[0] == 0:
+        return _profile_search(request, context, text, type_name)
+    return _profile_page(request, context, text, type_name, counts)
+
+
+def _profile_search(
+    request: HttpRequest, context: dict[str, object], text: str, type_name: str | None
+) -> HttpResponse:
+    """No profile has that id: list the profiles whose id or name starts with it (one opens
+    at once)."""
+    matches, more = selectors.profiles_matching(text)
+    if len(matches) == 1 and matches[0].profile_id != text:
+        return redirect(_profile_url(matches[0].profile_id, type_name))
+    context.update(search=text, matches=matches, more_matches=more)
+    return page(request, "redemption/user_monitoring.html", context, nav=NAV)
+
+
+def _profile_page(
+    request: HttpRequest,
+    context: dict[str, object],
+    profile_id: str,
+    type_name: str | None,
+    counts: tuple[int, int],
+) -> HttpResponse:
+    """One profile's records (of one type, when chosen), a keyset page at a time."""
+    record_count, redeemed_count = counts
     try:
         ct_id = selectors.code_type_get(type_name).pk if type_name else None
     except exc.CodeTypeNotFoundError:  # deleted since the form listed it
