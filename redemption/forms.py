@@ -427,7 +427,7 @@ class ProfileForm(forms.Form):
     """User Monitoring's search: a profile id, or the start of an id or of a name."""
 
     profile = forms.CharField(
-        max_length=max(rules.PROFILE_ID_MAX, rules.PROFILE_NAME_MAX),
+        max_length=rules.PROFILE_SEARCH_MAX,
         label="Profile id or name",
         help_text="A whole profile id, or the start of an id or of a name.",
         widget=forms.TextInput(attrs={"spellcheck": "false", "autocomplete": "off"}),
