@@ -456,10 +456,13 @@ class Job(models.Model):
         return self.status in {self.Status.SUCCEEDED, self.Status.FAILED}
 
 
-# The audit actions that record a redemption: at once (no fulfilment), or the fulfilment's
-# reply, which redeemed when its details say state Redeemed. The dashboard counts them per day.
+# The audit events that record a redemption: redeemed at once (no fulfilment), or a
+# fulfilment reply whose details say it redeemed. The dashboard counts them per day.
 REDEEMED_AT_ONCE = ("code.redeem", "shared.redeem")
-REDEMPTION_EVENTS = (*REDEEMED_AT_ONCE, "code.fulfilment", "shared.fulfilment")
+FULFILMENT_REPLIES = ("code.fulfilment", "shared.fulfilment")
+REDEMPTION_EVENT = Q(action__in=REDEEMED_AT_ONCE) | Q(
+    action__in=FULFILMENT_REPLIES, details__state=State.REDEEMED.value
+)
 
 
 class AuditEvent(models.Model):
@@ -487,7 +490,7 @@ class AuditEvent(models.Model):
             models.Index(
                 fields=["at", "code_type_name"],
                 name="audit_redemption_at",
-                condition=Q(action__in=REDEMPTION_EVENTS),
+                condition=REDEMPTION_EVENT,
             ),
         ]
 

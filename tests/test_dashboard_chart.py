@@ -5,6 +5,8 @@ import io
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -117,3 +119,17 @@ def test_the_numbers_download_as_csv_with_formulas_neutralised(client, viewer_us
 def test_the_csv_needs_a_signed_in_staff_user(client):
     response = client.get(reverse("redemption:redemptions_csv"))
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.postgres
+def test_the_chart_reads_only_the_partial_index_of_redemption_events(redeemed):
+    """The selector's own SQL, explained with sequential scans off: the planner must be able to
+    answer it from the partial index alone (its predicate is the query's filter)."""
+    with CaptureQueriesContext(connection) as ctx:
+        selectors.redemptions_per_day(days=30)
+    (query,) = ctx.captured_queries
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + query["sql"])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Only Scan using audit_redemption_at" in plan, plan

@@ -47,10 +47,12 @@ class Migration(migrations.Migration):
             model_name="auditevent",
             index=models.Index(
                 condition=models.Q(
-                    (
-                        "action__in",
-                        ("code.redeem", "shared.redeem", "code.fulfilment", "shared.fulfilment"),
-                    )
+                    ("action__in", ("code.redeem", "shared.redeem")),
+                    models.Q(
+                        ("action__in", ("code.fulfilment", "shared.fulfilment")),
+                        ("details__state", "Redeemed"),
+                    ),
+                    _connector="OR",
                 ),
                 fields=["at", "code_type_name"],
                 name="audit_redemption_at",

@@ -12,8 +12,7 @@ from django.utils import timezone
 
 from redemption import rules
 from redemption.models import (
-    REDEEMED_AT_ONCE,
-    REDEMPTION_EVENTS,
+    REDEMPTION_EVENT,
     Attempt,
     AuditEvent,
     Code,
@@ -180,15 +179,15 @@ def redemptions_per_day(
 
     Counted from the audit events that record them (personal and shared, at once or when the
     fulfilment succeeded), not from codes now Redeemed: a reset or a deleted redemption does
-    not rewrite history. One query over the partial index on redemption events (migration 0012).
+    not rewrite history. One index-only read of the partial index that holds exactly those
+    events (migration 0012).
     """
     now = now or timezone.now()
     today = now.astimezone(UTC).date()
     first = today - timedelta(days=days - 1)
     qs = AuditEvent.objects.filter(
-        at__gte=datetime.combine(first, datetime.min.time(), tzinfo=UTC),
-        action__in=REDEMPTION_EVENTS,
-    ).filter(Q(action__in=REDEEMED_AT_ONCE) | Q(details__state=State.REDEEMED))
+        REDEMPTION_EVENT, at__gte=datetime.combine(first, datetime.min.time(), tzinfo=UTC)
+    )
     if code_type_name is not None:
         qs = qs.filter(code_type_name=code_type_name)
     rows = qs.annotate(day=TruncDate("at", tzinfo=UTC)).values("day").annotate(n=Count("*"))
