@@ -8,7 +8,19 @@ from django import forms
 from django.db.models import Q, QuerySet
 
 from redemption import codes, rules
-from redemption.models import STATE_ORDER, AuditEvent, Code, CodeType, Job, UseType
+from redemption.models import (
+    SHARED_TRANSITIONS,
+    STATE_ORDER,
+    AuditEvent,
+    Code,
+    CodeType,
+    Job,
+    SharedRedemption,
+    UseType,
+)
+
+# The states a shared code's per-profile record can be in.
+SHARED_STATES = frozenset(SHARED_TRANSITIONS)
 
 DATE = forms.DateInput(attrs={"type": "date"})
 
@@ -19,6 +31,7 @@ KNOWN_ACTIONS = (
     "batch.invalidate",
     "code.activate",
     "code.add",
+    "code.fulfilment",
     "code.invalidate",
     "code.normalise",
     "code.redeem",
@@ -39,6 +52,8 @@ KNOWN_ACTIONS = (
     "codes.reset_all",
     "server_key.create",
     "server_key.revoke",
+    "shared.fulfilment",
+    "shared.redeem",
     "shared.redeem_attempt",
     "shared_redemption.delete",
     "user_token.mint",
@@ -71,16 +86,22 @@ class DayToFilter(DayFromFilter):
         return qs.filter(**{f"{self.field_name}__lt": _day_start(value + timedelta(days=1))})
 
 
+def day_range(field_name: str, what: str) -> tuple[DayFromFilter, DayToFilter]:
+    """ "<what> from" and "<what> to" filters on one timestamp, whole UTC days included."""
+    return (
+        DayFromFilter(field_name=field_name, label=f"{what} from"),
+        DayToFilter(field_name=field_name, label=f"{what} to"),
+    )
+
+
 class CodeFilter(filters.FilterSet):
     """Filters of a type's code list: state, batch, created/redeemed dates, code prefix."""
 
     state = filters.ChoiceFilter(choices=[(s, s) for s in STATE_ORDER], empty_label="Any state")
     batch = filters.UUIDFilter(field_name="batch_id", label="Batch id")
     prefix = filters.CharFilter(method="filter_prefix", label="Code starts with")
-    created_from = DayFromFilter(field_name="created_at", label="Created from")
-    created_to = DayToFilter(field_name="created_at", label="Created to")
-    redeemed_from = DayFromFilter(field_name="redeemed_at", label="Redeemed from")
-    redeemed_to = DayToFilter(field_name="redeemed_at", label="Redeemed to")
+    created_from, created_to = day_range("created_at", "Created")
+    redeemed_from, redeemed_to = day_range("redeemed_at", "Redeemed")
 
     class Meta:
         model = Code
@@ -162,6 +183,26 @@ class CodeTypeFilter(filters.FilterSet):
 
 def _yes_no(value: str | None) -> bool | None:
     return {"true": True, "false": False}.get(value or "")
+
+
+class SharedRedemptionFilter(filters.FilterSet):
+    """Filters of a shared type's redemptions: state, first-attempt/redeemed dates, profile."""
+
+    state = filters.ChoiceFilter(
+        choices=[(s, s) for s in STATE_ORDER if s in SHARED_STATES], empty_label="Any state"
+    )
+    profile = filters.CharFilter(
+        field_name="profile_id",
+        lookup_expr="startswith",
+        label="Profile id starts with",
+        max_length=rules.PROFILE_ID_MAX,
+    )
+    created_from, created_to = day_range("created_at", "First attempt")
+    redeemed_from, redeemed_to = day_range("redeemed_at", "Redeemed")
+
+    class Meta:
+        model = SharedRedemption
+        fields: list[str] = []
 
 
 class JobFilter(filters.FilterSet):

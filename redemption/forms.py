@@ -400,6 +400,25 @@ class TestCodeForm(forms.Form):
         cast(forms.ChoiceField, self.fields["code_type"]).choices = code_type_choices
 
 
+class ChartTypeForm(forms.Form):
+    """Which code type the dashboard's redemptions chart counts (empty: every type)."""
+
+    code_type = forms.ChoiceField(label="Code type", required=False)
+
+    def __init__(self, *args: Any, code_type_choices: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["code_type"]).choices = [
+            ("", "All code types"),
+            *code_type_choices,
+        ]
+
+    def chosen(self) -> str | None:
+        """The chosen type's name, or None for every type (also when the choice was refused)."""
+        if not self.is_bound or not self.is_valid():
+            return None
+        return self.cleaned_data["code_type"] or None
+
+
 class CodeResetForm(forms.Form):
     state = forms.ChoiceField(choices=INITIAL_STATE_CHOICES, label="Reset to")
 
@@ -430,11 +449,22 @@ class ActivateForm(PortalForm):
 
 
 class ProfileForm(forms.Form):
+    """User Monitoring's search: a profile id, or the start of an id or of a name."""
+
     profile = forms.CharField(
-        max_length=rules.PROFILE_ID_MAX,
-        label="Profile id",
+        max_length=rules.PROFILE_SEARCH_MAX,
+        label="Profile id or name",
+        help_text="A whole profile id, or the start of an id or of a name.",
         widget=forms.TextInput(attrs={"spellcheck": "false", "autocomplete": "off"}),
     )
+    code_type = forms.ChoiceField(label="Code type", required=False)
+
+    def __init__(self, *args: Any, code_type_choices: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["code_type"]).choices = [
+            ("", "All code types"),
+            *code_type_choices,
+        ]
 
 
 class ServerKeyForm(PortalForm):

@@ -463,6 +463,15 @@ class Job(models.Model):
         return self.status in {self.Status.SUCCEEDED, self.Status.FAILED}
 
 
+# The audit events that record a redemption: redeemed at once (no fulfilment), or a
+# fulfilment reply whose details say it redeemed. The dashboard counts them per day.
+REDEEMED_AT_ONCE = ("code.redeem", "shared.redeem")
+FULFILMENT_REPLIES = ("code.fulfilment", "shared.fulfilment")
+REDEMPTION_EVENT = Q(action__in=REDEEMED_AT_ONCE) | Q(
+    action__in=FULFILMENT_REPLIES, details__state=State.REDEEMED.value
+)
+
+
 class AuditEvent(models.Model):
     """Append-only record of who changed what."""
 
@@ -483,6 +492,14 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
+        indexes = [
+            # Redemptions per day, of every type or of one (selectors.redemptions).
+            models.Index(
+                fields=["at", "code_type_name"],
+                name="audit_redemption_at",
+                condition=REDEMPTION_EVENT,
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"

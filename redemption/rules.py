@@ -138,6 +138,8 @@ PROFILE_ID_MIN, PROFILE_ID_MAX = 1, 128
 PROFILE_NAME_MAX = 200
 PROFILE_ID_RULE = length_rule(PROFILE_ID_MIN, PROFILE_ID_MAX)
 PROFILE_NAME_RULE = f"at most {PROFILE_NAME_MAX} characters"
+# User Monitoring's search takes a whole id, or the start of an id or of a name.
+PROFILE_SEARCH_MAX = max(PROFILE_ID_MAX, PROFILE_NAME_MAX)
 # A user token cannot be revoked, only left to expire: it lives a minute to a day.
 USER_TOKEN_TTL_MIN, USER_TOKEN_TTL_MAX, USER_TOKEN_TTL_DEFAULT = 60, 86_400, 3_600
 

@@ -22,7 +22,7 @@ from redemption.models import (
     ServerKey,
     SharedRedemption,
 )
-from redemption.templatetags.portal import compact_json, num, state_badge, utc
+from redemption.templatetags.portal import compact_json, num, pretty_json, state_badge, utc
 
 TABLE_TEMPLATE = "redemption/_table.html"
 
@@ -69,6 +69,21 @@ class JSONColumn(tables.Column):
 
     def render(self, value: Any) -> str:
         return compact_json(value, self.limit)
+
+
+class PrettyJSONColumn(tables.Column):
+    """Indented JSON in a scrolling block (escaped like any other text); a dash when empty."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("attrs", {"td": {"class": "json-cell wide"}})
+        kwargs.setdefault("orderable", False)
+        kwargs.setdefault("empty_values", ())
+        super().__init__(*args, **kwargs)
+
+    def render(self, value: Any) -> str:
+        if value in (None, {}, []):
+            return mark_safe('<span class="muted">—</span>')
+        return format_html('<pre class="json cell-json">{}</pre>', pretty_json(value))
 
 
 class PortalTable(tables.Table):
@@ -173,6 +188,8 @@ class SharedRedemptionTable(PortalTable):
     current_attempt = NumColumn(verbose_name="Attempts")
     redeemed_at = UTCColumn(verbose_name="Redeemed")
     created_at = UTCColumn(verbose_name="First attempt")
+    custom_redemption_info = JSONColumn(verbose_name="Redemption info")
+    details = tables.Column(empty_values=(), verbose_name="", orderable=False)
 
     class Meta(PortalTable.Meta):
         model = SharedRedemption
@@ -182,6 +199,12 @@ class SharedRedemptionTable(PortalTable):
 
     def render_profile_id(self, value: str) -> str:
         return format_html('<a href="{}">{}</a>', profile_url(value), value)
+
+    def render_details(self, record: SharedRedemption) -> str:
+        return format_html(
+            '<a href="{}">Details</a>',
+            reverse("redemption:shared_redemption_detail", args=[record.pk]),
+        )
 
 
 class BatchTable(PortalTable):
@@ -411,6 +434,7 @@ class ProfileRecordTable(PortalTable):
     state = StateColumn()
     redeemed_at = UTCColumn(verbose_name="Redeemed")
     custom_code_info = JSONColumn(verbose_name="Custom info")
+    custom_redemption_info = PrettyJSONColumn(verbose_name="Redemption info")
     actions = tables.TemplateColumn(
         template_name="redemption/_profile_record_actions.html", verbose_name="", orderable=False
     )

@@ -48,6 +48,7 @@ TYPE = DESIGN + "<codetype:name>/"
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
+    path("redemptions-per-day.csv", dashboard.redemptions_csv, name="redemptions_csv"),
     # Design › Marketplace › Redemption Codes
     path(DESIGN, design.inventory, name="inventory"),
     path(DESIGN + "new/", design.code_type_create, name="code_type_create"),
@@ -104,6 +105,11 @@ urlpatterns = [
     ),
     # User Monitoring › Redemption Codes
     path("users/redemption-codes/", users.user_monitoring, name="user_monitoring"),
+    path(
+        "users/redemption-codes/shared/<uuid:redemption_id>/",
+        users.shared_redemption_detail,
+        name="shared_redemption_detail",
+    ),
     path(
         "users/redemption-codes/shared/delete/",
         users.shared_redemption_delete,

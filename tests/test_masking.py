@@ -11,7 +11,7 @@ from django.utils import timezone
 from redemption import codes
 from redemption.actors import Actor, Profile
 from redemption.masking import CodeReader, mask
-from redemption.models import Attempt, Batch, Code, Job, State
+from redemption.models import Attempt, Batch, Code, Job, SharedRedemption, State
 from redemption.services import (
     code_activate,
     code_invalidate,
@@ -214,7 +214,20 @@ def _pages(world: dict[str, Any], viewer: Any) -> dict[str, list[str]]:
                 "code_custom_info",
             )
         },
-        "redemption:user_monitoring": [reverse("redemption:user_monitoring") + "?profile=p-77"],
+        "redemption:user_monitoring": [
+            reverse("redemption:user_monitoring") + "?profile=p-77",
+            reverse("redemption:user_monitoring") + f"?profile=p-77&code_type={ct}",
+            reverse("redemption:user_monitoring") + "?profile=p-",
+            reverse("redemption:user_monitoring") + "?profile=pat",
+        ],
+        "redemption:shared_redemption_detail": [
+            reverse("redemption:shared_redemption_detail", args=[sr.pk])
+            for sr in SharedRedemption.objects.filter(profile_id="p-77")
+        ],
+        "redemption:redemptions_csv": [
+            reverse("redemption:redemptions_csv"),
+            reverse("redemption:redemptions_csv") + f"?code_type={ct}",
+        ],
         "redemption:shared_redemption_delete": [
             reverse("redemption:shared_redemption_delete") + "?code_type=everyone&profile=p-77"
         ],

@@ -51,8 +51,16 @@ PAGES = {
         5 + COUNTS,
     ),
     "code": (lambda d: reverse("redemption:code_detail", args=[d["failed"].canonical]), 5),
-    # A keyset page of codes and one of shared redemptions, a count of each, the attempts.
-    "profile": (lambda d: reverse("redemption:user_monitoring") + "?profile=p-42", 7),
+    # A keyset page of codes and one of shared redemptions, a count of each, the attempts,
+    # the code types of the filter.
+    "profile": (lambda d: reverse("redemption:user_monitoring") + "?profile=p-42", 8),
+    # The same for one type: its row, and the counts again for that type alone.
+    "profile-one-type": (
+        lambda d: reverse("redemption:user_monitoring") + "?profile=p-42&code_type=freestuff",
+        11,
+    ),
+    # Profiles by the start of an id or a name: four bounded reads of the prefix indexes.
+    "profile-search": (lambda d: reverse("redemption:user_monitoring") + "?profile=nob", 9),
     "jobs": (lambda d: reverse("redemption:job_list"), 3),
     "job": (lambda d: reverse("redemption:job_detail", args=[d["job"].pk]), 3),
     "audit": (lambda d: reverse("redemption:audit_log"), 3),

@@ -203,7 +203,7 @@ FORM_LIMITS = [
     (forms.AddCodeForm, "scan_code", "max_length", rules.SCAN_CODE_WRITTEN_MAX),
     (forms.ReasonForm, "reason", "max_length", rules.INVALIDATION_REASON_MAX),
     (forms.OptionalReasonForm, "reason", "max_length", rules.INVALIDATION_REASON_MAX),
-    (forms.ProfileForm, "profile", "max_length", rules.PROFILE_ID_MAX),
+    (forms.ProfileForm, "profile", "max_length", rules.PROFILE_SEARCH_MAX),
     (forms.ServerKeyForm, "name", "max_length", rules.SERVER_KEY_NAME_MAX),
     (forms.ServerKeyForm, "expires_in_days", "min_value", rules.SERVER_KEY_EXPIRY_DAYS_MIN),
     (forms.ServerKeyForm, "expires_in_days", "max_value", rules.SERVER_KEY_EXPIRY_DAYS_MAX),

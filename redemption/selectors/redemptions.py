@@ -3,7 +3,7 @@
 import heapq
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.db.models import Count, Q
@@ -12,7 +12,9 @@ from django.utils import timezone
 
 from redemption import rules
 from redemption.models import (
+    REDEMPTION_EVENT,
     Attempt,
+    AuditEvent,
     Code,
     SharedRedemption,
     State,
@@ -70,13 +72,15 @@ def profile_records_page(
     return RecordPage(records=records, next_cursor=next_cursor)
 
 
-def profile_record_counts(profile_id: str) -> tuple[int, int]:
+def profile_record_counts(profile_id: str, *, code_type_id: int | None = None) -> tuple[int, int]:
     """How many records one profile has, and how many of them are Redeemed (two index reads)."""
     total = redeemed = 0
     for qs in (
         Code.objects.filter(redeemed_by_profile_id=profile_id, is_shared_anchor=False),
         SharedRedemption.objects.filter(profile_id=profile_id),
     ):
+        if code_type_id is not None:
+            qs = qs.filter(code_type_id=code_type_id)
         counts = qs.aggregate(
             total=Count("pk"), redeemed=Count("pk", filter=Q(state=State.REDEEMED))
         )
@@ -85,13 +89,79 @@ def profile_record_counts(profile_id: str) -> tuple[int, int]:
     return total, redeemed
 
 
-def profile_open_attempts(profile_id: str, *, limit: int = 200) -> list[Attempt]:
+def profile_open_attempts(
+    profile_id: str, *, code_type_id: int | None = None, limit: int = 200
+) -> list[Attempt]:
     """A profile's failed and in-progress fulfilment attempts, newest first."""
+    qs = Attempt.objects.filter(profile_id=profile_id, state__in=[State.FAILED, State.IN_PROGRESS])
+    if code_type_id is not None:
+        qs = qs.filter(Q(code__code_type_id=code_type_id) | Q(shared__code_type_id=code_type_id))
     return list(
-        Attempt.objects.filter(profile_id=profile_id, state__in=[State.FAILED, State.IN_PROGRESS])
-        .select_related("code__code_type", "shared__code_type")
-        .order_by("-started_at")[:limit]
+        qs.select_related("code__code_type", "shared__code_type").order_by("-started_at")[:limit]
     )
+
+
+@dataclass(frozen=True)
+class ProfileMatch:
+    """A profile found by the start of its id or name."""
+
+    profile_id: str
+    profile_name: str | None
+
+
+# Rows read from each prefix index per search: a bound on the work, not on the answer's size.
+PROFILE_SEARCH_ROWS = 500
+
+
+def profiles_matching(text: str, *, limit: int = 50) -> tuple[list[ProfileMatch], bool]:
+    """Profiles whose id starts with `text` (as typed) or whose name starts with it (in any
+    case), by id, at most `limit`; and whether there may be more (then type more of it).
+
+    Each of the four reads (ids and names, of codes and of shared redemptions) walks its
+    prefix index (migration 0014) for at most PROFILE_SEARCH_ROWS rows, in no order, so a
+    one-letter search costs the same as an exact one.
+    """
+    if not text:
+        return [], False
+    reads = (
+        Code.objects.filter(redeemed_by_profile_id__startswith=text).values_list(
+            "redeemed_by_profile_id", "redeemed_by_profile_name"
+        ),
+        Code.objects.filter(redeemed_by_profile_name__istartswith=text).values_list(
+            "redeemed_by_profile_id", "redeemed_by_profile_name"
+        ),
+        SharedRedemption.objects.filter(profile_id__startswith=text).values_list(
+            "profile_id", "profile_name"
+        ),
+        SharedRedemption.objects.filter(profile_name__istartswith=text).values_list(
+            "profile_id", "profile_name"
+        ),
+    )
+    names: dict[str, str | None] = {}
+    capped = False
+    for qs in reads:
+        rows = list(qs.order_by()[:PROFILE_SEARCH_ROWS])
+        capped |= len(rows) == PROFILE_SEARCH_ROWS
+        for profile_id, name in rows:
+            if profile_id is not None:
+                names[profile_id] = names.get(profile_id) or name
+    found = [ProfileMatch(pid, names[pid]) for pid in sorted(names)]
+    return found[:limit], capped or len(found) > limit
+
+
+def shared_redemption_get(redemption_id: uuid.UUID) -> SharedRedemption | None:
+    """One profile's redemption of a shared code type, with its type."""
+    return SharedRedemption.objects.select_related("code_type").filter(pk=redemption_id).first()
+
+
+def shared_redemption_history(sr: SharedRedemption, *, limit: int = 200) -> list[AuditEvent]:
+    """Audit events of one shared redemption, oldest first (its redeem, attempts, replies)."""
+    return list(AuditEvent.objects.filter(target_id=str(sr.pk)).order_by("at", "id")[:limit])
+
+
+def shared_redemption_attempts(sr: SharedRedemption) -> list[Attempt]:
+    """Every fulfilment attempt of one shared redemption, first to last."""
+    return list(Attempt.objects.filter(shared=sr).order_by("attempt"))
 
 
 def profile_name_of(records: list[Code | SharedRedemption]) -> str | None:
@@ -117,26 +187,26 @@ def current_attempts(records: list[Code | SharedRedemption]) -> dict[uuid.UUID, 
     return found
 
 
-def redemptions_per_day(*, days: int = 30, now: datetime | None = None) -> list[tuple[date, int]]:
-    """Redeemed codes per UTC day for the last `days` days, oldest first, zeros included."""
+def redemptions_per_day(
+    *, days: int = 30, code_type_name: str | None = None, now: datetime | None = None
+) -> list[tuple[date, int]]:
+    """Successful redemptions per UTC day for the last `days` days, oldest first, zeros included.
+
+    Counted from the audit events that record them (personal and shared, at once or when the
+    fulfilment succeeded), not from codes now Redeemed: a reset or a deleted redemption does
+    not rewrite history. One index-only read of the partial index that holds exactly those
+    events (migration 0014).
+    """
     now = now or timezone.now()
-    today = now.date()
+    today = now.astimezone(UTC).date()
     first = today - timedelta(days=days - 1)
-    start = datetime.combine(first, datetime.min.time(), tzinfo=now.tzinfo)
-    totals: dict[date, int] = {}
-    personal = Code.objects.filter(
-        redeemed_at__gte=start, state=State.REDEEMED, is_shared_anchor=False
+    qs = AuditEvent.objects.filter(
+        REDEMPTION_EVENT, at__gte=datetime.combine(first, datetime.min.time(), tzinfo=UTC)
     )
-    shared = SharedRedemption.objects.filter(redeemed_at__gte=start, state=State.REDEEMED)
-    for qs in (personal, shared):
-        rows = (
-            qs.annotate(day=TruncDate("redeemed_at"))
-            .values("day")
-            .annotate(n=Count("*"))
-            .order_by()
-        )
-        for row in rows:
-            totals[row["day"]] = totals.get(row["day"], 0) + row["n"]
+    if code_type_name is not None:
+        qs = qs.filter(code_type_name=code_type_name)
+    rows = qs.annotate(day=TruncDate("at", tzinfo=UTC)).values("day").annotate(n=Count("*"))
+    totals = {row["day"]: row["n"] for row in rows.order_by()}
     return [
         (first + timedelta(days=i), totals.get(first + timedelta(days=i), 0)) for i in range(days)
     ]

@@ -11,6 +11,7 @@ from redemption import permissions, rules
 from redemption.actors import Actor
 from redemption.db import claims
 from redemption.models import INITIAL_STATES, AuditEvent, Code, CodeType, SharedRedemption, State
+from redemption.transitions import type_in_use_refusal
 
 
 def audit_fields(
@@ -117,16 +118,10 @@ def check_code_type_matches(code: Code, code_type_name: str | None) -> None:
 
 
 def check_type_in_use(ct: CodeType) -> None:
-    """Refuse new use of a disabled or archived type: redeem, add, activate, generate, import,
-    custom-info updates. Invalidation and resets stay allowed (a leaked code must always be
-    stoppable), so they do not call this."""
-    if ct.archived_at is not None:
-        raise exc.CodeTypeDisabledError(
-            "This code type is archived; unarchive it first.",
-            details={"codeType": ct.name, "archived": True},
-        )
-    if ct.is_disabled:
-        raise exc.CodeTypeDisabledError(details={"codeType": ct.name})
+    """Refuse new use of an archived or disabled type (transitions.type_in_use_refusal)."""
+    refusal = type_in_use_refusal(ct)
+    if refusal is not None:
+        raise refusal
 
 
 def check_initial_state(value: str | None, field: str = "codeState") -> str:

@@ -24,12 +24,11 @@ from redemption.services._common import (
     audit_fields,
     check_code_type_matches,
     check_json_object,
-    check_type_in_use,
 )
 from redemption.services.fulfilment_replies import record_reply
 from redemption.services.keys import minting_key_check
 from redemption.services.timeouts import attempt_deadline, expire_if_due
-from redemption.transitions import STATE_ERRORS
+from redemption.transitions import STATE_ERRORS, redeem_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -152,12 +151,9 @@ def _redeem(
         raise exc.CodeNotFoundError()
     check_code_type_matches(code, code_type_name)
     ct = code.code_type
-    check_type_in_use(ct)
-    now = timezone.now()
-    if ct.valid_start and now < ct.valid_start:
-        raise exc.NotYetValidError()
-    if ct.valid_end and now >= ct.valid_end:
-        raise exc.ExpiredError()
+    refusal = redeem_refusal(ct, now=timezone.now())
+    if refusal is not None:
+        raise refusal
     if code.is_shared_anchor:
         return _redeem_shared(actor=actor, ct=ct, profile=profile, info=info)
     return _redeem_personal(actor=actor, code=code, profile=profile, info=info)

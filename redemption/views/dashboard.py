@@ -4,13 +4,19 @@ import math
 from dataclasses import dataclass
 from datetime import date
 
+from django.contrib import messages
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import redirect
 
 from redemption import selectors
+from redemption.csv_out import csv_download
+from redemption.forms import ChartTypeForm
 from redemption.tables import JobTable
 from redemption.views._common import page, viewer_required
 
+CHART_DAYS = 30
 CHART_W, CHART_H = 760, 240
 PAD_L, PAD_R, PAD_T, PAD_B = 52, 12, 14, 34
 
@@ -71,7 +77,7 @@ def bar_chart(series: list[tuple[date, int]]) -> dict[str, object]:
                 h=round(h, 1),
                 day=day,
                 value=n,
-                label=f"{day:%Y-%m-%d}: {intcomma(n)} redeemed",
+                label=f"{day:%Y-%m-%d}: {intcomma(n)} redemption{'' if n == 1 else 's'}",
             )
         )
         if i % 5 == 0 or i == len(series) - 1:
@@ -96,10 +102,23 @@ def bar_chart(series: list[tuple[date, int]]) -> dict[str, object]:
     }
 
 
+def _chart_type(request: HttpRequest) -> tuple[ChartTypeForm, str | None]:
+    form = ChartTypeForm(
+        request.GET if "code_type" in request.GET else None,
+        code_type_choices=selectors.code_types_for_choices(),
+    )
+    chosen = form.chosen()
+    if form.is_bound and not form.is_valid():
+        messages.error(request, "No code type has that name; the chart counts every type.")
+    return form, chosen
+
+
 @viewer_required
 def dashboard(request: HttpRequest) -> HttpResponse:
+    """Totals by state, redemption events per day (every type or one), recent jobs."""
     totals = selectors.totals_by_state()
-    series = selectors.redemptions_per_day(days=30)
+    form, chosen = _chart_type(request)
+    series = selectors.redemptions_per_day(days=CHART_DAYS, code_type_name=chosen)
     jobs = JobTable(selectors.recent_jobs(limit=8))
     return page(
         request,
@@ -108,8 +127,24 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "totals": totals,
             "grand_total": sum(totals.values()),
             "chart": bar_chart(series),
+            "chart_form": form,
+            "chart_type": chosen,
+            "chart_days": CHART_DAYS,
             "series": series,
             "jobs_table": jobs,
         },
         nav="dashboard",
     )
+
+
+@viewer_required
+def redemptions_csv(request: HttpRequest) -> HttpResponseBase:
+    """The chart's numbers as CSV: one line per UTC day (formula-safe, like every export)."""
+    form, chosen = _chart_type(request)
+    if form.is_bound and not form.is_valid():
+        return redirect("redemption:dashboard")
+    series = selectors.redemptions_per_day(days=CHART_DAYS, code_type_name=chosen)
+    label = chosen or "all"
+    rows: list[tuple[str, str, str | int]] = [("day", "codeType", "redemptions")]
+    rows += [(f"{day:%Y-%m-%d}", label, n) for day, n in series]
+    return csv_download(rows, f"redemptions-per-day-{label}.csv")

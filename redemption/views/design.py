@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from redemption import exceptions as exc
 from redemption import rules, selectors, services
 from redemption.csv_out import csv_download
-from redemption.filters import CodeFilter, CodeTypeFilter
+from redemption.filters import CodeFilter, CodeTypeFilter, SharedRedemptionFilter
 from redemption.forms import (
     PROTECTED_STATES,
     AddCodeForm,
@@ -158,31 +158,34 @@ def code_type_detail(request: HttpRequest, name: str) -> HttpResponse:
         ),
     }
     if ct.is_shared:
-        qs = selectors.of_type(SharedRedemption, ct)
-        state = request.GET.get("state")
-        if state in STATE_ORDER:
-            qs = qs.filter(state=state)
-        keyset = selectors.keyset_page(qs, after=after, before=before, per_page=PER_PAGE)
+        shared_filter = SharedRedemptionFilter(
+            request.GET, queryset=selectors.of_type(SharedRedemption, ct)
+        )
+        keyset = _filtered_page(shared_filter, after=after, before=before)
+        context["filter"] = shared_filter
         context["codes_table"] = SharedRedemptionTable(keyset.rows)
-        context["state_filter"] = state
     else:
         code_filter = CodeFilter(
             request.GET,
             queryset=selectors.codes_filtered(ct),
             prefix_max=rules.MASK_KEEP if reader.masks_live else None,
         )
-        if code_filter.is_valid():
-            keyset = selectors.keyset_page(
-                code_filter.qs, after=after, before=before, per_page=PER_PAGE
-            )
-        else:
-            keyset = selectors.KeysetPage(rows=[], after=None, before=None, is_first=True)
+        keyset = _filtered_page(code_filter, after=after, before=before)
         context["filter"] = code_filter
         context["codes_table"] = CodeTable(keyset.rows, reader=reader)
         context["batches_table"] = BatchTable(selectors.batches_of_type(ct))
     context["keyset"] = keyset
     context["export_query"] = _export_query(request)
     return page(request, "redemption/code_type_detail.html", context, nav=NAV)
+
+
+def _filtered_page(
+    found: CodeFilter | SharedRedemptionFilter, *, after: str | None, before: str | None
+) -> selectors.KeysetPage:
+    """The keyset page of what a valid filter selects; an empty page while it is invalid."""
+    if not found.is_valid():
+        return selectors.KeysetPage(rows=[], after=None, before=None, is_first=True)
+    return selectors.keyset_page(found.qs, after=after, before=before, per_page=PER_PAGE)
 
 
 def _export_query(request: HttpRequest) -> str:

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from redemption import exceptions as exc
@@ -21,7 +22,7 @@ from redemption.forms import (
 from redemption.masking import code_detail_url
 from redemption.models import Code, CodeType, State
 from redemption.tables import AttemptTable, HistoryTable
-from redemption.transitions import can
+from redemption.transitions import can, redeem_refusal
 from redemption.views._common import (
     code_reader,
     page,
@@ -98,11 +99,30 @@ def test_code(request: HttpRequest) -> HttpResponse:
         return redirect("redemption:lookup")
     ct = selectors.code_type_get(form.cleaned_data["code_type"])
     state = form.cleaned_data["state"]
+    if ct.is_shared:
+        return _shared_test_code(request, ct)
     code = selectors.first_code(code_type=ct, state=state)
     if code is None or not rules.is_canonical_scan_code(code.canonical):
         messages.warning(request, f"“{ct.name}” has no {state} code.")
         return redirect(reverse("redemption:lookup"))
     return _detail(code)
+
+
+def _shared_test_code(request: HttpRequest, ct: CodeType) -> HttpResponse:
+    """A shared type has one scan code and no per-code state: answer it, and whether a
+    redeem of it would pass the type's gates now (disabled, window, cap)."""
+    refusal = redeem_refusal(ct, now=timezone.now(), count_cap=True)
+    said = (
+        f"Test code of the shared type “{ct.name}”: {ct.scan_code} (a shared code has no "
+        "state of its own, so the state chosen does not apply). "
+    )
+    if refusal is None:
+        messages.success(request, said + "It is redeemable now.")
+    else:
+        messages.warning(
+            request, said + f"It is not redeemable now: {refusal.message} ({refusal.code})"
+        )
+    return redirect("redemption:code_type_detail", name=ct.name)
 
 
 @viewer_required

@@ -1,9 +1,10 @@
 """User Monitoring › Redemption Codes: what one profile redeemed and attempted."""
 
 from urllib.parse import urlencode
+from uuid import UUID
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
@@ -11,7 +12,7 @@ from redemption import exceptions as exc
 from redemption import rules, selectors, services
 from redemption.forms import ProfileForm
 from redemption.selectors import KeysetPage
-from redemption.tables import AttemptTable, ProfileRecordTable
+from redemption.tables import AttemptTable, HistoryTable, ProfileRecordTable
 from redemption.views._common import (
     STALE_PAGE,
     code_reader,
@@ -26,45 +27,103 @@ NAV = "user"
 PER_PAGE = rules.PAGE_LIMIT_DEFAULT
 
 
-def _profile_url(profile_id: str) -> str:
-    return reverse("redemption:user_monitoring") + "?" + urlencode({"profile": profile_id})
+def _profile_url(profile_id: str, code_type: str | None = None) -> str:
+    query = {"profile": profile_id, **({"code_type": code_type} if code_type else {})}
+    return reverse("redemption:user_monitoring") + "?" + urlencode(query)
 
 
 @viewer_required
 def user_monitoring(request: HttpRequest) -> HttpResponse:
-    """Enter a profile id: its codes (any state it reached) and its failed/in-progress attempts."""
-    form = ProfileForm(request.GET or None)
+    """Find a profile by id or by the start of its id or name; show its codes (any state it
+    reached, of every type or one) and its failed/in-progress attempts."""
+    form = ProfileForm(request.GET or None, code_type_choices=selectors.code_types_for_choices())
     context: dict[str, object] = {"form": form}
-    if form.is_bound and form.is_valid():
-        profile_id = form.cleaned_data["profile"]
-        after = request.GET.get("after") or None
-        try:
-            records = selectors.profile_records_page(
-                profile_id,
-                redeemed_only=False,
-                cursor=after,
-                limit=rules.portal_per_page(request.GET.get("per_page"), PER_PAGE),
-            )
-        except exc.InvalidParameterError:
-            messages.error(request, STALE_PAGE)
-            return redirect(_profile_url(profile_id))
-        record_count, redeemed_count = selectors.profile_record_counts(profile_id)
-        reader = code_reader(request)
-        context.update(
-            profile_id=profile_id,
-            profile_name=selectors.profile_name_of(records.records),
-            records_table=ProfileRecordTable(records.records, reader=reader),
-            keyset=KeysetPage(
-                rows=records.records,
-                after=records.next_cursor,
-                before=None,
-                is_first=after is None,
-            ),
-            redeemed_count=redeemed_count,
-            record_count=record_count,
-            attempts_table=AttemptTable(selectors.profile_open_attempts(profile_id), reader=reader),
-        )
+    if not (form.is_bound and form.is_valid()):
+        return page(request, "redemption/user_monitoring.html", context, nav=NAV)
+    text = form.cleaned_data["profile"]
+    type_name = form.cleaned_data["code_type"] or None
+    counts = selectors.profile_record_counts(text)
+    if counts[0] == 0:
+        return _profile_search(request, context, text, type_name)
+    return _profile_page(request, context, text, type_name, counts)
+
+
+def _profile_search(
+    request: HttpRequest, context: dict[str, object], text: str, type_name: str | None
+) -> HttpResponse:
+    """No profile has that id: list the profiles whose id or name starts with it (one opens
+    at once)."""
+    matches, more = selectors.profiles_matching(text)
+    if len(matches) == 1 and matches[0].profile_id != text:
+        return redirect(_profile_url(matches[0].profile_id, type_name))
+    context.update(search=text, matches=matches, more_matches=more)
     return page(request, "redemption/user_monitoring.html", context, nav=NAV)
+
+
+def _profile_page(
+    request: HttpRequest,
+    context: dict[str, object],
+    profile_id: str,
+    type_name: str | None,
+    counts: tuple[int, int],
+) -> HttpResponse:
+    """One profile's records (of one type, when chosen), a keyset page at a time."""
+    record_count, redeemed_count = counts
+    try:
+        ct_id = selectors.code_type_get(type_name).pk if type_name else None
+    except exc.CodeTypeNotFoundError:  # deleted since the form listed it
+        messages.error(request, "That code type no longer exists; here are every type's codes.")
+        return redirect(_profile_url(profile_id))
+    after = request.GET.get("after") or None
+    try:
+        records = selectors.profile_records_page(
+            profile_id,
+            code_type_id=ct_id,
+            redeemed_only=False,
+            cursor=after,
+            limit=rules.portal_per_page(request.GET.get("per_page"), PER_PAGE),
+        )
+    except exc.InvalidParameterError:
+        messages.error(request, STALE_PAGE)
+        return redirect(_profile_url(profile_id, type_name))
+    if ct_id is not None:
+        record_count, redeemed_count = selectors.profile_record_counts(
+            profile_id, code_type_id=ct_id
+        )
+    reader = code_reader(request)
+    context.update(
+        profile_id=profile_id,
+        code_type=type_name,
+        profile_name=selectors.profile_name_of(records.records),
+        records_table=ProfileRecordTable(records.records, reader=reader),
+        keyset=KeysetPage(
+            rows=records.records,
+            after=records.next_cursor,
+            before=None,
+            is_first=after is None,
+        ),
+        redeemed_count=redeemed_count,
+        record_count=record_count,
+        attempts_table=AttemptTable(
+            selectors.profile_open_attempts(profile_id, code_type_id=ct_id), reader=reader
+        ),
+    )
+    return page(request, "redemption/user_monitoring.html", context, nav=NAV)
+
+
+@viewer_required
+def shared_redemption_detail(request: HttpRequest, redemption_id: UUID) -> HttpResponse:
+    """One profile's redemption of a shared code: every field, its attempts and history."""
+    sr = selectors.shared_redemption_get(redemption_id)
+    if sr is None:
+        raise Http404("No shared redemption has that id; it may have been deleted.")
+    context = {
+        "sr": sr,
+        "ct": sr.code_type,
+        "attempts_table": AttemptTable(selectors.shared_redemption_attempts(sr), show_code=False),
+        "history_table": HistoryTable(selectors.shared_redemption_history(sr)),
+    }
+    return page(request, "redemption/shared_redemption_detail.html", context, nav=NAV)
 
 
 @ops_required
