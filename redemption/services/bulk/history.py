@@ -72,7 +72,9 @@ class HistoryRun(ImportRun):
             if isinstance(parsed, Header):
                 self.header_text, self.header = text, parsed
                 return
-            self.error(line_no, None, exc.InvalidParameterError.code, f"{NO_HEADER} {parsed}")
+            self.records += 1
+            self.invalid(line_no, None, exc.InvalidParameterError.code, f"{NO_HEADER} {parsed}")
+            return
         self.records += 1
         self.add_line(line_no, text)
 
