@@ -17,7 +17,11 @@ SHELL       := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help venv browser pgbouncer test lint fmt run serve bench fuzz clean distclean
+NODE_DIR    ?= var/node
+# The official brainCloud JS client the wire tests drive, exactly these versions.
+NODE_PACKAGES = braincloud@4.15.0 xmlhttprequest@1.8.0
+
+.PHONY: help venv browser node pgbouncer test lint fmt run serve bench fuzz clean distclean
 
 help: ## Show this help
 	@echo "Usage: make <target> [VAR=value ...]"
@@ -55,6 +59,23 @@ browser: ## Make sure Chromium is installed (apt-get install chromium as root if
 	  fi; \
 	  echo "chromium: $(CHROMIUM)"
 
+node: ## Install the official brainCloud JS client (npm braincloud@4.15.0) into NODE_DIR for the wire tests
+	@for tool in node npm; do \
+	  if ! command -v $$tool >/dev/null 2>&1; then \
+	    echo "ERROR: $$tool not found; the brainCloud client tests need Node 20 and npm" >&2; \
+	    echo "       (Debian/Ubuntu: sudo apt-get install -y nodejs npm)." >&2; \
+	    exit 1; \
+	  fi; \
+	done; \
+	  if [ -f "$(NODE_DIR)/node_modules/braincloud/package.json" ] \
+	    && grep -q '"version": "4.15.0"' "$(NODE_DIR)/node_modules/braincloud/package.json" \
+	    && [ -f "$(NODE_DIR)/node_modules/xmlhttprequest/package.json" ]; then \
+	    echo "braincloud: $(NODE_DIR)/node_modules/braincloud"; exit 0; fi; \
+	  mkdir -p "$(NODE_DIR)"; \
+	  [ -f "$(NODE_DIR)/package.json" ] || echo '{"private": true}' > "$(NODE_DIR)/package.json"; \
+	  echo ">> installing $(NODE_PACKAGES) into $(NODE_DIR)"; \
+	  npm install --prefix "$(NODE_DIR)" --no-audit --no-fund --save-exact $(NODE_PACKAGES)
+
 pgbouncer: ## On PostgreSQL, make sure pgbouncer is installed for its test (apt-get as root if missing)
 	@case "$${DATABASE_URL:-}" in postgres*) ;; *) exit 0;; esac; \
 	  if command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; then exit 0; fi; \
@@ -73,7 +94,9 @@ pgbouncer: ## On PostgreSQL, make sure pgbouncer is installed for its test (apt-
 test lint: export DJANGO_SETTINGS_MODULE ?= portal.settings_test
 # The e2e conftest reads $CHROMIUM too, so export it for pytest.
 test: export CHROMIUM := $(CHROMIUM)
-test: venv browser pgbouncer ## Lint, format check, mypy, Django checks, migration check, then pytest (PYTEST_ARGS=...)
+# The brainCloud client test finds the npm packages `make node` installed here.
+test: export BRAINCLOUD_NODE_DIR := $(abspath $(NODE_DIR))
+test: venv browser node pgbouncer ## Lint, format check, mypy, Django checks, migration check, then pytest (PYTEST_ARGS=...)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy redemption

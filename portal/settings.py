@@ -194,6 +194,13 @@ REDEEM_FAILED_WINDOW_SECONDS = env_int("REDEEM_FAILED_WINDOW_SECONDS", 15 * 60)
 JOB_BATCH_SIZE = env_int("JOB_BATCH_SIZE", 10_000)
 SWEEP_INTERVAL_SECONDS = env_int("SWEEP_INTERVAL_SECONDS", 60)
 
+# brainCloud wire (SPEC §11): origins a browser client may call /dispatcherv2 from (comma
+# list, "*" for any), and anonymous sign-ins allowed per client IP per minute.
+BRAINCLOUD_CORS_ORIGINS = [
+    o.strip() for o in os.environ.get("BRAINCLOUD_CORS_ORIGINS", "*").split(",") if o.strip()
+]
+WIRE_ANON_PER_IP_PER_MINUTE = env_int("WIRE_ANON_PER_IP_PER_MINUTE", 30)
+
 # --- Production: workers, job leases, outages, PgBouncer ---
 # A running job's lease; its worker renews it with every batch, and a live worker takes over a
 # job whose lease ran out (within two lease periods).

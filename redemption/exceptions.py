@@ -374,6 +374,34 @@ class FulfillmentUrlForbiddenError(RedemptionError):
     )
 
 
+class WireBadSignatureError(RedemptionError):
+    """A brainCloud packet's X-SIG is missing or wrong, or X-APPID names no enabled app."""
+
+    code, reason_code, http_status = "WIRE_BAD_SIGNATURE", 40840, 403
+    default_message = "The packet signature is missing or wrong, or the app is unknown."
+
+
+class WireAuthTypeNotAllowedError(RedemptionError):
+    """The brainCloud app does not allow that authentication type."""
+
+    code, reason_code, http_status = "WIRE_AUTH_TYPE_NOT_ALLOWED", 40841, 403
+    default_message = "This authentication type is not enabled for the app."
+
+
+class WireUnknownOperationError(RedemptionError):
+    """The brainCloud service/operation is not offered here."""
+
+    code, reason_code, http_status = "WIRE_UNKNOWN_OPERATION", 40842, 400
+    default_message = "That service and operation are not offered."
+
+
+class WireBadCredentialsError(RedemptionError):
+    """The External token is invalid, expired, revoked or for another profile."""
+
+    code, reason_code, http_status = "WIRE_BAD_CREDENTIALS", 40843, 403
+    default_message = "The authentication token is invalid, expired or revoked."
+
+
 class JobLeaseLostError(Exception):
     """This worker no longer holds the job's lease: another worker took it over. Stop quietly.
 

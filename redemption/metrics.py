@@ -52,6 +52,14 @@ RATE_LIMIT_REFUSALS = Counter(
     registry=None,
 )
 
+WIRE_MESSAGES = Counter(
+    "redemption_wire_messages",
+    "brainCloud wire messages by endpoint (client, s2s), service, operation and outcome "
+    "(ok, error, replayed, refused).",
+    ["endpoint", "service", "operation", "outcome"],
+    registry=None,
+)
+
 
 def redeem_succeeded(*, in_progress: bool) -> None:
     """Count a redeem that redeemed the code (200) or left its fulfilment running (202)."""
@@ -93,3 +101,8 @@ def job_reached(*, kind: str, status: str) -> None:
 def rate_limited(*, limit: str) -> None:
     """Count a request refused by the named limit (redeem_profile, redeem_ip, sign_in)."""
     RATE_LIMIT_REFUSALS.labels(limit).inc()
+
+
+def wire_message(*, endpoint: str, service: str, operation: str, outcome: str) -> None:
+    """Count one brainCloud message (`service`/`operation` only as offered, else "other")."""
+    WIRE_MESSAGES.labels(endpoint, service, operation, outcome).inc()

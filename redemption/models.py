@@ -587,3 +587,72 @@ class SignInCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.failures}"
+
+
+class BraincloudApp(models.Model):
+    """A brainCloud app whose unchanged official clients call /dispatcherv2 (SPEC §11).
+
+    The secret is kept in clear: every packet's X-SIG is an MD5 over the body and the secret.
+    """
+
+    app_id = models.CharField(max_length=rules.WIRE_APP_ID_MAX, unique=True)
+    name = models.CharField(max_length=rules.WIRE_APP_NAME_MAX, blank=True, default="")
+    secret = models.CharField(max_length=rules.WIRE_APP_SECRET_MAX)
+    allow_anonymous = models.BooleanField(default=False)
+    session_seconds = models.PositiveIntegerField(default=rules.WIRE_SESSION_SECONDS_DEFAULT)
+    is_enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["app_id"]
+
+    def __str__(self) -> str:
+        return self.app_id
+
+    @property
+    def auth_types(self) -> tuple[str, ...]:
+        """The client authentication types this app accepts."""
+        return ("External", "Anonymous") if self.allow_anonymous else ("External",)
+
+
+class WireSession(models.Model):
+    """A signed-in brainCloud client, shared by every process; each packet slides its expiry.
+
+    Only a hash of the session id is kept. `last_*` is the resend slot (braincloud.packets):
+    a packet whose id equals the last one gets the stored answer, nothing is run again.
+    """
+
+    key_hash = models.CharField(max_length=64, primary_key=True)
+    app = models.ForeignKey(BraincloudApp, on_delete=models.CASCADE, related_name="sessions")
+    profile_id = models.CharField(max_length=rules.PROFILE_ID_MAX)
+    profile_name = models.CharField(max_length=rules.PROFILE_NAME_MAX, null=True, blank=True)
+    client_ip = models.CharField(max_length=100, blank=True, default="")
+    # The server key that minted the External sign-in's user token: revoking it ends redeems.
+    minting_key_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+    logged_out = models.BooleanField(default=False)
+    last_packet_id = models.BigIntegerField(null=True, blank=True)
+    last_response = models.JSONField(null=True, blank=True)
+    last_packet_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.app_id}:{self.profile_id}"
+
+
+class WireAnonymousProfile(models.Model):
+    """The stable profile an app's anonymous id signs in as."""
+
+    app = models.ForeignKey(BraincloudApp, on_delete=models.CASCADE, related_name="anonymous")
+    anonymous_id = models.CharField(max_length=rules.PROFILE_ID_MAX)
+    profile_id = models.CharField(max_length=rules.PROFILE_ID_MAX, unique=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["app", "anonymous_id"], name="wire_anon_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.anonymous_id} → {self.profile_id}"

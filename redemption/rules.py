@@ -142,6 +142,28 @@ PROFILE_NAME_RULE = f"at most {PROFILE_NAME_MAX} characters"
 USER_TOKEN_TTL_MIN, USER_TOKEN_TTL_MAX, USER_TOKEN_TTL_DEFAULT = 60, 86_400, 3_600
 
 
+# brainCloud apps (SPEC §11): app ids as brainCloud's, secrets of printable ASCII.
+WIRE_APP_ID_MAX = 64
+WIRE_APP_ID_REGEX = r"[A-Za-z0-9_.-]{1,64}"
+WIRE_APP_ID_RULE = "1-64 characters of A-Z a-z 0-9 _ . -"
+WIRE_APP_NAME_MAX = 200
+WIRE_APP_SECRET_MIN, WIRE_APP_SECRET_MAX = 8, 128
+WIRE_APP_SECRET_REGEX = r"[\x21-\x7e]{8,128}"  # noqa: S105 - a pattern, not a secret
+WIRE_APP_SECRET_RULE = "8-128 printable ASCII characters, no spaces"  # noqa: S105
+WIRE_SESSION_SECONDS_DEFAULT = 1200
+WIRE_SESSION_SECONDS_MIN, WIRE_SESSION_SECONDS_MAX = 60, 86400
+
+
+def is_wire_app_id(value: object) -> TypeGuard[str]:
+    """True for a brainCloud app id (WIRE_APP_ID_RULE)."""
+    return isinstance(value, str) and re.fullmatch(WIRE_APP_ID_REGEX, value) is not None
+
+
+def is_wire_app_secret(value: object) -> TypeGuard[str]:
+    """True for a brainCloud app secret (WIRE_APP_SECRET_RULE)."""
+    return isinstance(value, str) and re.fullmatch(WIRE_APP_SECRET_REGEX, value) is not None
+
+
 def is_profile_id(value: object) -> TypeGuard[str]:
     """True for a profile id of PROFILE_ID_MIN to PROFILE_ID_MAX characters."""
     return is_text_of(value, PROFILE_ID_MIN, PROFILE_ID_MAX)

@@ -54,6 +54,7 @@ from redemption.selectors.paging import (
 )
 from redemption.selectors.redemptions import (
     RecordPage,
+    current_attempts,
     profile_name_of,
     profile_open_attempts,
     profile_record_counts,
@@ -90,6 +91,7 @@ __all__ = [
     "code_types_page",
     "codes_filtered",
     "codes_shown_in_full",
+    "current_attempts",
     "cursor_decode",
     "cursor_encode",
     "empty_counts",

@@ -102,6 +102,21 @@ def profile_name_of(records: list[Code | SharedRedemption]) -> str | None:
     return None
 
 
+def current_attempts(records: list[Code | SharedRedemption]) -> dict[uuid.UUID, Attempt]:
+    """The current attempt of each record that has one, by the record's id (one query)."""
+    codes = [r.pk for r in records if isinstance(r, Code) and r.current_attempt]
+    shared = [r.pk for r in records if isinstance(r, SharedRedemption) and r.current_attempt]
+    if not codes and not shared:
+        return {}
+    wanted = {r.pk: r.current_attempt for r in records if r.current_attempt}
+    found: dict[uuid.UUID, Attempt] = {}
+    for row in Attempt.objects.filter(Q(code_id__in=codes) | Q(shared_id__in=shared)):
+        owner = row.code_id or row.shared_id
+        if owner is not None and wanted.get(owner) == row.attempt:
+            found[owner] = row
+    return found
+
+
 def redemptions_per_day(*, days: int = 30, now: datetime | None = None) -> list[tuple[date, int]]:
     """Redeemed codes per UTC day for the last `days` days, oldest first, zeros included."""
     now = now or timezone.now()

@@ -15,6 +15,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from redemption import ratelimit, sign_in_limits
+from redemption.braincloud import sessions as wire_sessions
 from redemption.db import counts
 from redemption.models import IdempotencyRecord, PeriodicRun
 from redemption.services import sweep_timeouts
@@ -37,6 +38,7 @@ class SweepReport:
     count_rows: int  # per-(type, state) count rows left after folding the deltas
     jobs_failed: int = 0  # jobs whose lease ran out too often, now failed
     sign_in_counters_pruned: int = 0  # staff sign-in counters quiet past their cool-off
+    wire_sessions_pruned: int = 0  # brainCloud client sessions expired over a day ago
 
 
 def sweep(*, now: datetime | None = None) -> SweepReport:
@@ -49,6 +51,7 @@ def sweep(*, now: datetime | None = None) -> SweepReport:
         count_rows=counts.compact(),
         jobs_failed=jobs_fail_abandoned(now=now),
         sign_in_counters_pruned=sign_in_limits.prune(now=now),
+        wire_sessions_pruned=wire_sessions.sessions_prune(now=now),
     )
 
 
