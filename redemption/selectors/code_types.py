@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from redemption import exceptions as exc
 from redemption import rules
@@ -80,13 +80,7 @@ def code_types_page(
 
     `search` matches a case-insensitive substring of the name or the description.
     """
-    qs = CodeType.objects.all()
-    if search:
-        qs = qs.filter(Q(name__icontains=search) | Q(description__icontains=search))
-    if use_type is not None:
-        qs = qs.filter(use_type=use_type)
-    if disabled is not None:
-        qs = qs.filter(is_disabled=disabled)
+    qs = _code_types_filtered(search=search, use_type=use_type, disabled=disabled)
     if cursor is not None:
         (after,) = cursor_decode(CODE_TYPES, cursor, (str,))
         qs = qs.filter(name__gt=after)
@@ -100,6 +94,26 @@ def code_types_page(
         rows.append({"code_type": ct, "counts": c, "total": sum(c.values())})
     next_cursor = cursor_encode(CODE_TYPES, [types[-1].name]) if more else None
     return CodeTypePage(rows=rows, next_cursor=next_cursor)
+
+
+def code_types_count(
+    *, search: str | None = None, use_type: str | None = None, disabled: bool | None = None
+) -> int:
+    """How many code types `code_types_page` walks through with these filters."""
+    return _code_types_filtered(search=search, use_type=use_type, disabled=disabled).count()
+
+
+def _code_types_filtered(
+    *, search: str | None, use_type: str | None, disabled: bool | None
+) -> QuerySet[CodeType]:
+    qs = CodeType.objects.all()
+    if search:
+        qs = qs.filter(Q(name__icontains=search) | Q(description__icontains=search))
+    if use_type is not None:
+        qs = qs.filter(use_type=use_type)
+    if disabled is not None:
+        qs = qs.filter(is_disabled=disabled)
+    return qs
 
 
 def totals_by_state() -> dict[str, int]:
