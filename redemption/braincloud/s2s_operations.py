@@ -160,13 +160,16 @@ _ASYNC_FIELDS = (
     CODE_TYPE,
     Field("redemptionCodeId", "string", min=1, max=64),
     Field("profileId", "string", min=rules.PROFILE_ID_MIN, max=rules.PROFILE_ID_MAX),
+    # On the wire attempts count from 0 (the JSON API's number minus one).
+    Field("attempt", "integer", required=True, min=0, max=rules.INT32_MAX - 1),
 )
 
 
 def process_asynchronous_response(ctx: S2SContext, data: dict[str, Any]) -> dict[str, Any]:
     """An async fulfilment result, by scanCode + codeType (+ profileId for a shared type) and
     the 0-based attempt; brainCloud's `redemptionCodeId` is taken too."""
-    b = _known((*_ASYNC_FIELDS, *(TWINS["processAsyncResponse"].body or ())), data)
+    twin = [f for f in TWINS["processAsyncResponse"].body or () if f.name != "attempt"]
+    b = _known((*_ASYNC_FIELDS, *twin), data)
     record_id = b.get("redemptionCodeId") or _redemption_id(b)
     record = services.process_async_response(
         actor=ctx.actor,
