@@ -443,6 +443,64 @@ class ServerKeyForm(PortalForm):
     )
 
 
+# --- brainCloud apps (superusers) ----------------------------------------------------------------
+
+
+class BraincloudAppEditForm(PortalForm):
+    """What a superuser may change on a brainCloud app."""
+
+    service_fields = {"sessionSeconds": "session_seconds"}
+
+    name = forms.CharField(
+        max_length=rules.WIRE_APP_NAME_MAX,
+        required=False,
+        label="Name",
+        help_text="To tell apps apart here, e.g. “Space game (production)”.",
+    )
+    allow_anonymous = forms.BooleanField(
+        required=False,
+        label="Allow Anonymous sign-in",
+        help_text="External sign-in (a user token from your backend) is always allowed.",
+    )
+    session_seconds = forms.IntegerField(
+        min_value=rules.WIRE_SESSION_SECONDS_MIN,
+        max_value=rules.WIRE_SESSION_SECONDS_MAX,
+        initial=rules.WIRE_SESSION_SECONDS_DEFAULT,
+        label="Session lifetime (seconds)",
+        help_text="A session ends after this long without a packet.",
+    )
+    enabled = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Enabled",
+        help_text="A disabled app's packets are refused and its sessions end.",
+    )
+
+
+class BraincloudAppCreateForm(BraincloudAppEditForm):
+    """A new brainCloud app: its id (as in brainCloud) and, optionally, its current secret."""
+
+    service_fields = {"appId": "app_id", "sessionSeconds": "session_seconds"}
+    field_order = ["app_id", "name", "secret", "allow_anonymous", "session_seconds"]
+
+    app_id = forms.CharField(
+        max_length=rules.WIRE_APP_ID_MAX,
+        label="App id",
+        help_text=f"The app id your clients already send ({rules.WIRE_APP_ID_RULE}).",
+    )
+    secret = forms.CharField(
+        required=False,
+        max_length=rules.WIRE_APP_SECRET_MAX,
+        label="App secret",
+        help_text="Your app's brainCloud secret, so clients keep working unchanged; "
+        "empty: a new one is generated.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        del self.fields["enabled"]
+
+
 # --- staff sign-in and staff users --------------------------------------------------------------
 
 STAFF_ROLE_CHOICES = [

@@ -1,7 +1,17 @@
 from django.urls import path, register_converter
 
 from redemption import rules
-from redemption.views import audit, dashboard, design, jobs, keys, monitoring, staff, users
+from redemption.views import (
+    audit,
+    braincloud_apps,
+    dashboard,
+    design,
+    jobs,
+    keys,
+    monitoring,
+    staff,
+    users,
+)
 
 
 class CodeTypeNameConverter:
@@ -103,6 +113,18 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/result.csv", jobs.job_result, name="job_result"),
     path("audit/", audit.audit_log, name="audit_log"),
     path("server-keys/", keys.server_keys, name="server_keys"),
+    path("braincloud-apps/", braincloud_apps.braincloud_apps, name="braincloud_apps"),
+    path("braincloud-apps/<str:app_id>/", braincloud_apps.braincloud_app, name="braincloud_app"),
+    path(
+        "braincloud-apps/<str:app_id>/rotate-secret/",
+        braincloud_apps.braincloud_app_rotate_secret,
+        name="braincloud_app_rotate_secret",
+    ),
+    path(
+        "braincloud-apps/<str:app_id>/toggle/",
+        braincloud_apps.braincloud_app_toggle,
+        name="braincloud_app_toggle",
+    ),
     path("server-keys/<int:key_id>/revoke/", keys.server_key_revoke, name="server_key_revoke"),
     path("staff/", staff.staff_users, name="staff_users"),
     path("staff/<int:user_id>/", staff.staff_user_detail, name="staff_user_detail"),

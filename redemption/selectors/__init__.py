@@ -11,6 +11,11 @@ from redemption.selectors.batches import (
     batch_open_count,
     batches_of_type,
 )
+from redemption.selectors.braincloud import (
+    braincloud_app_get,
+    braincloud_app_sessions,
+    braincloud_apps,
+)
 from redemption.selectors.code_types import (
     CodeTypePage,
     code_type_get,
@@ -79,6 +84,9 @@ __all__ = [
     "batch_get",
     "batch_open_count",
     "batches_of_type",
+    "braincloud_app_get",
+    "braincloud_app_sessions",
+    "braincloud_apps",
     "check_character_fails",
     "code_attempts",
     "code_by_id",
