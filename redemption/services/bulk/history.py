@@ -11,11 +11,13 @@ earlier in the file or in the database - is a per-line error, never merged.
 import json
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from django.utils import timezone
 
 from redemption import exceptions as exc
-from redemption.db import claims
+from redemption.db import claims, code_inserts
+from redemption.ids import uuid7
 from redemption.models import (
     SLOT_STATES,
     Attempt,
@@ -129,15 +131,16 @@ class HistoryRun(ImportRun):
         codes = [self._code(line) for line in fresh]
         # A code someone added since the look-up fails the chunk; it is then retried line by
         # line, and that line alone is reported.
-        Code.objects.bulk_create(codes)
+        code_inserts.codes_insert_values(codes)
         Attempt.objects.bulk_create(
-            self._attempt(line, code=code)
+            self._attempt(line, code_id=code["id"])
             for line, code in zip(fresh, codes, strict=True)
             if line.state in (State.IN_PROGRESS, State.FAILED)
         )
         self.summary["imported"] += len(codes)
 
-    def _code(self, line: HistoryLine) -> Code:
+    def _code(self, line: HistoryLine) -> dict[str, Any]:
+        """The columns of one imported code."""
         now = self.now
         activated = line.activated_at
         if activated is None and line.state == State.AVAILABLE:
@@ -145,33 +148,38 @@ class HistoryRun(ImportRun):
         invalidated = line.invalidated_at
         if invalidated is None and line.state == State.INVALIDATED:
             invalidated = now
-        return Code(
-            code_type_id=self.ct.pk,
-            scan_code=line.display,
-            canonical=line.canonical,
-            state=line.state,
-            custom_code_info=json.loads(line.info_json or "{}"),
-            custom_redemption_info=json.loads(line.redemption_info_json),
-            redeemed_by_profile_id=line.profile_id,
-            redeemed_by_profile_name=line.profile_name,
-            invalidation_reason=line.invalidation_reason,
-            batch_id=self.batch.pk,
-            current_attempt=1 if line.state in (State.IN_PROGRESS, State.FAILED) else 0,
-            created_at=line.created_at or now,
-            activated_at=activated,
-            redeemed_at=line.redeemed_at,
-            invalidated_at=invalidated,
-            updated_at=now,
-        )
+        return {
+            "id": uuid7(),
+            "code_type_id": self.ct.pk,
+            "scan_code": line.display,
+            "canonical": line.canonical,
+            "state": line.state,
+            "custom_code_info": json.loads(line.info_json or "{}"),
+            "custom_redemption_info": json.loads(line.redemption_info_json),
+            "redeemed_by_profile_id": line.profile_id,
+            "redeemed_by_profile_name": line.profile_name,
+            "invalidation_reason": line.invalidation_reason,
+            "batch_id": self.batch.pk,
+            "current_attempt": 1 if line.state in (State.IN_PROGRESS, State.FAILED) else 0,
+            "created_at": line.created_at or now,
+            "activated_at": activated,
+            "redeemed_at": line.redeemed_at,
+            "invalidated_at": invalidated,
+            "updated_at": now,
+        }
 
     def _attempt(
-        self, line: HistoryLine, *, code: Code | None = None, shared: SharedRedemption | None = None
+        self,
+        line: HistoryLine,
+        *,
+        code_id: UUID | None = None,
+        shared: SharedRedemption | None = None,
     ) -> Attempt:
         """The attempt an imported InProgress or Failed record is on: a fresh window for the
         first, a closed one for the second."""
         failed = line.state == State.FAILED
         return Attempt(
-            code=code,
+            code_id=code_id,
             shared=shared,
             attempt=1,
             profile_id=line.profile_id or "",
