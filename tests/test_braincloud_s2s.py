@@ -15,6 +15,7 @@ from redemption.braincloud import s2s_sessions
 from redemption.models import (
     AuditEvent,
     Batch,
+    BraincloudApp,
     Code,
     CodeType,
     Job,
@@ -24,6 +25,7 @@ from redemption.models import (
     State,
 )
 from redemption.services import keys
+from tests.api.test_errors import _database_unreachable
 from tests.braincloud_helpers import APP_ID, make_app
 from tests.factories import CodeTypeFactory
 from tests.fulfilment import ACCEPTED, DONE, TX, start_async
@@ -214,8 +216,7 @@ def test_unknown_expired_and_revoked_sessions_are_a_top_level_40365(s2s, secret)
 
 
 def test_a_disabled_app_ends_its_s2s_sessions(s2s, app):
-    BraincloudAppModel = type(app)
-    BraincloudAppModel.objects.filter(pk=app.pk).update(is_enabled=False)
+    BraincloudApp.objects.filter(pk=app.pk).update(is_enabled=False)
     _expired(s2s.call("HEARTBEAT", service="heartbeat"))
 
 
@@ -538,3 +539,62 @@ def test_each_operation_needs_the_scope_of_its_json_api_twin(app, client, operat
 
     assert _error(entry) == (403, 40813)
     assert scope in entry["status_message"]
+
+
+def test_a_field_error_names_the_fields_in_its_message(s2s):
+    ct = CodeTypeFactory()
+    entry = s2s.entry("ADD_CODE", {"codeType": ct.name, "scanCode": 42})
+    assert _error(entry) == (400, 40660)
+    assert "scanCode" in entry["status_message"]
+
+
+def test_a_sign_in_packet_with_a_stale_session_id_still_signs_in(app, client, secret):
+    body = json.loads(auth_packet(secret))
+    body["sessionId"] = "an-old-session"
+
+    entry = json.loads(post(client, json.dumps(body).encode()).content)["messageResponses"][0]
+
+    assert entry["status"] == 200 and entry["data"]["sessionId"]
+
+
+def test_s2s_messages_are_counted_in_metrics(s2s, client, settings):
+    settings.METRICS_TOKEN = "metrics-token-123"
+    s2s.entry("HEARTBEAT", service="heartbeat")
+    s2s.entry("ADD_CODE", {"codeType": "no-such-type", "scanCode": "MTRC-0001"})
+
+    text = client.get(
+        "/metrics", headers={"Authorization": "Bearer metrics-token-123"}
+    ).content.decode()
+
+    assert (
+        'redemption_wire_messages_total{endpoint="s2s",operation="HEARTBEAT",outcome="ok",'
+        'service="heartbeat"}' in text
+    )
+    assert (
+        'redemption_wire_messages_total{endpoint="s2s",operation="ADD_CODE",outcome="error",'
+        'service="redemptionCode"}' in text
+    )
+    assert (
+        'redemption_wire_messages_total{endpoint="s2s",operation="AUTHENTICATE",outcome="ok",'
+        'service="authenticationV2"}' in text
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_s2s_dispatcher_answers_503_while_the_database_is_down(tmp_path):
+    make_app()
+    _, secret = keys.server_key_create(actor=Actor.system("test"), name=SERVER_NAME)
+    s2s = Session(Client(), secret)
+    ct = CodeTypeFactory()
+    body = later_packet(
+        s2s.session_id, 1, op("ADD_CODE", {"codeType": ct.name, "scanCode": "DOWN-0001"})
+    )
+
+    with _database_unreachable(tmp_path):
+        down = post(s2s.client, body)
+
+    assert down.status_code == 503 and down["Retry-After"]
+    # The same body resent once the database is back runs then, once.
+    assert s2s.send(body)["messageResponses"][0]["status"] == 200
+    assert s2s.send(body)["messageResponses"][0]["status"] == 200
+    assert Code.objects.filter(code_type=ct).count() == 1

@@ -162,9 +162,7 @@ def _sessionless(body: dict[str, Any]) -> dict[str, Any]:
 def _packet(packet: packets.Packet) -> dict[str, Any]:
     """Answer a packet: a sign-in, or messages in a live session."""
     now = timezone.now()
-    if packet.session_id is None and any(
-        (m.service, m.operation) == AUTHENTICATE for m in packet.messages
-    ):
+    if any((m.service, m.operation) == AUTHENTICATE for m in packet.messages):
         entries = [_sign_in(m, now) for m in packet.messages]
         return {"packetId": packet.packet_id, "messageResponses": entries}
     try:
@@ -249,6 +247,16 @@ def _sign_in(message: packets.Message, now: datetime) -> dict[str, Any]:
     )
 
 
+def _error_entry(error: exc.RedemptionError) -> dict[str, Any]:
+    """The wire entry of an error; a backend gets the fields at fault in its message too."""
+    entry = packets.entry_for_error(error)
+    fields = error.details.get("fields") if isinstance(error.details, dict) else None
+    if isinstance(fields, dict) and fields:
+        problems = "; ".join(f"{name} {problem}" for name, problem in fields.items())
+        entry["status_message"] = f"{entry['status_message']} {problems}"
+    return entry
+
+
 def _run(signed: Signed, message: packets.Message) -> dict[str, Any]:
     ctx = s2s_operations.S2SContext(app_id=signed.app.app_id, key=signed.key)
     try:
@@ -258,7 +266,7 @@ def _run(signed: Signed, message: packets.Message) -> dict[str, Any]:
             s2s_operations.run(ctx, message.service, message.operation, message.data)
         )
     except exc.RedemptionError as error:
-        entry = packets.entry_for_error(error)
+        entry = _error_entry(error)
     except DATABASE_GONE:
         raise
     except Exception:
