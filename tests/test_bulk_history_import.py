@@ -2,6 +2,9 @@
 
 import csv
 import io
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 
@@ -13,6 +16,7 @@ from redemption.models import Attempt, Code, CodeType, Job, SharedRedemption
 from redemption.selectors import state_counts
 from redemption.services import bulk
 from tests.factories import CodeFactory, CodeTypeFactory, SharedCodeTypeFactory
+from tests.processes import ROOT
 
 PERSONAL_HEADER = (
     "scanCode,codeState,redeemedByProfileId,redeemedByProfileName,redeemedAt,"
@@ -416,3 +420,87 @@ def test_a_100000_line_history_file_imports_in_a_job_with_progress(ops, code_typ
         }
     )
     print(f"100,000-line history import: {seconds:.1f} s")
+
+
+def _manage(tmp_path, *argv: str) -> str:
+    """Run manage.py against a fresh SQLite database of its own (never the test's)."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings_test",
+        "DATABASE_URL": "",
+        "SQLITE_PATH": str(tmp_path / "fresh.sqlite3"),
+        "PORTAL_VAR_DIR": str(tmp_path / "var"),
+        "PORTAL_MEDIA_ROOT": str(tmp_path / "media"),
+    }
+    done = subprocess.run(
+        [sys.executable, "manage.py", *argv],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _rows(path) -> list[list[str]]:
+    """An export's rows without the batch column (a new batch holds the imported codes)."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        header, *rows = list(csv.reader(fh))
+    batch = header.index("batchId")
+    return sorted([c for i, c in enumerate(r) if i != batch] for r in rows)
+
+
+def test_an_export_imports_into_another_fresh_database_with_the_same_history(ops, tmp_path):
+    personal = CodeTypeFactory(name="gift-cards")
+    shared = SharedCodeTypeFactory(name="promo", scan_code="PROMO-2027")
+    when = at("2025-06-01T08:09:10.123Z")
+    bulk.codes_generate_inline(actor=ops, code_type_name=personal.name, quantity=4)
+    for i, state in enumerate(("Redeemed", "InProgress", "Failed", "Invalidated", "Available")):
+        holder = {"redeemed_by_profile_id": f"p-{i}", "redeemed_by_profile_name": f"P {i}"}
+        CodeFactory(
+            code_type=personal,
+            scan_code=f"MOVE-000{i}",
+            state=state,
+            redeemed_at=when if state == "Redeemed" else None,
+            invalidation_reason="stolen" if state == "Invalidated" else None,
+            invalidated_at=when if state == "Invalidated" else None,
+            activated_at=when if state != "Invalidated" else None,
+            custom_redemption_info={"n": i},
+            **(holder if state in ("Redeemed", "InProgress", "Failed") else {}),
+        )
+    for profile in ("a", "b"):
+        SharedRedemption.objects.create(
+            code_type=shared,
+            profile_id=profile,
+            state="Redeemed",
+            created_at=when,
+            redeemed_at=when,
+            updated_at=when,
+        )
+    exported = {}
+    for ct in (personal, shared):
+        exported[ct.name] = tmp_path / f"{ct.name}.csv"
+        exported[ct.name].write_bytes(csv_bytes(bulk.export_rows(code_type=ct)))
+
+    _manage(tmp_path, "migrate", "--verbosity", "0")
+    _manage(
+        tmp_path,
+        "shell",
+        "-c",
+        "from redemption.actors import Actor; from redemption import services; "
+        "a = Actor.system('test'); "
+        "services.code_type_create(actor=a, name='gift-cards'); "
+        "services.code_type_create(actor=a, name='promo', use_type='MULTI', "
+        "scan_code='PROMO-2027')",
+    )
+    for name, path in exported.items():
+        report = _manage(tmp_path, "import_codes", name, str(path), "--preserve-state", "--wait")
+        assert "0 invalid lines" in report and "0 already in the database" in report
+        _manage(tmp_path, "export_codes", name, "-o", str(tmp_path / f"{name}-again.csv"))
+
+    for name, path in exported.items():
+        assert _rows(tmp_path / f"{name}-again.csv") == _rows(path)
+    assert len(_rows(exported["gift-cards"])) == 9
