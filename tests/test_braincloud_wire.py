@@ -1,7 +1,11 @@
 """`POST /dispatcherv2` packet by packet: signatures, sizes, sessions, resends, CORS, outages,
 sign-in, redeem, the redeemed-codes list and the records on the wire (SPEC §11)."""
 
+import gzip
+import http.client
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -9,11 +13,12 @@ from django.test import Client
 from django.utils import timezone
 
 from redemption.actors import Actor
-from redemption.braincloud import packets
+from redemption.braincloud import dispatcher, packets
 from redemption.braincloud.records import wire_record_of
 from redemption.models import Attempt, AuditEvent, Code, State, WireSession
 from redemption.services import keys
 from redemption.services.braincloud_apps import AppChange, braincloud_app_save
+from redemption.services.housekeeping import sweep
 from tests.api.test_errors import _database_unreachable
 from tests.braincloud_helpers import (
     APP_ID,
@@ -31,8 +36,10 @@ from tests.braincloud_helpers import (
     user_token,
 )
 from tests.factories import CodeFactory, CodeTypeFactory, SharedCodeTypeFactory
+from tests.fulfilment import ACCEPTED, add_code, make_type, scan_of
 
 HEARTBEAT = msg("heartbeat", "READ")
+GZIP = {"Content-Encoding": "gzip"}
 LIST = msg("redemptionCode", "GET_REDEEMED_CODES", {})
 
 
@@ -110,6 +117,27 @@ def test_an_oversized_body_that_is_no_json_gets_one_413_entry(app, client):
     body = b"{" * (packets.MAX_PACKET_BYTES + 1)
 
     assert _reasons(responses(post(client, body))) == [(413, 40830)]
+
+
+def test_a_body_too_big_to_count_its_messages_gets_one_413_entry(app, client):
+    filler = "x" * (dispatcher.COUNT_MAX_BYTES + 10)
+    body = packet([redeem("ABCD"), msg("heartbeat", "READ", {"pad": filler})])
+
+    assert _reasons(responses(post(client, body))) == [(413, 40830)]
+
+
+def test_a_gzipped_packet_is_signed_over_its_plain_json(app, client):
+    plain = packet([anonymous("zipped")])
+    zipped = gzip.compress(plain)
+
+    entries = responses(post(client, zipped, signature=sig(plain), **GZIP))
+    bomb = gzip.compress(b" " * (packets.MAX_PACKET_BYTES + 1))
+    too_big = responses(post(client, bomb, signature=sig(b""), **GZIP))
+    broken = responses(post(client, zipped[:-9], signature=sig(plain), **GZIP))
+
+    assert _reasons(entries) == [(200, None)]
+    assert _reasons(too_big) == [(413, 40830)]
+    assert _reasons(broken) == [(400, 40660)]
 
 
 def test_a_body_that_is_no_packet_gets_one_400_entry(app, client):
@@ -288,6 +316,20 @@ def test_logout_ends_the_session(app, client):
 
     assert _reasons(bye) == [(200, None)]
     assert _reasons(after) == [(403, 40356)]
+
+
+def test_revoking_the_key_that_minted_the_sign_in_token_expires_the_session(app, client):
+    key, _ = keys.server_key_create(actor=Actor.system("t"), name="backend")
+    token = keys.user_token_mint(actor=Actor.server_key(key), profile_id="p-7").token
+    [signed_in] = responses(post(client, packet([external("p-7", token)])))
+    session_id = signed_in["data"]["sessionId"]
+    live = responses(post(client, packet([HEARTBEAT], session_id=session_id, packet_id=1)))
+
+    keys.server_key_revoke(actor=Actor.system("t"), reference=str(key.pk))
+    dead = responses(post(client, packet([HEARTBEAT, LIST], session_id=session_id, packet_id=2)))
+
+    assert _reasons(live) == [(200, None)]
+    assert _reasons(dead) == [(403, 40303), (403, 40303)]
 
 
 @pytest.mark.parametrize(
@@ -502,6 +544,31 @@ def test_records_with_attempts_carry_a_zero_based_current_attempt_and_status(db)
     }
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("shared", [False, True], ids=["personal", "shared"])
+def test_a_redeem_left_in_progress_by_its_webhook_carries_attempt_zero(webhook, shared):
+    make_app()
+    client = Client()
+    webhook.behaviour = lambda _r: (200, {**ACCEPTED, "customRedemptionInfo": {"ticket": "T-1"}})
+    ct = make_type(webhook.url, shared=shared, is_async=True, timeout=60)
+    code = None if shared else add_code(ct)
+    session_id = sign_in(client, "p-ann")
+
+    [entry] = responses(
+        post(client, packet([redeem(scan_of(ct, code))], session_id=session_id, packet_id=1))
+    )
+
+    assert entry["status"] == 200
+    record = entry["data"]
+    assert record["codeState"] == "InProgress"
+    assert record["currentAttempt"] == 0
+    assert record["status"]["attempt"] == 0
+    assert record["status"]["attemptState"] == "IN_PROGRESS"
+    assert record["status"]["attemptedBy"] == "p-ann"
+    assert record["status"]["response"] == {**ACCEPTED, "customRedemptionInfo": {"ticket": "T-1"}}
+    assert isinstance(record["status"]["attemptedAt"], int)
+
+
 # --- outages and metrics -----------------------------------------------------------------------
 
 
@@ -538,3 +605,49 @@ def test_wire_messages_are_counted_in_metrics(app, client, settings):
         'redemption_wire_messages_total{endpoint="client",operation="REDEEM_CODE",outcome="error",'
         'service="redemptionCode"}' in text
     )
+
+
+def test_the_sweep_prunes_sessions_that_ended_over_a_day_ago(app, client):
+    sign_in(client, "p-old")
+    sign_in(client, "p-new")
+    WireSession.objects.filter(profile_id="p-old").update(
+        expires_at=timezone.now() - timedelta(days=1, seconds=1)
+    )
+
+    report = sweep()
+
+    assert report.wire_sessions_pruned == 1
+    assert list(WireSession.objects.values_list("profile_id", flat=True)) == ["p-new"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_copies_of_one_packet_redeem_once_and_agree(live_server):
+    make_app()
+    code = CodeFactory(scan_code="K7QM-3XJ9-W2PA")
+    session_id = sign_in(Client(), "p-1")
+    body = packet([redeem("K7QM-3XJ9-W2PA")], session_id=session_id, packet_id=7)
+    port = int(live_server.url.rsplit(":", 1)[1])
+    headers = {"X-SIG": sig(body), "X-APPID": APP_ID, "Content-Type": "text/plain"}
+    start = threading.Barrier(6)
+
+    def send(_: int) -> tuple[int, bytes]:
+        start.wait()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            conn.request("POST", "/dispatcherv2", body, headers)
+            answer = conn.getresponse()
+            return answer.status, answer.read()
+        finally:
+            conn.close()
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(send, range(6)))
+
+    # Each copy either got the one answer or was told to retry (503) while the first ran.
+    ok = {content for status, content in answers if status == 200}
+    assert len(ok) == 1
+    assert {status for status, _ in answers} <= {200, 503}
+    assert _reasons(json.loads(ok.pop())["responses"]) == [(200, None)]
+    assert AuditEvent.objects.filter(action="code.redeem").count() == 1
+    code.refresh_from_db()
+    assert code.state == State.REDEEMED

@@ -222,6 +222,12 @@ def _pages(world: dict[str, Any], viewer: Any) -> dict[str, list[str]]:
         ],
         "redemption:server_keys": [reverse("redemption:server_keys")],
         "redemption:server_key_revoke": [reverse("redemption:server_key_revoke", args=[1])],
+        "dispatcherv2": [reverse("dispatcherv2")],
+        "redemption:braincloud_apps": [reverse("redemption:braincloud_apps")],
+        **{
+            f"redemption:{name}": [reverse(f"redemption:{name}", args=["12345"])]
+            for name in ("braincloud_app", "braincloud_app_rotate_secret", "braincloud_app_toggle")
+        },
         **{
             f"redemption:{name}": [reverse(f"redemption:{name}", args=[viewer.pk])]
             for name in (

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
+import zlib
 from typing import Any
 
 from django.conf import settings
@@ -46,8 +47,12 @@ def _cors(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     return response
 
 
+def _json(body: Any) -> str:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
 def _answer(request: HttpRequest, body: Any, *, status: int = 200) -> HttpResponse:
-    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    payload = body if isinstance(body, str) else _json(body)
     response = HttpResponse(payload.encode(), status=status, content_type="application/json")
     return _cors(request, response)
 
@@ -73,19 +78,33 @@ def _try_again(request: HttpRequest, seconds: int) -> HttpResponse:
 
 
 def _read_body(request: HttpRequest) -> tuple[bytes | None, bool]:
-    """The body, and whether it is over the packet limit (then kept only up to COUNT_MAX_BYTES,
-    else None: every byte is still read, so the client gets its answer)."""
+    """The body, and whether it is over the packet limit. An oversized body is kept up to
+    COUNT_MAX_BYTES to count its messages; past that it is None, and what is left unread is
+    drained by portal.drain after the answer, within its bounds (no worker held for long)."""
     parts: list[bytes] = []
     size = 0
     while chunk := request.read(CHUNK):
         size += len(chunk)
-        if size <= COUNT_MAX_BYTES:
-            parts.append(chunk)
-        elif parts:
-            parts = []
-    if size > packets.MAX_PACKET_BYTES:
-        return (b"".join(parts) if size <= COUNT_MAX_BYTES else None), True
-    return b"".join(parts), False
+        if size > COUNT_MAX_BYTES:
+            return None, True
+        parts.append(chunk)
+    return b"".join(parts), size > packets.MAX_PACKET_BYTES
+
+
+def _gzipped(request: HttpRequest) -> bool:
+    return request.headers.get("Content-Encoding", "").strip().lower() == "gzip"
+
+
+def _gunzip(raw: bytes) -> tuple[bytes | None, bool]:
+    """A gzipped body (newer brainCloud clients compress large packets; X-SIG is taken over
+    the plain JSON), unpacked no further than one byte past the packet limit."""
+    unpack = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    plain = unpack.decompress(raw, packets.MAX_PACKET_BYTES + 1)
+    if len(plain) > packets.MAX_PACKET_BYTES:
+        return None, True
+    if not unpack.eof:
+        raise zlib.error("truncated gzip stream")
+    return plain, False
 
 
 def _app_for(request: HttpRequest, raw: bytes) -> BraincloudApp:
@@ -138,6 +157,13 @@ def dispatcherv2(request: HttpRequest) -> HttpResponse:
         response["Allow"] = "POST, OPTIONS"
         return response
     raw, too_large = _read_body(request)
+    if raw is not None and not too_large and _gzipped(request):
+        try:
+            raw, too_large = _gunzip(raw)
+        except zlib.error:
+            _count(1, "refused")
+            error = exc.invalid_fields({"body": "is not valid gzip"})
+            return _packet_answer(request, None, [packets.entry_for_error(error)])
     if too_large:
         entries = packets.too_large_entries(raw)
         _count(len(entries), "refused")
@@ -181,7 +207,7 @@ def _dispatch(request: HttpRequest, raw: bytes) -> HttpResponse:
             with contextlib.suppress(*DATABASE_GONE):
                 packets.packet_forget(slot, packet.packet_id)
         raise
-    body = {"packetId": packet.packet_id, "responses": entries}
+    body = _json({"packetId": packet.packet_id, "responses": entries})
     if slot is not None:
         packets.packet_remember(slot, packet.packet_id, body)
     return _answer(request, body)

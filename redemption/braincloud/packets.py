@@ -166,7 +166,8 @@ def too_large_entries(raw: bytes | None) -> list[dict[str, Any]]:
 # --- the resend slot --------------------------------------------------------------------------
 #
 # Any session model offers the slot through three fields: `last_packet_id` (int, null),
-# `last_response` (JSON, null while that packet runs) and `last_packet_at` (datetime, null).
+# `last_response` (text: the answer's JSON exactly as sent, so a replay is byte for byte the
+# same; null while that packet runs) and `last_packet_at` (datetime, null).
 # The functions take a queryset holding just that session's row, so they fit every kind.
 
 
@@ -175,7 +176,7 @@ class Claim:
     """What to do with a packet: run it, replay the stored answer, or tell the client to wait."""
 
     action: str  # RUN | REPLAY | BUSY
-    response: dict[str, Any] | None = None
+    response: str | None = None  # REPLAY: the stored answer, byte for byte
 
 
 RUN, REPLAY, BUSY = "run", "replay", "busy"
@@ -204,7 +205,7 @@ def packet_claim(slot: QuerySet[Any], packet_id: int | None, *, now: datetime) -
     return Claim(BUSY)
 
 
-def packet_remember(slot: QuerySet[Any], packet_id: int | None, response: dict[str, Any]) -> None:
+def packet_remember(slot: QuerySet[Any], packet_id: int | None, response: str) -> None:
     """Store the answer to `packet_id` so that a resend of it gets the same answer."""
     if packet_id is not None:
         slot.filter(last_packet_id=packet_id).update(last_response=response)

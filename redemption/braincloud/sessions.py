@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from redemption.braincloud import packets
 from redemption.db import sign_in
-from redemption.models import BraincloudApp, WireAnonymousProfile, WireSession
+from redemption.models import BraincloudApp, ServerKey, WireAnonymousProfile, WireSession
 
 SESSION_BYTES = 24
 ANONYMOUS_PREFIX = "anon-"
@@ -61,11 +61,17 @@ def session_start(
 
 def session_use(*, app: BraincloudApp, session_id: str | None, now: datetime) -> WireSession:
     """The live session `session_id` of `app`, its expiry slid; else raise a SessionError
-    (40304 none or unknown, 40303 expired, 40356 logged out)."""
+    (40304 none or unknown, 40356 logged out, 40303 expired, or its External token's server
+    key was revoked or has expired since: the client signs in again). One UPDATE decides."""
     if not session_id:
         raise packets.no_session()
     mine = WireSession.objects.filter(key_hash=session_hash(session_id), app=app)
-    if mine.filter(expires_at__gt=now, logged_out=False).update(
+    key_alive = Q(minting_key_id__isnull=True) | Q(
+        minting_key_id__in=ServerKey.objects.filter(revoked_at__isnull=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .values("pk")
+    )
+    if mine.filter(key_alive, expires_at__gt=now, logged_out=False).update(
         expires_at=now + timedelta(seconds=app.session_seconds)
     ):
         session = mine.first()

@@ -63,6 +63,15 @@ def audit(
     )
 
 
+def require_admin(actor: Actor) -> None:
+    """Superusers and the system (management commands) only: not server keys, not profiles."""
+    if actor.kind == "system":
+        return
+    if actor.kind == "staff" and permissions.is_admin(actor.user):
+        return
+    raise exc.PermissionDeniedError()
+
+
 def require(actor: Actor, role: str) -> None:
     """Raise PermissionDeniedError unless the actor holds `role` (server keys hold every role)."""
     if not actor.has_role(role):

@@ -8,10 +8,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from redemption import exceptions as exc
-from redemption import permissions, rules
+from redemption import rules
 from redemption.actors import Actor
 from redemption.models import BraincloudApp, WireSession
-from redemption.services._common import audit
+from redemption.services._common import audit, require_admin
 
 SECRET_BYTES = 24
 
@@ -19,14 +19,6 @@ SECRET_BYTES = 24
 def new_secret() -> str:
     """A fresh app secret (32 URL-safe characters)."""
     return secrets.token_urlsafe(SECRET_BYTES)
-
-
-def _require_admin(actor: Actor) -> None:
-    if actor.kind == "system":
-        return
-    if actor.kind == "staff" and permissions.is_admin(actor.user):
-        return
-    raise exc.PermissionDeniedError()
 
 
 @dataclass(frozen=True)
@@ -69,7 +61,7 @@ def braincloud_app_save(
     A new app gets a generated secret unless one is given. Fields the change leaves at None
     keep their value. Changing the secret or disabling the app ends its sessions.
     """
-    _require_admin(actor)
+    require_admin(actor)
     _check(app_id, change)
     now = timezone.now()
     try:

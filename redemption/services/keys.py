@@ -14,11 +14,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from redemption import exceptions as exc
-from redemption import permissions, rules, selectors
+from redemption import rules, selectors
 from redemption.actors import Actor, Profile
 from redemption.db import claims
 from redemption.models import ServerKey
-from redemption.services._common import audit
+from redemption.services._common import audit, require_admin
 
 SERVER_KEY_PREFIX = "rk_"
 SERVER_KEY_BYTES = 32
@@ -34,15 +34,6 @@ USER_TOKEN_RE = re.compile(r"^ut_[A-Za-z0-9_\-:.]{10,8000}$")  # room for 328 es
 def hash_secret(secret: str) -> str:
     """Return the sha256 hex digest under which a server key is stored."""
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _require_admin(actor: Actor) -> None:
-    """Server keys are managed by superusers and by the system (management commands)."""
-    if actor.kind == "system":
-        return
-    if actor.kind == "staff" and permissions.is_admin(actor.user):
-        return
-    raise exc.PermissionDeniedError()
 
 
 def _check_scopes(scopes: Sequence[str] | None) -> list[str]:
@@ -93,7 +84,7 @@ def server_key_create(
 
     Without `scopes` the key holds every scope; without `expires_in_days` it never expires.
     """
-    _require_admin(actor)
+    require_admin(actor)
     errors = _scope_and_expiry_errors(scopes, expires_in_days)
     if not rules.is_server_key_name(name):
         errors["name"] = rules.SERVER_KEY_NAME_RULE
@@ -144,7 +135,7 @@ def server_key_find(reference: str) -> ServerKey:
 
 def server_key_revoke(*, actor: Actor, reference: str) -> ServerKey:
     """Revoke the server key with this id or prefix; it stops working at once."""
-    _require_admin(actor)
+    require_admin(actor)
     with transaction.atomic():
         key = server_key_find(reference)
         key = claims.server_key_for_update(key_id=key.pk)

@@ -91,23 +91,27 @@ def braincloud_app(request: HttpRequest, app_id: str) -> HttpResponse:
     )
 
 
-@admin_required
-@require_POST
-def braincloud_app_rotate_secret(request: HttpRequest, app_id: str) -> HttpResponse:
-    app = _app(app_id)
+def _change(request: HttpRequest, app: BraincloudApp, change: AppChange, done: str) -> HttpResponse:
+    """Apply one change from a button, report how it went, and go back to the app's page."""
     try:
-        braincloud_app_save(
-            actor=staff_actor(request), app_id=app.app_id, change=AppChange(rotate_secret=True)
-        )
+        braincloud_app_save(actor=staff_actor(request), app_id=app.app_id, change=change)
     except exc.RedemptionError as error:
         report_error(request, error)
     else:
-        messages.success(
-            request,
-            "New secret set: clients signed with the old one are refused and every session "
-            "ended. Ship the new secret to your clients.",
-        )
+        messages.success(request, done)
     return redirect("redemption:braincloud_app", app_id=app.app_id)
+
+
+@admin_required
+@require_POST
+def braincloud_app_rotate_secret(request: HttpRequest, app_id: str) -> HttpResponse:
+    return _change(
+        request,
+        _app(app_id),
+        AppChange(rotate_secret=True),
+        "New secret set: clients signed with the old one are refused and every session "
+        "ended. Ship the new secret to your clients.",
+    )
 
 
 @admin_required
@@ -115,15 +119,10 @@ def braincloud_app_rotate_secret(request: HttpRequest, app_id: str) -> HttpRespo
 def braincloud_app_toggle(request: HttpRequest, app_id: str) -> HttpResponse:
     """Disable an enabled app (ending its sessions) or enable a disabled one."""
     app = _app(app_id)
-    try:
-        braincloud_app_save(
-            actor=staff_actor(request),
-            app_id=app.app_id,
-            change=AppChange(enabled=not app.is_enabled),
-        )
-    except exc.RedemptionError as error:
-        report_error(request, error)
-    else:
-        state = "enabled" if not app.is_enabled else "disabled; its sessions ended"
-        messages.success(request, f"brainCloud app {app.app_id} {state}.")
-    return redirect("redemption:braincloud_app", app_id=app.app_id)
+    state = "enabled" if not app.is_enabled else "disabled; its sessions ended"
+    return _change(
+        request,
+        app,
+        AppChange(enabled=not app.is_enabled),
+        f"brainCloud app {app.app_id} {state}.",
+    )
