@@ -671,7 +671,7 @@ class S2SSession(models.Model):
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField(db_index=True)
     last_packet_id = models.BigIntegerField(null=True, blank=True)
-    last_response = models.JSONField(null=True, blank=True)
+    last_response = models.TextField(null=True, blank=True)  # the JSON text, byte for byte
     last_packet_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:

@@ -42,8 +42,13 @@ DATABASE_GONE = (OperationalError, InterfaceError)
 CHUNK = 64 * 1024
 
 
+def _json(body: Any) -> str:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
 def _answer(body: Any, *, status: int = 200) -> HttpResponse:
-    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    """The answer; `body` as JSON, or as JSON text already (a replay, byte for byte)."""
+    payload = body if isinstance(body, str) else _json(body)
     response = HttpResponse(payload.encode(), status=status, content_type="application/json")
     response["Cache-Control"] = "no-store"
     return response
@@ -159,7 +164,7 @@ def _sessionless(body: dict[str, Any]) -> dict[str, Any]:
     return _run(signed, message)
 
 
-def _packet(packet: packets.Packet) -> dict[str, Any]:
+def _packet(packet: packets.Packet) -> dict[str, Any] | str:
     """Answer a packet: a sign-in, or messages in a live session."""
     now = timezone.now()
     if any((m.service, m.operation) == AUTHENTICATE for m in packet.messages):
@@ -192,9 +197,9 @@ def _packet(packet: packets.Packet) -> dict[str, Any]:
         with contextlib.suppress(*DATABASE_GONE):
             packets.packet_forget(slot, packet.packet_id)
         raise
-    body = {"packetId": packet.packet_id, "messageResponses": entries}
-    packets.packet_remember(slot, packet.packet_id, body)
-    return body
+    text = _json({"packetId": packet.packet_id, "messageResponses": entries})
+    packets.packet_remember(slot, packet.packet_id, text)
+    return text
 
 
 class _Busy(Exception):
