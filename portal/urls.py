@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 from redemption import health, metrics_export
 from redemption.api.dispatch import not_found as api_not_found
 from redemption.braincloud.dispatcher import dispatcherv2
+from redemption.braincloud.s2s import s2sdispatcher
 from redemption.views import auth
 
 # A database outage that escapes a view's middleware still answers 503, not 500.
@@ -34,6 +35,7 @@ urlpatterns = [
     path("api/v1/", include("redemption.api.urls")),
     # brainCloud clients, unchanged, with only their server URL pointing here (SPEC §11).
     path("dispatcherv2", dispatcherv2, name="dispatcherv2"),
+    path("s2sdispatcher", s2sdispatcher, name="s2sdispatcher"),
     # Any other /api/ path answers with the JSON error envelope, not the portal's HTML 404.
     re_path(r"^api/(?P<rest>(?s:.*))\Z", api_not_found),
     path("", include("redemption.urls")),

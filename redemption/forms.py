@@ -276,6 +276,13 @@ class ImportForm(PortalForm):
         label="CSV file",
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv,text/plain"}),
     )
+    preserve_state = forms.BooleanField(
+        label="Preserve state and history (migration import)",
+        required=False,
+        help_text="Lines keep every state, their redeemer, times, invalidation reason and "
+        "customRedemptionInfo; a header row names the columns (an export re-imports as it is). "
+        "A shared type takes one row per profile redemption. Ops only.",
+    )
 
     def __init__(self, *args: Any, max_bytes: int, too_large: bool = False, **kwargs: Any):
         super().__init__(*args, **kwargs)

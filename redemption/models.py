@@ -680,3 +680,23 @@ class WireAnonymousProfile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.anonymous_id} → {self.profile_id}"
+
+
+class S2SSession(models.Model):
+    """A backend signed in on /s2sdispatcher with a server key, for one brainCloud app.
+
+    Only a hash of the session id is kept. The session lives while its key does: a revoked or
+    expired key (or a disabled app) ends it. `last_*` is the resend slot (braincloud.packets).
+    """
+
+    key_hash = models.CharField(max_length=64, primary_key=True)
+    server_key = models.ForeignKey(ServerKey, on_delete=models.CASCADE, related_name="s2s_sessions")
+    app = models.ForeignKey(BraincloudApp, on_delete=models.CASCADE, related_name="s2s_sessions")
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+    last_packet_id = models.BigIntegerField(null=True, blank=True)
+    last_response = models.TextField(null=True, blank=True)  # the JSON text, byte for byte
+    last_packet_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.app_id}:{self.server_key_id}"

@@ -86,6 +86,11 @@ def test_export_of_a_shared_type_lists_its_redemptions(shared_type):
             "ann",
             rows[1][6],
             rows[1][7],
+            "",
+            "",
+            "{}",
+            "",
+            "",
         ]
     ]
 

@@ -241,7 +241,7 @@ def test_the_upload_is_deleted_when_the_import_fails_half_way(ops, code_type, mo
     def broken_flush(self):
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(bulk.imports._ImportRun, "flush", broken_flush)
+    monkeypatch.setattr(bulk.imports.ImportRun, "flush", broken_flush)
 
     job = run_import(ops, code_type, b"GOOD-0001\nGOOD-0002\n")
 
@@ -261,14 +261,14 @@ def test_an_upload_whose_batch_is_gone_is_deleted_with_the_failed_job(ops, code_
 
 
 def test_a_chunk_the_database_refuses_is_retried_line_by_line(ops, code_type, monkeypatch):
-    real = bulk.imports._ImportRun._insert
+    real = bulk.imports.ImportRun._insert
 
     def refuse_one_code(self, pending):
         if "BADC0DE" in pending:
             raise DataError("value refused by the database")
         return real(self, pending)
 
-    monkeypatch.setattr(bulk.imports._ImportRun, "_insert", refuse_one_code)
+    monkeypatch.setattr(bulk.imports.ImportRun, "_insert", refuse_one_code)
 
     job = run_import(ops, code_type, b"GOOD-0001\nBADC-ODE\nGOOD-0002\n")
 

@@ -242,6 +242,7 @@ def _pages(world: dict[str, Any], viewer: Any) -> dict[str, list[str]]:
         "redemption:server_keys": [reverse("redemption:server_keys")],
         "redemption:server_key_revoke": [reverse("redemption:server_key_revoke", args=[1])],
         "dispatcherv2": [reverse("dispatcherv2")],
+        "s2sdispatcher": [reverse("s2sdispatcher")],
         "redemption:braincloud_apps": [reverse("redemption:braincloud_apps")],
         **{
             f"redemption:{name}": [reverse(f"redemption:{name}", args=["12345"])]

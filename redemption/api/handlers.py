@@ -286,7 +286,12 @@ def codes_generate_job(call: Call) -> HttpResponse:
 def codes_import_job(call: Call) -> HttpResponse:
     name = _code_type_name(call.path["codeType"])
     return _job_accepted(
-        bulk.job_import_start(actor=call.identity.actor, code_type_name=name, upload=call.upload)
+        bulk.job_import_start(
+            actor=call.identity.actor,
+            code_type_name=name,
+            upload=call.upload,
+            preserve_state=bool(call.query.get("preserveState")),
+        )
     )
 
 

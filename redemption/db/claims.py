@@ -236,6 +236,23 @@ def code_type_take_slot(*, code_type_id: int, now: datetime) -> int:
     )
 
 
+def code_type_take_slots(*, code_type_id: int, wanted: int) -> int:
+    """Count up to `wanted` more shared redemptions within the cap; return how many were taken.
+
+    The type's row stays locked until the caller's transaction ends.
+    """
+    ct = CodeType.objects.select_for_update().filter(pk=code_type_id).first()
+    if ct is None or wanted <= 0:
+        return 0
+    room = wanted if ct.max_redemptions is None else ct.max_redemptions - ct.redemption_count
+    taken = max(0, min(wanted, room))
+    if taken:
+        CodeType.objects.filter(pk=code_type_id).update(
+            redemption_count=F("redemption_count") + taken
+        )
+    return taken
+
+
 def code_type_give_slot_back(*, code_type_id: int) -> int:
     """Free the slot a failed or deleted shared redemption was holding."""
     return CodeType.objects.filter(pk=code_type_id, redemption_count__gt=0).update(

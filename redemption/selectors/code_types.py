@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from redemption import exceptions as exc
 from redemption import rules
@@ -95,17 +95,13 @@ def code_types_page(
     code type by state (grouped by state alone: with thousands of types, summing the
     per-type counts in Python cost far more than the database's own sum).
     """
-    qs = CodeType.objects.all()
-    if search:
-        qs = qs.filter(Q(name__icontains=search) | Q(description__icontains=search))
-    if use_type is not None:
-        qs = qs.filter(use_type=use_type)
-    if disabled is not None:
-        qs = qs.filter(is_disabled=disabled)
-    if has_webhook is not None:
-        qs = qs.exclude(fulfillment_url="") if has_webhook else qs.filter(fulfillment_url="")
-    if archived is not None:
-        qs = qs.filter(archived_at__isnull=not archived)
+    qs = _code_types_filtered(
+        search=search,
+        use_type=use_type,
+        disabled=disabled,
+        has_webhook=has_webhook,
+        archived=archived,
+    )
     if before is not None:
         (until,) = cursor_decode(CODE_TYPES_BEFORE, before, (str,))
         types = list(qs.filter(name__lt=until).order_by("-name")[: limit + 1])
@@ -132,6 +128,46 @@ def code_types_page(
     if not first and types:
         previous = cursor_encode(CODE_TYPES_BEFORE, [types[0].name])
     return CodeTypePage(rows=rows, next_cursor=next_cursor, previous_cursor=previous, totals=totals)
+
+
+def code_types_count(
+    *,
+    search: str | None = None,
+    use_type: str | None = None,
+    disabled: bool | None = None,
+    has_webhook: bool | None = None,
+    archived: bool | None = False,
+) -> int:
+    """How many code types `code_types_page` walks through with these filters."""
+    return _code_types_filtered(
+        search=search,
+        use_type=use_type,
+        disabled=disabled,
+        has_webhook=has_webhook,
+        archived=archived,
+    ).count()
+
+
+def _code_types_filtered(
+    *,
+    search: str | None,
+    use_type: str | None,
+    disabled: bool | None,
+    has_webhook: bool | None,
+    archived: bool | None,
+) -> QuerySet[CodeType]:
+    qs = CodeType.objects.all()
+    if search:
+        qs = qs.filter(Q(name__icontains=search) | Q(description__icontains=search))
+    if use_type is not None:
+        qs = qs.filter(use_type=use_type)
+    if disabled is not None:
+        qs = qs.filter(is_disabled=disabled)
+    if has_webhook is not None:
+        qs = qs.exclude(fulfillment_url="") if has_webhook else qs.filter(fulfillment_url="")
+    if archived is not None:
+        qs = qs.filter(archived_at__isnull=not archived)
+    return qs
 
 
 def totals_by_state() -> dict[str, int]:

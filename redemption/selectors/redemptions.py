@@ -16,6 +16,7 @@ from redemption.models import (
     Attempt,
     AuditEvent,
     Code,
+    CodeType,
     SharedRedemption,
     State,
 )
@@ -210,3 +211,12 @@ def redemptions_per_day(
     return [
         (first + timedelta(days=i), totals.get(first + timedelta(days=i), 0)) for i in range(days)
     ]
+
+
+def shared_redemption_of(code_type: CodeType, profile_id: str) -> SharedRedemption | None:
+    """One profile's redemption of a shared code type, if it has one."""
+    return (
+        SharedRedemption.objects.select_related("code_type")
+        .filter(code_type=code_type, profile_id=profile_id)
+        .first()
+    )

@@ -15,6 +15,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from redemption import ratelimit, sign_in_limits
+from redemption.braincloud import s2s_sessions
 from redemption.braincloud import sessions as wire_sessions
 from redemption.db import counts
 from redemption.models import IdempotencyRecord, PeriodicRun
@@ -39,6 +40,7 @@ class SweepReport:
     jobs_failed: int = 0  # jobs whose lease ran out too often, now failed
     sign_in_counters_pruned: int = 0  # staff sign-in counters quiet past their cool-off
     wire_sessions_pruned: int = 0  # brainCloud client sessions expired over a day ago
+    s2s_sessions_pruned: int = 0  # S2S sessions expired over a day ago, or of revoked keys
 
 
 def sweep(*, now: datetime | None = None) -> SweepReport:
@@ -52,6 +54,7 @@ def sweep(*, now: datetime | None = None) -> SweepReport:
         jobs_failed=jobs_fail_abandoned(now=now),
         sign_in_counters_pruned=sign_in_limits.prune(now=now),
         wire_sessions_pruned=wire_sessions.sessions_prune(now=now),
+        s2s_sessions_pruned=s2s_sessions.s2s_sessions_prune(now=now),
     )
 
 

@@ -438,6 +438,7 @@ def _code_import(request: HttpRequest, name: str, cap: CappedUploadHandler) -> H
                 actor=staff_actor(request),
                 code_type_name=ct.name,
                 upload=form.cleaned_data["file"],
+                preserve_state=form.cleaned_data["preserve_state"],
             )
         except exc.RedemptionError as error:
             report_error(request, error, form)

@@ -248,6 +248,19 @@ SERVER_ENDPOINTS: tuple[Endpoint, ...] = (
                 ),
                 csv_body=True,
                 atomic=False,
+                query=(
+                    Field(
+                        "preserveState",
+                        "boolean",
+                        description="A migration import: lines keep every state and their "
+                        "history (a header row names the columns, as the export writes them: "
+                        "scanCode, codeState, customCodeInfo, redeemedByProfileId, "
+                        "redeemedByProfileName, redeemedAt, invalidationReason, "
+                        "customRedemptionInfo, createdAt, activatedAt, invalidatedAt; profileId "
+                        "and profileName too). A shared type takes one row per profile "
+                        "redemption.",
+                    ),
+                ),
                 description="Body: text/csv, up to 200 MiB, streamed. Bad lines do not fail "
                 "the job; they are listed in its errors.",
             ),

@@ -26,14 +26,29 @@ class Command(BaseCommand):
         parser.add_argument(
             "--wait", action="store_true", help="Run the job here and wait for it to finish."
         )
+        parser.add_argument(
+            "--preserve-state",
+            action="store_true",
+            help="A migration import: lines keep every state and their history (a header row "
+            "names the columns, as the export writes them); a shared type takes one row per "
+            "profile redemption.",
+        )
 
-    def handle(self, *args: Any, code_type: str, file: str, wait: bool, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        code_type: str,
+        file: str,
+        wait: bool,
+        preserve_state: bool = False,
+        **options: Any,
+    ) -> None:
         try:
             if file == "-":
-                job = self._start(code_type, sys.stdin.buffer)
+                job = self._start(code_type, sys.stdin.buffer, preserve_state)
             else:
                 with open(file, "rb") as fh:
-                    job = self._start(code_type, fh)
+                    job = self._start(code_type, fh, preserve_state)
         except OSError as err:
             raise CommandError(f"Cannot read {file}: {err.strerror}") from None
         self.stdout.write(str(job.pk))
@@ -54,10 +69,13 @@ class Command(BaseCommand):
         if finished.error_count > SHOWN_ERRORS:
             self.stderr.write(f"  … and {finished.error_count - SHOWN_ERRORS:,} more.")
 
-    def _start(self, code_type: str, upload: Any) -> Any:
+    def _start(self, code_type: str, upload: Any, preserve_state: bool) -> Any:
         try:
             return bulk.job_import_start(
-                actor=Actor.system("cli:import_codes"), code_type_name=code_type, upload=upload
+                actor=Actor.system("cli:import_codes"),
+                code_type_name=code_type,
+                upload=upload,
+                preserve_state=preserve_state,
             )
         except exc.RedemptionError as err:
             raise command_error(err) from None

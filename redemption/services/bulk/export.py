@@ -22,6 +22,12 @@ EXPORT_HEADER = [
     "redeemedByProfileId",
     "redeemedAt",
     "createdAt",
+    # The rest of a code's history, so that an export re-imports as it is with preserveState.
+    "redeemedByProfileName",
+    "invalidationReason",
+    "customRedemptionInfo",
+    "activatedAt",
+    "invalidatedAt",
 ]
 
 
@@ -79,8 +85,15 @@ def _export_personal(
         "redeemed_by_profile_id",
         "redeemed_at",
         "created_at",
+        "redeemed_by_profile_name",
+        "invalidation_reason",
+        "custom_redemption_info",
+        "activated_at",
+        "invalidated_at",
     )
-    for _, scan, st, batch, info, profile, redeemed_at, created_at in _keyset(qs, fields):
+    for row in _keyset(qs, fields):
+        _, scan, st, batch, info, profile, redeemed_at, created_at = row[:8]
+        name, reason, redemption_info, activated_at, invalidated_at = row[8:]
         yield [
             scan,
             st,
@@ -90,6 +103,11 @@ def _export_personal(
             profile or "",
             ts(redeemed_at) or "",
             ts(created_at) or "",
+            name or "",
+            reason or "",
+            _json_text(redemption_info),
+            ts(activated_at) or "",
+            ts(invalidated_at) or "",
         ]
 
 
@@ -98,8 +116,16 @@ def _export_shared(ct: CodeType, state: str | None) -> Iterator[list[str]]:
     qs = SharedRedemption.objects.filter(code_type=ct)
     if state is not None:
         qs = qs.filter(state=state)
-    fields = ("state", "custom_code_info", "profile_id", "redeemed_at", "created_at")
-    for _, st, info, profile, redeemed_at, created_at in _keyset(qs, fields):
+    fields = (
+        "state",
+        "custom_code_info",
+        "profile_id",
+        "redeemed_at",
+        "created_at",
+        "profile_name",
+        "custom_redemption_info",
+    )
+    for _, st, info, profile, redeemed_at, created_at, name, redemption_info in _keyset(qs, fields):
         yield [
             ct.scan_code or "",
             st,
@@ -109,6 +135,11 @@ def _export_shared(ct: CodeType, state: str | None) -> Iterator[list[str]]:
             profile,
             ts(redeemed_at) or "",
             ts(created_at) or "",
+            name or "",
+            "",
+            _json_text(redemption_info),
+            "",
+            "",
         ]
 
 

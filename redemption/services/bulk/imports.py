@@ -2,7 +2,7 @@
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from django.conf import settings
@@ -26,10 +26,11 @@ from redemption.services.bulk.jobs import (
     new_batch,
 )
 from redemption.services.bulk.leases import Lease
-from redemption.services.bulk.options import code_type_for_new_codes
+from redemption.services.bulk.options import code_type_for_history, code_type_for_new_codes
 
-# canonical -> (line number, display, state, customCodeInfo JSON)
-Pending = dict[str, tuple[int, str, str, str]]
+# canonical -> (line number, display, ...): (line, display, state, customCodeInfo JSON) for a
+# plain import; a history import keys its lines the same way and keeps more fields.
+Pending = dict[str, tuple[Any, ...]]
 # A longer line is refused as an error without being read whole (a code line is < 17 KB).
 MAX_LINE_BYTES = 64 * 1024
 LINE_TOO_LONG = f"The line is longer than {MAX_LINE_BYTES // 1024} KiB."
@@ -38,10 +39,25 @@ LINE_UNREADABLE = "The line could not be read."
 logger = logging.getLogger(__name__)
 
 
-def job_import_start(*, actor: Actor, code_type_name: str, upload: bytes | BinaryIO | File) -> Job:
-    """Store an uploaded CSV and queue its import into a personal code type."""
+def job_import_start(
+    *,
+    actor: Actor,
+    code_type_name: str,
+    upload: bytes | BinaryIO | File,
+    preserve_state: bool = False,
+) -> Job:
+    """Store an uploaded CSV and queue its import into a code type.
+
+    A plain import fills a personal type with new codes; with `preserve_state` (a migration,
+    Ops only) lines keep every state and the redemption history, and a shared type takes one
+    row per profile redemption.
+    """
     require_ops(actor)
-    ct = code_type_for_new_codes(code_type_name)
+    ct = (
+        code_type_for_history(code_type_name)
+        if preserve_state
+        else code_type_for_new_codes(code_type_name)
+    )
     now = timezone.now()
     job_id = uuid.uuid4()
     if isinstance(upload, bytes | bytearray):
@@ -58,7 +74,7 @@ def job_import_start(*, actor: Actor, code_type_name: str, upload: bytes | Binar
                 actor=actor,
                 ct=ct,
                 kind=Job.Kind.IMPORT,
-                params={},
+                params={"preserveState": True} if preserve_state else {},
                 now=now,
                 id=job_id,
                 batch=batch,
@@ -79,7 +95,7 @@ def _count_lines(name: str) -> int:
     return lines + (0 if last == b"\n" else 1)
 
 
-class _ImportRun:
+class ImportRun:
     """State of one import: counters, the first errors, and the chunk being built."""
 
     def __init__(self, job: Job, batch: Batch, lease: Lease, progress: Progress) -> None:
@@ -114,6 +130,18 @@ class _ImportRun:
     def invalid(self, line: int, scan: str | None, code: str, message: str) -> None:
         self.summary["invalid"] += 1
         self.error(line, scan, code, message)
+
+    def take(self, line_no: int, text: str) -> None:
+        """Take one non-blank line: the header, or a record."""
+        header, self.header_seen = not self.header_seen and is_header(text), True
+        if header:
+            return
+        self.records += 1
+        self.add_line(line_no, text)
+
+    def checkpoint(self) -> dict[str, Any]:
+        """What a worker taking the job over needs beyond the counters."""
+        return {"records": self.records, "headerSeen": self.header_seen}
 
     def add_line(self, line_no: int, text: str) -> None:
         try:
@@ -163,7 +191,7 @@ class _ImportRun:
                 errors=self.errors,
                 error_count=self.error_count,
                 summary=self.summary,
-                checkpoint={"records": self.records, "headerSeen": self.header_seen},
+                checkpoint=self.checkpoint(),
             )
         self.progress(self.lines, self.job.total)
 
@@ -272,7 +300,7 @@ def _physical_lines(fh: Any) -> Iterator[bytes | None]:
         yield None
 
 
-def _decoded_lines(name: str, run: _ImportRun) -> Iterator[tuple[int, str]]:
+def _decoded_lines(name: str, run: ImportRun) -> Iterator[tuple[int, str]]:
     """Yield (line number, text) for each physical line after the ones already committed;
     unreadable lines become errors."""
     with default_storage.open(name, "rb") as fh:
@@ -296,9 +324,14 @@ def _decoded_lines(name: str, run: _ImportRun) -> Iterator[tuple[int, str]]:
             yield line_no, text.rstrip("\r\n")
 
 
-def run_import(job: Job, lease: Lease, progress: Progress) -> None:
-    """Import the job's uploaded file chunk by chunk; each chunk commits with the line it
-    reached, so a job taken over never imports a line twice."""
+def run_lines(
+    job: Job,
+    lease: Lease,
+    progress: Progress,
+    make_run: Callable[[Job, Batch, Lease, Progress], ImportRun],
+) -> None:
+    """Import the job's uploaded file chunk by chunk through a run made by `make_run`; each
+    chunk commits with the line it reached, so a job taken over never imports a line twice."""
     batch = job.batch
     if batch is None:
         raise exc.RedemptionError("The job's batch no longer exists.")
@@ -308,18 +341,14 @@ def run_import(job: Job, lease: Lease, progress: Progress) -> None:
     with transaction.atomic():
         lease.renew(total=total)
     job.total = total
-    run = _ImportRun(job, batch, lease, progress)
+    run = make_run(job, batch, lease, progress)
     chunk_size = max(1, settings.JOB_BATCH_SIZE)
     since_flush = 0
     for line_no, text in _decoded_lines(job.upload, run):
         run.lines = line_no
         since_flush += 1
         if text.strip():
-            header, run.header_seen = not run.header_seen and is_header(text), True
-            if header:
-                continue
-            run.records += 1
-            run.add_line(line_no, text)
+            run.take(line_no, text)
         if len(run.chunk) >= chunk_size or since_flush >= chunk_size:
             run.flush()
             since_flush = 0

@@ -79,6 +79,14 @@ def code_type_for_new_codes(name: str) -> CodeType:
     return ct
 
 
+def code_type_for_history(name: str) -> CodeType:
+    """The enabled code type (personal or shared) that a migration import fills."""
+    ct = code_type_get(name)
+    if ct.is_disabled:
+        raise exc.CodeTypeDisabledError()
+    return ct
+
+
 def already_issued(shape: codes.CodeShape) -> int:
     """How many codes of this shape (algorithm, length, prefix, check) were ever generated."""
     rows = (

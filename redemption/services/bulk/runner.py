@@ -28,7 +28,8 @@ from redemption.models import Job
 from redemption.services._common import audit
 from redemption.services.bulk import leases
 from redemption.services.bulk.generate import generate_outcome, run_generate
-from redemption.services.bulk.imports import import_outcome, run_import
+from redemption.services.bulk.history import run_import_job
+from redemption.services.bulk.imports import import_outcome
 from redemption.services.bulk.jobs import (
     MAX_KEPT_LINE_ERRORS,
     JobOutcome,
@@ -60,7 +61,7 @@ class JobKind:
 
 _KINDS: dict[str, JobKind] = {
     Job.Kind.GENERATE: JobKind(run_generate, generate_outcome),
-    Job.Kind.IMPORT: JobKind(run_import, import_outcome, remove_upload=True),
+    Job.Kind.IMPORT: JobKind(run_import_job, import_outcome, remove_upload=True),
     Job.Kind.DELETE_CODES: JobKind(run_delete_or_reset, purge_outcome),
     Job.Kind.RESET_CODES: JobKind(run_delete_or_reset, purge_outcome),
 }
