@@ -244,14 +244,18 @@ def cpu_seconds(pid: int) -> float:
 
 
 def wait_until_idle(child: Child, *, settle: float = 0.5, timeout: float = 30) -> None:
-    """Wait until a freshly started process has finished importing (its CPU time stops growing)."""
+    """Wait until a freshly started process has finished importing (its CPU use drops).
+
+    Settled means under a quarter of a core over `settle` seconds: an idle `db_worker` polling
+    every 0.1 s keeps using about a tenth of one, a process still importing uses all of it.
+    """
     deadline = time.monotonic() + timeout
     last = -1.0
     while time.monotonic() < deadline:
         if not child.alive():
             raise RuntimeError(f"{child.name} exited:\n{child.tail()}")
         now = cpu_seconds(child.pid)
-        if now > 0.3 and now - last < 0.02:
+        if now > 0.3 and now - last < 0.25 * settle:
             return
         last = now
         time.sleep(settle)
