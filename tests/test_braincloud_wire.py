@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from redemption.actors import Actor
-from redemption.braincloud import dispatcher, packets
+from redemption.braincloud import packets
 from redemption.braincloud.records import wire_record_of
 from redemption.models import Attempt, AuditEvent, Code, State, WireSession
 from redemption.services import keys
@@ -120,7 +120,7 @@ def test_an_oversized_body_that_is_no_json_gets_one_413_entry(app, client):
 
 
 def test_a_body_too_big_to_count_its_messages_gets_one_413_entry(app, client):
-    filler = "x" * (dispatcher.COUNT_MAX_BYTES + 10)
+    filler = "x" * (packets.COUNT_MAX_BYTES + 10)
     body = packet([redeem("ABCD"), msg("heartbeat", "READ", {"pad": filler})])
 
     assert _reasons(responses(post(client, body))) == [(413, 40830)]

@@ -29,9 +29,6 @@ from redemption.models import BraincloudApp
 logger = logging.getLogger("redemption.braincloud")
 
 ENDPOINT = "client"
-CHUNK = 64 * 1024
-# An oversized packet is kept up to this size to count its messages, then only read.
-COUNT_MAX_BYTES = 8 * 1024 * 1024
 DATABASE_GONE = (OperationalError, InterfaceError)
 ALLOWED_HEADERS = "Content-Type, X-SIG, X-APPID"
 
@@ -75,20 +72,6 @@ def _try_again(request: HttpRequest, seconds: int) -> HttpResponse:
     )
     response["Retry-After"] = str(seconds)
     return response
-
-
-def _read_body(request: HttpRequest) -> tuple[bytes | None, bool]:
-    """The body, and whether it is over the packet limit. An oversized body is kept up to
-    COUNT_MAX_BYTES to count its messages; past that it is None, and what is left unread is
-    drained by portal.drain after the answer, within its bounds (no worker held for long)."""
-    parts: list[bytes] = []
-    size = 0
-    while chunk := request.read(CHUNK):
-        size += len(chunk)
-        if size > COUNT_MAX_BYTES:
-            return None, True
-        parts.append(chunk)
-    return b"".join(parts), size > packets.MAX_PACKET_BYTES
 
 
 def _gzipped(request: HttpRequest) -> bool:
@@ -156,7 +139,7 @@ def dispatcherv2(request: HttpRequest) -> HttpResponse:
         )
         response["Allow"] = "POST, OPTIONS"
         return response
-    raw, too_large = _read_body(request)
+    raw, too_large = packets.read_body(request)
     if raw is not None and not too_large and _gzipped(request):
         try:
             raw, too_large = _gunzip(raw)

@@ -12,11 +12,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from redemption import exceptions as exc
 from redemption import rules
 
 MAX_PACKET_BYTES = 1024 * 1024
+READ_CHUNK = 64 * 1024
+# An oversized packet is kept up to this size to count its messages, then only read.
+COUNT_MAX_BYTES = 8 * 1024 * 1024
 
 # brainCloud's own session reason codes (no JSON API twin, so not RedemptionErrors).
 SESSION_EXPIRED = 40303
@@ -69,9 +73,22 @@ class Packet:
     body: dict[str, Any]
 
 
-def parse(raw: bytes) -> Packet:
-    """Parse a packet body (JSON whatever the Content-Type); raise INVALID_PARAMETER_VALUE
-    when it is no packet at all (its messages cannot be counted)."""
+def read_body(request: HttpRequest) -> tuple[bytes | None, bool]:
+    """The body, and whether it is over the packet limit. An oversized body is kept up to
+    COUNT_MAX_BYTES to count its messages; past that it is None, and what is left unread is
+    drained by portal.drain after the answer, within its bounds (no worker held for long)."""
+    parts: list[bytes] = []
+    size = 0
+    while chunk := request.read(READ_CHUNK):
+        size += len(chunk)
+        if size > COUNT_MAX_BYTES:
+            return None, True
+        parts.append(chunk)
+    return b"".join(parts), size > MAX_PACKET_BYTES
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A packet body as one JSON object of storable values; else INVALID_PARAMETER_VALUE."""
     try:
         body = rules.json_loads_strict(raw)
     except ValueError as err:
@@ -81,6 +98,13 @@ def parse(raw: bytes) -> Packet:
         raise exc.invalid_fields({"body": problem})
     if not isinstance(body, dict):
         raise exc.invalid_fields({"body": "must be a JSON object"})
+    return body
+
+
+def parse(raw: bytes) -> Packet:
+    """Parse a packet body (JSON whatever the Content-Type); raise INVALID_PARAMETER_VALUE
+    when it is no packet at all (its messages cannot be counted)."""
+    body = json_object(raw)
     messages = body.get("messages")
     if not isinstance(messages, list):
         raise exc.invalid_fields({"messages": "must be an array of messages"})

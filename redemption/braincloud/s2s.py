@@ -39,7 +39,6 @@ logger = logging.getLogger("redemption.braincloud")
 ENDPOINT = "s2s"
 AUTHENTICATE = ("authenticationV2", "AUTHENTICATE")
 DATABASE_GONE = (OperationalError, InterfaceError)
-CHUNK = 64 * 1024
 
 
 def _json(body: Any) -> str:
@@ -64,17 +63,6 @@ def _try_again(seconds: int) -> HttpResponse:
     return response
 
 
-def _read(request: HttpRequest) -> bytes | None:
-    """The body, or None when it is over the packet limit (read to its end all the same)."""
-    parts: list[bytes] = []
-    size = 0
-    while chunk := request.read(CHUNK):
-        size += len(chunk)
-        if size <= packets.MAX_PACKET_BYTES:
-            parts.append(chunk)
-    return b"".join(parts) if size <= packets.MAX_PACKET_BYTES else None
-
-
 def _label(service: str, operation: str) -> tuple[str, str]:
     key = (service, operation)
     known = key in s2s_operations.OPERATIONS or key in {AUTHENTICATE, s2s_operations.HEARTBEAT}
@@ -93,9 +81,9 @@ def s2sdispatcher(request: HttpRequest) -> HttpResponse:
         response = _answer(packets.entry_for_error(exc.MethodNotAllowedError()), status=405)
         response["Allow"] = "POST"
         return response
-    raw = _read(request)
+    raw, too_large = packets.read_body(request)
     try:
-        if raw is None:
+        if raw is None or too_large:
             _count("other", "other", "refused")
             entry = packets.entry_for_error(exc.RequestTooLargeError())
             return _answer({"packetId": None, "messageResponses": [entry]})
@@ -105,22 +93,9 @@ def s2sdispatcher(request: HttpRequest) -> HttpResponse:
         return _try_again(settings.OUTAGE_RETRY_AFTER_SECONDS)
 
 
-def _body(raw: bytes) -> dict[str, Any]:
-    try:
-        body = rules.json_loads_strict(raw)
-    except ValueError as err:
-        raise exc.invalid_fields({"body": f"is not JSON: {err}"}) from None
-    problem = rules.json_value_problem(body)
-    if problem:
-        raise exc.invalid_fields({"body": problem})
-    if not isinstance(body, dict):
-        raise exc.invalid_fields({"body": "must be a JSON object"})
-    return body
-
-
 def _dispatch(raw: bytes) -> HttpResponse:
     try:
-        body = _body(raw)
+        body = packets.json_object(raw)
     except exc.RedemptionError as error:
         _count("other", "other", "refused")
         return _answer({"packetId": None, "messageResponses": [packets.entry_for_error(error)]})
