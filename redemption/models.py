@@ -640,11 +640,22 @@ class BraincloudApp(models.Model):
         return ("External", "Anonymous") if self.allow_anonymous else ("External",)
 
 
-class WireSession(models.Model):
+class ResendSlot(models.Model):
+    """The resend slot of a wire session (braincloud.packets): a packet whose id equals the
+    last one gets the stored answer, byte for byte, and nothing is run again."""
+
+    last_packet_id = models.BigIntegerField(null=True, blank=True)
+    last_response = models.TextField(null=True, blank=True)  # the JSON text, byte for byte
+    last_packet_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class WireSession(ResendSlot):
     """A signed-in brainCloud client, shared by every process; each packet slides its expiry.
 
-    Only a hash of the session id is kept. `last_*` is the resend slot (braincloud.packets):
-    a packet whose id equals the last one gets the stored answer, nothing is run again.
+    Only a hash of the session id is kept.
     """
 
     key_hash = models.CharField(max_length=64, primary_key=True)
@@ -657,9 +668,6 @@ class WireSession(models.Model):
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField(db_index=True)
     logged_out = models.BooleanField(default=False)
-    last_packet_id = models.BigIntegerField(null=True, blank=True)
-    last_response = models.TextField(null=True, blank=True)  # the JSON text, byte for byte
-    last_packet_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.app_id}:{self.profile_id}"
@@ -682,11 +690,11 @@ class WireAnonymousProfile(models.Model):
         return f"{self.anonymous_id} → {self.profile_id}"
 
 
-class S2SSession(models.Model):
+class S2SSession(ResendSlot):
     """A backend signed in on /s2sdispatcher with a server key, for one brainCloud app.
 
     Only a hash of the session id is kept. The session lives while its key does: a revoked or
-    expired key (or a disabled app) ends it. `last_*` is the resend slot (braincloud.packets).
+    expired key (or a disabled app) ends it.
     """
 
     key_hash = models.CharField(max_length=64, primary_key=True)
@@ -694,9 +702,6 @@ class S2SSession(models.Model):
     app = models.ForeignKey(BraincloudApp, on_delete=models.CASCADE, related_name="s2s_sessions")
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField(db_index=True)
-    last_packet_id = models.BigIntegerField(null=True, blank=True)
-    last_response = models.TextField(null=True, blank=True)  # the JSON text, byte for byte
-    last_packet_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.app_id}:{self.server_key_id}"

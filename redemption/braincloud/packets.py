@@ -189,7 +189,7 @@ def too_large_entries(raw: bytes | None) -> list[dict[str, Any]]:
 
 # --- the resend slot --------------------------------------------------------------------------
 #
-# Any session model offers the slot through three fields: `last_packet_id` (int, null),
+# A session model offers the slot by extending models.ResendSlot: `last_packet_id` (int, null),
 # `last_response` (text: the answer's JSON exactly as sent, so a replay is byte for byte the
 # same; null while that packet runs) and `last_packet_at` (datetime, null).
 # The functions take a queryset holding just that session's row, so they fit every kind.
