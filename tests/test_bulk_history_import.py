@@ -3,8 +3,6 @@
 import csv
 import io
 import os
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 
@@ -16,7 +14,7 @@ from redemption.models import Attempt, Code, CodeType, Job, SharedRedemption
 from redemption.selectors import state_counts
 from redemption.services import bulk
 from tests.factories import CodeFactory, CodeTypeFactory, SharedCodeTypeFactory
-from tests.processes import ROOT
+from tests.processes import manage
 
 PERSONAL_HEADER = (
     "scanCode,codeState,redeemedByProfileId,redeemedByProfileName,redeemedAt,"
@@ -432,17 +430,7 @@ def _manage(tmp_path, *argv: str) -> str:
         "PORTAL_VAR_DIR": str(tmp_path / "var"),
         "PORTAL_MEDIA_ROOT": str(tmp_path / "media"),
     }
-    done = subprocess.run(
-        [sys.executable, "manage.py", *argv],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+    return manage(env, *argv)
 
 
 def _rows(path) -> list[list[str]]:
