@@ -55,18 +55,13 @@ def check(found: list[Bucket], *, minting_key_id: int | None = None) -> None:
     if cache_in_use():
         if minting_key_id is not None and not selectors.server_key_alive(minting_key_id, now):
             raise exc.minting_key_dead()
-        slot = int(now.timestamp()) // window
-        try:
-            counts = cache.get_many([_cache_key(b, slot) for b in found])
-        except CACHE_DOWN as err:
-            cache_failed(err)
-        else:
-            cache_answered()
-            for bucket in found:
-                if counts.get(_cache_key(bucket, slot), 0) >= bucket.limit:
-                    metrics.rate_limited(limit=bucket.limit_name)
-                    retry = max(1, (slot + 1) * window - int(now.timestamp()))
-                    raise exc.MaxFailedExceededError(details={"retryAfterSeconds": retry})
+        full = _cache_full(found, now)
+        if full is not None:
+            if full:
+                metrics.rate_limited(limit=full[0].limit_name)
+                slot = int(now.timestamp()) // window
+                retry = max(1, (slot + 1) * window - int(now.timestamp()))
+                raise exc.MaxFailedExceededError(details={"retryAfterSeconds": retry})
             return
     since = now - timedelta(seconds=window)
     key_alive = None if minting_key_id is None else (minting_key_id, now)
@@ -92,17 +87,23 @@ def at_once_limits(found: list[Bucket], *, minting_key_id: int | None) -> Limits
     window = _window()
     since = now - timedelta(seconds=window)
     if cache_in_use():
-        slot = int(now.timestamp()) // window
-        try:
-            counts = cache.get_many([_cache_key(b, slot) for b in found])
-        except CACHE_DOWN as err:
-            cache_failed(err)
-        else:
-            cache_answered()
-            if any(counts.get(_cache_key(b, slot), 0) >= b.limit for b in found):
-                return None
-            return Limits(buckets=(), since=since, key_id=minting_key_id)
+        full = _cache_full(found, now)
+        if full is not None:
+            return None if full else Limits(buckets=(), since=since, key_id=minting_key_id)
     return Limits(buckets=[(b.key, b.limit) for b in found], since=since, key_id=minting_key_id)
+
+
+def _cache_full(found: list[Bucket], now: datetime) -> list[Bucket] | None:
+    """The buckets at their limit by the cache's counters of the current window (one round
+    trip); None when the cache server did not answer (the database store is used instead)."""
+    slot = int(now.timestamp()) // _window()
+    try:
+        counts = cache.get_many([_cache_key(b, slot) for b in found])
+    except CACHE_DOWN as err:
+        cache_failed(err)
+        return None
+    cache_answered()
+    return [b for b in found if counts.get(_cache_key(b, slot), 0) >= b.limit]
 
 
 def _cache_key(bucket: Bucket, slot: int) -> str:

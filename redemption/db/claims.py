@@ -89,6 +89,22 @@ def _sorted(states: frozenset[State]) -> tuple[str, ...]:
     return tuple(sorted(s.value for s in states))
 
 
+# The states a code with no fulfilment is redeemed from.
+REDEEM_SOURCES = _sorted(sources_of(State.REDEEMED, move=Move.REDEEM))
+
+
+def redeem_values(*, profile: Profile, now: datetime, info: dict[str, Any]) -> dict[str, Any]:
+    """What redeeming a code with no fulfilment writes on its row (field name -> value)."""
+    return {
+        "state": State.REDEEMED.value,
+        "redeemed_by_profile_id": profile.id,
+        "redeemed_by_profile_name": profile.name,
+        "redeemed_at": now,
+        "custom_redemption_info": info,
+        "updated_at": now,
+    }
+
+
 def code_claim_for_redeem(
     *, code_id: UUID, profile: Profile, now: datetime, info: dict[str, Any]
 ) -> Update:
@@ -96,15 +112,8 @@ def code_claim_for_redeem(
     return Update(
         model=Code,
         pk=code_id,
-        sources=_sorted(sources_of(State.REDEEMED, move=Move.REDEEM)),
-        values={
-            "state": State.REDEEMED.value,
-            "redeemed_by_profile_id": profile.id,
-            "redeemed_by_profile_name": profile.name,
-            "redeemed_at": now,
-            "custom_redemption_info": info,
-            "updated_at": now,
-        },
+        sources=REDEEM_SOURCES,
+        values=redeem_values(profile=profile, now=now, info=info),
     )
 
 

@@ -24,20 +24,16 @@ from typing import Any
 from django.db import connection
 
 from redemption.actors import Profile
+from redemption.db import claims
 from redemption.db.lookups import code_with_type_from_row
 from redemption.db.names import column, field, table
 from redemption.models import (
     AuditEvent,
     Code,
     CodeType,
-    Move,
     RedeemFailure,
     ServerKey,
-    State,
-    sources_of,
 )
-
-_SOURCES = tuple(sorted(s.value for s in sources_of(State.REDEEMED, move=Move.REDEEM)))
 
 # Audit columns taken from the moved row rather than from parameters.
 _FROM_ROW = {
@@ -81,29 +77,23 @@ def redeem_at_once(
     `audit_row` holds the audit event's columns but its time and the three the code gives
     (type name, code id, scan code).
     """
+    values = claims.redeem_values(profile=profile, now=now, info=info)
     sql = _sql(
         buckets=len(limits.buckets),
         named_type=code_type_name is not None,
         key=limits.key_id is not None,
+        names=tuple(values),
     )
     dt = connection.ops.adapt_datetimefield_value
-    params: list[Any] = [canon, *_SOURCES, dt(now), dt(now)]
+    params: list[Any] = [canon, *claims.REDEEM_SOURCES, dt(now), dt(now)]
     if code_type_name is not None:
         params.append(code_type_name)
     for bucket, limit in limits.buckets:
         params += [bucket, dt(limits.since), limit]
     if limits.key_id is not None:
         params += [limits.key_id, dt(now)]
-    values = {
-        "state": State.REDEEMED.value,
-        "redeemed_by_profile_id": profile.id,
-        "redeemed_by_profile_name": profile.name,
-        "redeemed_at": now,
-        "custom_redemption_info": info,
-        "updated_at": now,
-    }
     params += [field(Code, name).get_db_prep_save(v, connection) for name, v in values.items()]
-    params += _SOURCES
+    params += claims.REDEEM_SOURCES
     event = {**audit_row, "at": now}
     params += [
         f.get_db_prep_save(event[f.name] if f.name in event else f.get_default(), connection)
@@ -120,19 +110,20 @@ def _audit_fields() -> list[Any]:
     return [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
 
 
-_SQL: dict[tuple[int, bool, bool], str] = {}
+_SQL: dict[tuple[Any, ...], str] = {}
 
 
-def _sql(*, buckets: int, named_type: bool, key: bool) -> str:
-    """The statement for one shape of call, built once from the models' metadata."""
-    shape = (buckets, named_type, key)
+def _sql(*, buckets: int, named_type: bool, key: bool, names: tuple[str, ...]) -> str:
+    """The statement for one shape of call, built once from the models' metadata; `names` are
+    the code's fields the redeem writes (claims.redeem_values)."""
+    shape = (buckets, named_type, key, names)
     found = _SQL.get(shape)
     if found is not None:
         return found
     code, ct = table(Code), table(CodeType)
     c_col = lambda name: f"c.{column(Code, name)}"  # noqa: E731
     t_col = lambda name: f"t.{column(CodeType, name)}"  # noqa: E731
-    sources = ", ".join(["%s"] * len(_SOURCES))
+    sources = ", ".join(["%s"] * len(claims.REDEEM_SOURCES))
     where = [
         f"{c_col('canonical')} = %s",
         f"NOT {c_col('is_shared_anchor')}",
@@ -160,15 +151,7 @@ def _sql(*, buckets: int, named_type: bool, key: bool) -> str:
     target_select = ", ".join(
         [f"{c_col('pk')} AS target_id", *(f"{c} AS t{i}" for i, c in enumerate(type_columns))]
     )
-    values = [
-        "state",
-        "redeemed_by_profile_id",
-        "redeemed_by_profile_name",
-        "redeemed_at",
-        "custom_redemption_info",
-        "updated_at",
-    ]
-    sets = [f"{column(Code, name)} = %s" for name in values]
+    sets = [f"{column(Code, name)} = %s" for name in names]
     version = column(Code, "version")
     sets.append(f"{version} = {code}.{version} + 1")
     returning = [f"{code}.{column(Code, f.name)}" for f in Code._meta.concrete_fields]
