@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from redemption import exceptions as exc
 from redemption import records, rules, selectors, services
-from redemption.actors import Profile
+from redemption.actors import Actor, Profile
 from redemption.api.errors import JSON, json_response
 from redemption.api.spec import Call
 from redemption.api.validation import text_ok
@@ -257,10 +257,15 @@ def code_custom_info(call: Call) -> HttpResponse:
 
 
 def _generate_kwargs(call: Call) -> dict[str, Any]:
-    b = call.body
+    name = _code_type_name(call.path["codeType"])
+    return generate_kwargs(call.identity.actor, name, call.body)
+
+
+def generate_kwargs(actor: Actor, code_type_name: str, b: dict[str, Any]) -> dict[str, Any]:
+    """The generate services' arguments from a checked generate body (API and S2S)."""
     return {
-        "actor": call.identity.actor,
-        "code_type_name": _code_type_name(call.path["codeType"]),
+        "actor": actor,
+        "code_type_name": code_type_name,
         "quantity": b["quantity"],
         "state": b.get("codeState"),
         "custom_code_info": b.get("customCodeInfo"),

@@ -26,6 +26,7 @@ from redemption.api.endpoints.shared import (
     NEW_SCAN_CODE,
     SCAN_CODE,
 )
+from redemption.api.handlers import generate_kwargs
 from redemption.api.spec import Operation
 from redemption.api.validation import Field, clean_object
 from redemption.braincloud.records import epoch_ms, wire_record_of
@@ -118,16 +119,7 @@ def _generate_kwargs(ctx: S2SContext, twin: str, data: dict[str, Any]) -> dict[s
     if "algorithmDetailsJson" in data and "algorithmDetails" not in data:
         data["algorithmDetails"] = data.pop("algorithmDetailsJson")
     b = _known(_twin_fields(twin, CODE_TYPE), data)
-    return {
-        "actor": ctx.actor,
-        "code_type_name": b["codeType"],
-        "quantity": b["quantity"],
-        "state": b.get("codeState"),
-        "custom_code_info": b.get("customCodeInfo"),
-        "prefix": b.get("prefix"),
-        "algorithm": b.get("algorithmName"),
-        "algorithm_details": b.get("algorithmDetails"),
-    }
+    return generate_kwargs(ctx.actor, b["codeType"], b)
 
 
 def _generating(kwargs: dict[str, Any]) -> str:
