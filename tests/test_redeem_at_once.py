@@ -199,7 +199,7 @@ def test_a_plain_redeem_is_one_statement_on_postgresql_three_elsewhere():
     statements = [q["sql"] for q in ctx.captured_queries]
     if _postgres():
         assert len(statements) == 1, statements
-        assert statements[0].startswith("WITH target AS")
+        assert statements[0].startswith(f"SELECT * FROM {redeem_at_once.FUNCTION}(")
     else:
         assert len(statements) >= 3, statements
     code.refresh_from_db()
@@ -222,5 +222,33 @@ def test_a_refused_redeem_falls_back_to_the_full_path_once():
     code = CodeFactory(state=State.INACTIVE)
     with CaptureQueriesContext(connection) as ctx, pytest.raises(exc.CodeNotActiveError):
         redeem(actor=Actor.profile(ME.id), profile=ME, scan_code=code.scan_code)
-    at_once = [q for q in ctx.captured_queries if q["sql"].startswith("WITH target AS")]
+    at_once = [q for q in ctx.captured_queries if redeem_at_once.FUNCTION in q["sql"]]
     assert len(at_once) == (1 if _postgres() else 0)
+
+
+def _function_comment() -> list[tuple[str]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT obj_description(oid, 'pg_proc') FROM pg_proc WHERE proname = %s",
+            [redeem_at_once.FUNCTION],
+        )
+        return cursor.fetchall()
+
+
+@pytest.mark.postgres
+def test_migrate_left_the_function_as_the_models_make_it_and_install_remakes_a_stale_one():
+    assert redeem_at_once.install() is False, "migrate should have installed the current one"
+    (digest,) = _function_comment()
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"COMMENT ON FUNCTION {redeem_at_once.FUNCTION} IS 'an older model'")
+    assert redeem_at_once.install() is True
+    assert _function_comment() == [digest]
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP FUNCTION {redeem_at_once.FUNCTION}")
+    assert redeem_at_once.install() is True
+    code = CodeFactory()
+    redeem(actor=Actor.profile(ME.id), profile=ME, scan_code=code.scan_code)
+    code.refresh_from_db()
+    assert code.state == State.REDEEMED

@@ -93,8 +93,20 @@ def _sorted(states: frozenset[State]) -> tuple[str, ...]:
 REDEEM_SOURCES = _sorted(sources_of(State.REDEEMED, move=Move.REDEEM))
 
 
+# The fields `redeem_values` writes, in its order (the one-statement redeem's parameters).
+REDEEM_FIELDS = (
+    "state",
+    "redeemed_by_profile_id",
+    "redeemed_by_profile_name",
+    "redeemed_at",
+    "custom_redemption_info",
+    "updated_at",
+)
+
+
 def redeem_values(*, profile: Profile, now: datetime, info: dict[str, Any]) -> dict[str, Any]:
-    """What redeeming a code with no fulfilment writes on its row (field name -> value)."""
+    """What redeeming a code with no fulfilment writes on its row (field name -> value), in
+    the order of REDEEM_FIELDS."""
     return {
         "state": State.REDEEMED.value,
         "redeemed_by_profile_id": profile.id,

@@ -12,21 +12,30 @@ redeems a shared code). So a condition missing here could only let a redeem thro
 full path refuses: every type-level refusal of `services.redeem._redeem` must appear below,
 and tests/test_redeem_at_once.py holds the two paths to the same answers.
 
+The statement lives in a PL/pgSQL function, `install` (re)creates it from the models after every
+`migrate`: PL/pgSQL keeps the plan of the statement per connection, so a redeem neither sends nor
+parses nor plans the whole CTE again (planning alone cost as much as running it), and nothing
+needs server-side prepared statements, which PgBouncer's transaction mode would break. Its
+parameters and result are plain column types, so no table depends on it.
+
 Exactly once: the UPDATE re-checks the code's state on the row it locks (PostgreSQL re-reads a
 row changed by a concurrent transaction before applying its WHERE), as every claim does.
 """
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from redemption.actors import Profile
 from redemption.db import claims
 from redemption.db.lookups import code_with_type_from_row
-from redemption.db.names import column, field, table
+from redemption.db.names import field
 from redemption.models import (
     AuditEvent,
     Code,
@@ -35,12 +44,25 @@ from redemption.models import (
     ServerKey,
 )
 
+FUNCTION = "redemption_redeem_at_once"
+
 # Audit columns taken from the moved row rather than from parameters.
 _FROM_ROW = {
     "code_type_name": "moved.t_name",
     "target_id": "moved.c_id::text",
     "scan_code": "moved.c_scan",
 }
+# The function's leading parameters: (name, type), in call order.
+_LEADING = (
+    ("p_canon", "text"),
+    ("p_sources", "text[]"),
+    ("p_now", "timestamp with time zone"),
+    ("p_type", "text"),
+    ("p_buckets", "text[]"),
+    ("p_limits", "integer[]"),
+    ("p_since", "timestamp with time zone"),
+    ("p_key", "bigint"),
+)
 
 
 @dataclass(frozen=True)
@@ -78,107 +100,175 @@ def redeem_at_once(
     (type name, code id, scan code).
     """
     values = claims.redeem_values(profile=profile, now=now, info=info)
-    sql = _sql(
-        buckets=len(limits.buckets),
-        named_type=code_type_name is not None,
-        key=limits.key_id is not None,
-        names=tuple(values),
-    )
+    if tuple(values) != claims.REDEEM_FIELDS:
+        raise ImproperlyConfigured("claims.redeem_values writes other fields than REDEEM_FIELDS")
     dt = connection.ops.adapt_datetimefield_value
-    params: list[Any] = [canon, *claims.REDEEM_SOURCES, dt(now), dt(now)]
-    if code_type_name is not None:
-        params.append(code_type_name)
-    for bucket, limit in limits.buckets:
-        params += [bucket, dt(limits.since), limit]
-    if limits.key_id is not None:
-        params += [limits.key_id, dt(now)]
+    params: list[Any] = [
+        canon,
+        list(claims.REDEEM_SOURCES),
+        dt(now),
+        code_type_name,
+        [bucket for bucket, _ in limits.buckets],
+        [limit for _, limit in limits.buckets],
+        dt(limits.since),
+        limits.key_id,
+    ]
     params += [field(Code, name).get_db_prep_save(v, connection) for name, v in values.items()]
-    params += claims.REDEEM_SOURCES
     event = {**audit_row, "at": now}
     params += [
         f.get_db_prep_save(event[f.name] if f.name in event else f.get_default(), connection)
-        for f in _audit_fields()
-        if f.name not in _FROM_ROW
+        for f in _audit_params()
     ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_call_sql(), params)
         row = cursor.fetchone()
     return None if row is None else code_with_type_from_row(row)
+
+
+def install(using: str = "default") -> bool:
+    """Create or replace the function on database `using` when it differs from what the models
+    give (a hash of its definition is kept as its comment); True if it was (re)created."""
+    wrapper = connections[using]
+    if wrapper.vendor != "postgresql":
+        return False
+    ddl = _function_sql(wrapper)
+    digest = hashlib.sha256(ddl.encode()).hexdigest()
+    with transaction.atomic(using=using), wrapper.cursor() as cursor:
+        cursor.execute(
+            "SELECT obj_description(p.oid, 'pg_proc') FROM pg_proc p"
+            " WHERE p.proname = %s AND p.pronamespace = current_schema()::regnamespace",
+            [FUNCTION],
+        )
+        found = cursor.fetchall()
+        if found == [(digest,)]:
+            return False
+        if found:
+            cursor.execute(f"DROP FUNCTION {FUNCTION}")
+        cursor.execute(ddl)
+        cursor.execute(f"COMMENT ON FUNCTION {FUNCTION} IS '{digest}'")
+    return True
+
+
+def after_migrate(*, using: str, **kwargs: Any) -> None:
+    """post_migrate receiver (connected in apps.ready)."""
+    install(using)
 
 
 def _audit_fields() -> list[Any]:
     return [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
 
 
-_SQL: dict[tuple[Any, ...], str] = {}
+def _audit_params() -> list[Any]:
+    return [f for f in _audit_fields() if f.name not in _FROM_ROW]
 
 
-def _sql(*, buckets: int, named_type: bool, key: bool, names: tuple[str, ...]) -> str:
-    """The statement for one shape of call, built once from the models' metadata; `names` are
-    the code's fields the redeem writes (claims.redeem_values)."""
-    shape = (buckets, named_type, key, names)
-    found = _SQL.get(shape)
-    if found is not None:
-        return found
-    code, ct = table(Code), table(CodeType)
-    c_col = lambda name: f"c.{column(Code, name)}"  # noqa: E731
-    t_col = lambda name: f"t.{column(CodeType, name)}"  # noqa: E731
-    sources = ", ".join(["%s"] * len(claims.REDEEM_SOURCES))
+def _parameters(wrapper: BaseDatabaseWrapper) -> list[tuple[str, str]]:
+    """Every parameter of the function as (name, SQL type), in call order."""
+    written = [
+        (f"w_{i}", _sql_type(field(Code, name), wrapper))
+        for i, name in enumerate(claims.REDEEM_FIELDS)
+    ]
+    audited = [(f"a_{i}", _sql_type(f, wrapper)) for i, f in enumerate(_audit_params())]
+    return [*_LEADING, *written, *audited]
+
+
+def _results(wrapper: BaseDatabaseWrapper) -> list[tuple[str, str]]:
+    """The function's result columns as (expression over `moved`, SQL type): every column of
+    the code, then every column of its type, the order `code_with_type_from_row` reads."""
+    q = wrapper.ops.quote_name
+    code_columns = [
+        (f"moved.{q(f.column or '')}", _sql_type(f, wrapper)) for f in Code._meta.concrete_fields
+    ]
+    type_columns = [
+        (f"moved.t{i}", _sql_type(f, wrapper)) for i, f in enumerate(CodeType._meta.concrete_fields)
+    ]
+    return [*code_columns, *type_columns]
+
+
+def _sql_type(column_field: Any, wrapper: BaseDatabaseWrapper) -> str:
+    sql_type = column_field.cast_db_type(wrapper)
+    if not sql_type:
+        raise ImproperlyConfigured(f"{column_field} has no SQL type for the redeem function")
+    return str(sql_type)
+
+
+_CALL: dict[str, str] = {}
+
+
+def _call_sql() -> str:
+    """SELECT * FROM the function, every parameter cast to its type."""
+    found = _CALL.get(connection.alias)
+    if found is None:
+        casts = ", ".join(f"%s::{sql_type}" for _, sql_type in _parameters(connection))
+        found = _CALL[connection.alias] = f"SELECT * FROM {FUNCTION}({casts})"
+    return found
+
+
+def _function_sql(wrapper: BaseDatabaseWrapper) -> str:
+    """CREATE FUNCTION: the data-modifying CTE over the function's parameters."""
+    q = wrapper.ops.quote_name
+    code, ct = q(Code._meta.db_table), q(CodeType._meta.db_table)
+
+    def col(model: Any, name: str) -> str:
+        return q(field(model, name).column or "")
+
+    c_col = lambda name: f"c.{col(Code, name)}"  # noqa: E731
+    t_col = lambda name: f"t.{col(CodeType, name)}"  # noqa: E731
+    failures, keys = q(RedeemFailure._meta.db_table), q(ServerKey._meta.db_table)
+    bucket, at = col(RedeemFailure, "bucket"), col(RedeemFailure, "at")
+    revoked, expires = col(ServerKey, "revoked_at"), col(ServerKey, "expires_at")
     where = [
-        f"{c_col('canonical')} = %s",
+        f"{c_col('canonical')} = p_canon",
         f"NOT {c_col('is_shared_anchor')}",
-        f"{c_col('state')} IN ({sources})",
+        f"{c_col('state')} = ANY (p_sources)",
         f"NOT {t_col('is_disabled')}",
         f"{t_col('archived_at')} IS NULL",
-        f"({t_col('valid_start')} IS NULL OR {t_col('valid_start')} <= %s)",
-        f"({t_col('valid_end')} IS NULL OR {t_col('valid_end')} > %s)",
+        f"({t_col('valid_start')} IS NULL OR {t_col('valid_start')} <= p_now)",
+        f"({t_col('valid_end')} IS NULL OR {t_col('valid_end')} > p_now)",
         f"{t_col('fulfillment_url')} = ''",
+        f"(p_type IS NULL OR {t_col('name')} = p_type)",
+        f"NOT EXISTS (SELECT 1 FROM unnest(p_buckets, p_limits) AS b(bucket, lim)"
+        f" WHERE (SELECT count(*) FROM {failures} f"
+        f" WHERE f.{bucket} = b.bucket AND f.{at} > p_since) >= b.lim)",
+        f"(p_key IS NULL OR EXISTS (SELECT 1 FROM {keys} k WHERE k.{col(ServerKey, 'pk')} = p_key"
+        f" AND k.{revoked} IS NULL AND (k.{expires} IS NULL OR k.{expires} > p_now)))",
     ]
-    if named_type:
-        where.append(f"{t_col('name')} = %s")
-    bucket, at = column(RedeemFailure, "bucket"), column(RedeemFailure, "at")
-    where += [
-        f"(SELECT COUNT(*) FROM {table(RedeemFailure)} f"
-        f" WHERE f.{bucket} = %s AND f.{at} > %s) < %s"
-    ] * buckets
-    if key:
-        revoked, expires = column(ServerKey, "revoked_at"), column(ServerKey, "expires_at")
-        where.append(
-            f"EXISTS (SELECT 1 FROM {table(ServerKey)} k WHERE k.{column(ServerKey, 'pk')} = %s"
-            f" AND k.{revoked} IS NULL AND (k.{expires} IS NULL OR k.{expires} > %s))"
-        )
-    type_columns = [f"t.{column(CodeType, f.name)}" for f in CodeType._meta.concrete_fields]
+    type_columns = [f"t.{q(f.column or '')}" for f in CodeType._meta.concrete_fields]
     target_select = ", ".join(
         [f"{c_col('pk')} AS target_id", *(f"{c} AS t{i}" for i, c in enumerate(type_columns))]
     )
-    sets = [f"{column(Code, name)} = %s" for name in names]
-    version = column(Code, "version")
+    sets = [f"{col(Code, name)} = w_{i}" for i, name in enumerate(claims.REDEEM_FIELDS)]
+    version = col(Code, "version")
     sets.append(f"{version} = {code}.{version} + 1")
-    returning = [f"{code}.{column(Code, f.name)}" for f in Code._meta.concrete_fields]
+    returning = [f"{code}.{q(f.column or '')}" for f in Code._meta.concrete_fields]
     returning += [f"target.t{i}" for i in range(len(type_columns))]
-    selection = [f"moved.{column(Code, f.name)}" for f in Code._meta.concrete_fields]
-    selection += [f"moved.t{i}" for i in range(len(type_columns))]
     returning += [
         f"target.t{_type_index('name')} AS t_name",
-        f"{code}.{column(Code, 'pk')} AS c_id",
-        f"{code}.{column(Code, 'scan_code')} AS c_scan",
+        f"{code}.{col(Code, 'pk')} AS c_id",
+        f"{code}.{col(Code, 'scan_code')} AS c_scan",
     ]
     audit_fields = _audit_fields()
-    audit_columns = ", ".join(column(AuditEvent, f.name) for f in audit_fields)
-    audit_values = ", ".join(_FROM_ROW.get(f.name, "%s") for f in audit_fields)
-    sql = (
-        f"WITH target AS (SELECT {target_select} FROM {code} c JOIN {ct} t"
-        f" ON {t_col('pk')} = c.{column(Code, 'code_type')} WHERE {' AND '.join(where)}),"
+    audit_columns = ", ".join(q(f.column or "") for f in audit_fields)
+    audit_values, given = [], iter(range(len(_audit_params())))
+    for f in audit_fields:
+        audit_values.append(_FROM_ROW.get(f.name) or f"a_{next(given)}")
+    results = _results(wrapper)
+    parameters = ", ".join(f"{name} {sql_type}" for name, sql_type in _parameters(wrapper))
+    out = ", ".join(f"o_{i} {sql_type}" for i, (_, sql_type) in enumerate(results))
+    selection = ", ".join(f"{expression}::{sql_type}" for expression, sql_type in results)
+    return (
+        f"CREATE FUNCTION {FUNCTION}({parameters}) RETURNS TABLE ({out})"
+        " LANGUAGE plpgsql AS $redeem$\n#variable_conflict use_column\nBEGIN\nRETURN QUERY"
+        f" WITH target AS (SELECT {target_select} FROM {code} c JOIN {ct} t"
+        f" ON {t_col('pk')} = c.{col(Code, 'code_type')} WHERE {' AND '.join(where)}),"
         f" moved AS (UPDATE {code} SET {', '.join(sets)} FROM target"
-        f" WHERE {code}.{column(Code, 'pk')} = target.target_id"
-        f" AND {code}.{column(Code, 'state')} IN ({sources})"
+        f" WHERE {code}.{col(Code, 'pk')} = target.target_id"
+        f" AND {code}.{col(Code, 'state')} = ANY (p_sources)"
         f" RETURNING {', '.join(returning)}),"
-        f" logged AS (INSERT INTO {table(AuditEvent)} ({audit_columns})"
-        f" SELECT {audit_values} FROM moved)"
-        f" SELECT {', '.join(selection)} FROM moved"
+        f" logged AS (INSERT INTO {q(AuditEvent._meta.db_table)} ({audit_columns})"
+        f" SELECT {', '.join(audit_values)} FROM moved)"
+        f" SELECT {selection} FROM moved;\nEND\n$redeem$"
     )
-    _SQL[shape] = sql
-    return sql
 
 
 def _type_index(name: str) -> int:
