@@ -106,10 +106,12 @@ if DATABASE_URL:
     _db = dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
 else:
     _db = {
-        "ENGINE": "django.db.backends.sqlite3",
+        "ENGINE": "redemption.db.sqlite_writer",
         "NAME": os.environ.get("SQLITE_PATH", str(VAR_DIR / "portal.sqlite3")),
     }
-if _db["ENGINE"] == "django.db.backends.sqlite3":
+_SQLITE = ("django.db.backends.sqlite3", "redemption.db.sqlite_writer")
+if _db["ENGINE"] in _SQLITE:
+    _db["ENGINE"] = "redemption.db.sqlite_writer"  # SQLite, writers of a process queued in order
     _db["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
@@ -209,7 +211,7 @@ JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 30)
 OUTAGE_RETRY_AFTER_SECONDS = env_int("OUTAGE_RETRY_AFTER_SECONDS", 5)
 # An unreachable database host (not only a stopped server) must fail fast, not hang a worker.
 DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 5)
-if _db["ENGINE"] != "django.db.backends.sqlite3":
+if _db["ENGINE"] not in _SQLITE:
     _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
     # Behind PgBouncer in transaction pooling mode: no server-side cursors (they outlive a
     # transaction). Prepared statements stay off: Django leaves psycopg's prepare_threshold

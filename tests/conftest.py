@@ -13,16 +13,18 @@ from tests.webhook import WebhookServer
 
 
 def pytest_collection_modifyitems(config, items):
-    """Deselect (never skip) the tests marked `postgres` when the database is SQLite.
+    """Deselect (never skip) the tests marked `postgres` when the database is SQLite, and
+    those marked `sqlite` when it is PostgreSQL.
 
-    They stop and start PostgreSQL servers or put PgBouncer in front of one; on SQLite they
-    have nothing to run against. `.ci/run` fails on any skip, and a deselected test is not one.
+    The first stop and start PostgreSQL servers or put PgBouncer in front of one; the second
+    test the SQLite backend itself. `.ci/run` fails on any skip, and a deselected test is not one.
     """
-    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
-        return
+    other = (
+        "sqlite" if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else "postgres"
+    )
     kept, deselected = [], []
     for item in items:
-        (deselected if item.get_closest_marker("postgres") else kept).append(item)
+        (deselected if item.get_closest_marker(other) else kept).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept
