@@ -104,6 +104,8 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     _db = dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
+    if _db["ENGINE"] == "django.db.backends.postgresql":
+        _db["ENGINE"] = "redemption.db.postgresql"  # a health check without a round trip
 else:
     _db = {
         "ENGINE": "redemption.db.sqlite_writer",
