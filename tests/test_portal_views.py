@@ -295,14 +295,13 @@ def test_the_code_list_filters_by_state_and_prefix_and_pages_by_keyset(client, s
     _login(client, support_user)
     url = reverse("redemption:code_type_detail", args=[data["ct"].name])
     only_failed = client.get(url, {"state": "Failed"})
-    rows = only_failed.context["codes_table"].rows
-    assert [r.record.state for r in rows] == ["Failed"]
+    assert [c.state for c in only_failed.context["keyset"].rows] == ["Failed"]
     prefix = client.get(url, {"prefix": data["codes"][0].scan_code.lower()})
-    assert [r.record.pk for r in prefix.context["codes_table"].rows] == [data["codes"][0].pk]
+    assert [c.pk for c in prefix.context["keyset"].rows] == [data["codes"][0].pk]
     first = client.get(url)
-    all_ids = sorted(r.record.pk for r in first.context["codes_table"].rows)
+    all_ids = sorted(c.pk for c in first.context["keyset"].rows)
     page2 = client.get(url, {"after": str(all_ids[2])})
-    assert [r.record.pk for r in page2.context["codes_table"].rows] == all_ids[3:]
+    assert [c.pk for c in page2.context["keyset"].rows] == all_ids[3:]
 
 
 # --- global monitoring --------------------------------------------------------------------------
