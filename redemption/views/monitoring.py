@@ -55,11 +55,6 @@ def _detail_for(request: HttpRequest, code: Code) -> HttpResponse:
 def lookup(request: HttpRequest) -> HttpResponse:
     """Find one code by any spelling; also offers "Get test code" (Support and up)."""
     form = LookupForm(request.GET or None)
-    test_form = None
-    if permissions.has_role(request.user, permissions.SUPPORT):
-        test_form = TestCodeForm(
-            code_type_choices=selectors.code_types_for_choices(), prefix="test"
-        )
     if form.is_bound and form.is_valid():
         try:
             found = selectors.code_or_shared_type_lookup(form.cleaned_data["q"])
@@ -74,6 +69,12 @@ def lookup(request: HttpRequest) -> HttpResponse:
                 )
                 return redirect("redemption:code_type_detail", name=found.name)
             return _detail_for(request, found)
+    # Built only for the page itself: a found code redirects, and the choices are every type.
+    test_form = None
+    if permissions.has_role(request.user, permissions.SUPPORT):
+        test_form = TestCodeForm(
+            code_type_choices=selectors.code_types_for_choices(), prefix="test"
+        )
     return page(
         request,
         "redemption/lookup.html",
