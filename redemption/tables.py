@@ -6,6 +6,7 @@ here: django-tables2 spent about 0.1 ms per cell dispatching and escaping (3 ms 
 inventory), most of those pages' CPU, and staff pages share the app server with redeems.
 """
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, TypedDict
 from urllib.parse import urlencode
@@ -61,8 +62,11 @@ class NumColumn(tables.Column):
 
 
 class StateColumn(tables.Column):
-    def render(self, value: str) -> str:
-        return state_badge(value)
+    """The record's state as the portal's badge (its value, e.g. InProgress: django-tables2
+    would hand over the choice's label, "In Progress", and break the badge's class)."""
+
+    def render(self, record: Code | SharedRedemption) -> str:
+        return state_badge(record.state)
 
 
 class JSONColumn(tables.Column):
@@ -99,60 +103,15 @@ class PortalTable(tables.Table):
         attrs = {"class": "grid"}
 
 
-class AttemptTable(PortalTable):
-    """Fulfilment attempts with the webhook's response and errors."""
-
-    code = tables.Column(empty_values=(), verbose_name="Code", orderable=False)
-    attempt = NumColumn(verbose_name="#")
-    profile_id = tables.Column(verbose_name="Profile")
-    state = StateColumn()
-    started_at = UTCColumn(verbose_name="Started")
-    finished_at = UTCColumn(verbose_name="Finished")
-    error_code = tables.Column(verbose_name="Error")
-    error_msg = tables.Column(verbose_name="Message")
-    response = JSONColumn(
-        verbose_name="Response", attrs={"td": {"class": "json-cell wide"}}, limit=400
-    )
-
-    class Meta(PortalTable.Meta):
-        model = Attempt
-        fields = ()
-        orderable = False
-        empty_text = "No fulfilment attempts."
-
-    def __init__(
-        self, *args: Any, show_code: bool = True, reader: CodeReader = FULL, **kwargs: Any
-    ) -> None:
-        self.reader = reader
-        exclude = () if show_code else ("code",)
-        super().__init__(*args, exclude=exclude, **kwargs)
-
-    def render_code(self, record: Attempt) -> str:
-        if record.code is not None:
-            return format_html(
-                '<a class="mono" href="{}">{}</a> <span class="muted">{}</span>',
-                self.reader.code_url(record.code),
-                self.reader.code_text(record.code),
-                record.code.code_type.name,
-            )
-        assert record.shared is not None  # the attempt_one_owner constraint
-        ct = record.shared.code_type
-        return format_html(
-            '<a class="mono" href="{}">{}</a> <span class="muted">shared</span>',
-            type_url(ct.name),
-            ct.scan_code or ct.name,
-        )
-
-    def render_profile_id(self, value: str) -> str:
-        return format_html('<a href="{}">{}</a>', profile_url(value), value)
-
-
-class HistoryTable(PortalTable):
-    """Audit events of one code."""
+class AuditTable(PortalTable):
+    """The whole audit log."""
 
     at = UTCColumn(verbose_name="When")
     actor_label = tables.Column(verbose_name="Who", attrs={"td": {"class": "nowrap"}})
     action = tables.Column()
+    code_type_name = tables.Column(verbose_name="Code type")
+    scan_code = tables.Column(verbose_name="Scan code")
+    profile_id = tables.Column(verbose_name="Profile")
     details = JSONColumn(
         attrs={"td": {"class": "json-cell wide"}}, verbose_name="Details", limit=300
     )
@@ -161,26 +120,14 @@ class HistoryTable(PortalTable):
         model = AuditEvent
         fields = ()
         orderable = False
-        empty_text = "No history."
-
-    def render_actor_label(self, value: str, record: AuditEvent) -> str:
-        return format_html('{} <span class="muted">({})</span>', value, record.actor_kind)
-
-
-class AuditTable(HistoryTable):
-    """The whole audit log."""
-
-    code_type_name = tables.Column(verbose_name="Code type")
-    scan_code = tables.Column(verbose_name="Scan code")
-    profile_id = tables.Column(verbose_name="Profile")
-
-    class Meta(HistoryTable.Meta):
-        sequence = ("at", "actor_label", "action", "code_type_name", "scan_code", "profile_id")
         empty_text = "No audit events match these filters."
 
     def __init__(self, *args: Any, reader: CodeReader = FULL, **kwargs: Any) -> None:
         self.reader = reader
         super().__init__(*args, **kwargs)
+
+    def render_actor_label(self, value: str, record: AuditEvent) -> str:
+        return format_html('{} <span class="muted">({})</span>', value, record.actor_kind)
 
     def render_scan_code(self, value: str) -> str:
         return self.reader.text(value)
@@ -519,4 +466,80 @@ def batch_rows(batches: list[Batch]) -> list[BatchRow]:
             + urlencode({"batch": str(batch.pk)}),
         )
         for batch in batches
+    ]
+
+
+class AttemptRow(TypedDict):
+    code_url: str | None  # the code column (None where the page leaves it out)
+    code_text: str | None
+    code_note: str | None  # the code's type, or "shared"
+    attempt: str
+    profile_id: str
+    profile_url: str
+    state: str
+    started_at: str | None
+    finished_at: str | None
+    error_code: str | None
+    error_msg: str | None
+    response: str | None
+
+
+class AttemptList(TypedDict):
+    show_code: bool
+    rows: list[AttemptRow]
+
+
+def attempt_list(
+    attempts: Iterable[Attempt], *, show_code: bool = True, reader: CodeReader = FULL
+) -> AttemptList:
+    """Fulfilment attempts with the webhook's response and errors; `show_code` adds which
+    code (or shared type) each was for, as `reader` may see it."""
+    rows = []
+    for attempt in attempts:
+        url = text = note = None
+        if show_code and attempt.code is not None:
+            url, text = reader.code_url(attempt.code), reader.code_text(attempt.code)
+            note = attempt.code.code_type.name
+        elif show_code:
+            assert attempt.shared is not None  # the attempt_one_owner constraint
+            ct = attempt.shared.code_type
+            url, text, note = type_url(ct.name), ct.scan_code or ct.name, "shared"
+        rows.append(
+            AttemptRow(
+                code_url=url,
+                code_text=text,
+                code_note=note,
+                attempt=num(attempt.attempt),
+                profile_id=attempt.profile_id,
+                profile_url=profile_url(attempt.profile_id),
+                state=attempt.state,
+                started_at=_when(attempt.started_at),
+                finished_at=_when(attempt.finished_at),
+                error_code=attempt.error_code or None,
+                error_msg=attempt.error_msg or None,
+                response=None if attempt.response is None else compact_json(attempt.response, 400),
+            )
+        )
+    return AttemptList(show_code=show_code, rows=rows)
+
+
+class HistoryRow(TypedDict):
+    at: str | None
+    actor_label: str | None
+    actor_kind: str
+    action: str | None
+    details: str | None
+
+
+def history_rows(events: Iterable[AuditEvent]) -> list[HistoryRow]:
+    """Audit events of one code or shared redemption."""
+    return [
+        HistoryRow(
+            at=_when(event.at),
+            actor_label=event.actor_label or None,
+            actor_kind=event.actor_kind,
+            action=event.action or None,
+            details=None if event.details is None else compact_json(event.details, 300),
+        )
+        for event in events
     ]

@@ -11,9 +11,19 @@ from django.urls import reverse
 
 from redemption import rules
 from redemption.masking import mask
-from redemption.models import AuditEvent, Code, CodeType, Job, ServerKey, SharedRedemption, State
+from redemption.models import (
+    Attempt,
+    AuditEvent,
+    Code,
+    CodeType,
+    Job,
+    ServerKey,
+    SharedRedemption,
+    State,
+)
 from redemption.services import bulk
 from tests.e2e.helpers import HOSTILE, populate
+from tests.factories import CodeFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -304,6 +314,30 @@ def test_the_code_list_filters_by_state_and_prefix_and_pages_by_keyset(client, s
     assert [c.pk for c in page2.context["keyset"].rows] == all_ids[3:]
 
 
+def test_a_code_in_progress_shows_the_in_progress_badge_in_every_list(client, support_user, data):
+    """The lists badge a state by its value, as the code's own page does (django-tables2 used
+    to draw the choice's label, "In Progress", with a class no style matched)."""
+    code = CodeFactory(code_type=data["ct"], state=State.IN_PROGRESS, redeemed_by_profile_id="p-42")
+    Attempt.objects.create(
+        code=code,
+        attempt=1,
+        profile_id="p-42",
+        state=State.IN_PROGRESS,
+        started_at=code.created_at,
+        deadline_at=code.created_at,
+    )
+    _login(client, support_user)
+    badge = b'<span class="badge state-inprogress">InProgress</span>'
+    for url in (
+        reverse("redemption:code_type_detail", args=[data["ct"].name]) + "?state=InProgress",
+        reverse("redemption:code_detail", args=[code.canonical]),
+        reverse("redemption:user_monitoring") + "?profile=p-42",
+    ):
+        response = client.get(url)
+        assert badge in response.content, url
+        assert b"state-in progress" not in response.content, url
+
+
 # --- global monitoring --------------------------------------------------------------------------
 
 
@@ -433,8 +467,7 @@ def test_a_profile_page_lists_codes_shared_redemptions_and_failed_attempts(
         data["failed"].scan_code,
         "FREESTUFF",
     }
-    attempts = [r.record for r in response.context["attempts_table"].rows]
-    assert [a.error_code for a in attempts] == ["REDEMPTION_FAILED"]
+    assert [a["error_code"] for a in response.context["attempts"]["rows"]] == ["REDEMPTION_FAILED"]
 
 
 def test_ops_deletes_a_shared_redemption_after_confirming(client, ops_user, data):

@@ -32,7 +32,7 @@ from redemption.ids import uuid_or_none
 from redemption.models import STATE_ORDER, CodeType, SharedRedemption
 from redemption.services import bulk
 from redemption.tables import (
-    AttemptTable,
+    attempt_list,
     batch_rows,
     code_rows,
     inventory_rows,
@@ -152,7 +152,7 @@ def code_type_detail(request: HttpRequest, name: str) -> HttpResponse:
         "ct": ct,
         "counts": counts,
         "total": sum(counts.values()),
-        "failed_attempts": AttemptTable(
+        "failed_attempts": attempt_list(
             selectors.recent_failed_attempts(ct), show_code=not ct.is_shared, reader=reader
         ),
     }

@@ -21,7 +21,7 @@ from redemption.forms import (
 )
 from redemption.masking import code_detail_url
 from redemption.models import Code, CodeType, State
-from redemption.tables import AttemptTable, HistoryTable
+from redemption.tables import attempt_list, history_rows
 from redemption.transitions import can, redeem_refusal
 from redemption.views._common import (
     code_reader,
@@ -153,8 +153,8 @@ def _code_page(request: HttpRequest, code: Code) -> HttpResponse:
     context = {
         "code": code,
         "ct": code.code_type,
-        "attempts_table": AttemptTable(selectors.code_attempts(code), show_code=False),
-        "history_table": HistoryTable(selectors.code_history(code)),
+        "attempts": attempt_list(selectors.code_attempts(code), show_code=False),
+        "history": history_rows(selectors.code_history(code)),
         "can_activate": can(state, State.AVAILABLE) and state == State.INACTIVE,
         "can_invalidate": can(state, State.INVALIDATED),
         # Re-issuing a redeemed code's value needs Ops (the service refuses Support too).
