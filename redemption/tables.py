@@ -1,9 +1,10 @@
 """Tables of the staff portal: django-tables2 tables, and plain rows for the busiest lists.
 
-The inventory and a code type's lists (codes, shared redemptions, batches) are drawn by plain
-template loops (`templates/redemption/_inventory_table.html` and its kin) over the rows built
-here: django-tables2 spent about 0.1 ms per cell dispatching and escaping (3 ms a row of the
-inventory), most of those pages' CPU, and staff pages share the app server with redeems.
+The inventory, a code type's lists (codes, shared redemptions, batches) and fulfilment attempts
+and history are drawn by plain template loops (`templates/redemption/_inventory_table.html`
+and its kin) over the rows built here: django-tables2 spent about 0.1 ms per cell dispatching
+and escaping (3 ms a row of the inventory), most of those pages' CPU, and staff pages share
+the app server with redeems.
 """
 
 from collections.abc import Iterable
