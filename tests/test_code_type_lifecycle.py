@@ -39,7 +39,7 @@ def _messages(response) -> list[str]:
 
 
 def _names(response) -> list[str]:
-    return [r.record["code_type"].name for r in response.context["table"].rows]
+    return [row["name"] for row in response.context["type_rows"]]
 
 
 # --- the one selector ---------------------------------------------------------------------------

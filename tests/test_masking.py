@@ -360,6 +360,6 @@ def test_a_viewer_filters_by_at_most_four_characters_of_a_code(client, viewer_us
     short = client.get(url, {"prefix": code.canonical[:4]})
     long = client.get(url, {"prefix": code.canonical[:5]})
 
-    assert code.pk in [r.record.pk for r in short.context["codes_table"].rows]
-    assert list(long.context["codes_table"].rows) == []
+    assert code.pk in [c.pk for c in short.context["keyset"].rows]
+    assert long.context["keyset"].rows == []
     assert b"at most 4 characters of a code" in long.content

@@ -11,9 +11,19 @@ from django.urls import reverse
 
 from redemption import rules
 from redemption.masking import mask
-from redemption.models import AuditEvent, Code, CodeType, Job, ServerKey, SharedRedemption, State
+from redemption.models import (
+    Attempt,
+    AuditEvent,
+    Code,
+    CodeType,
+    Job,
+    ServerKey,
+    SharedRedemption,
+    State,
+)
 from redemption.services import bulk
 from tests.e2e.helpers import HOSTILE, populate
+from tests.factories import CodeFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -295,14 +305,37 @@ def test_the_code_list_filters_by_state_and_prefix_and_pages_by_keyset(client, s
     _login(client, support_user)
     url = reverse("redemption:code_type_detail", args=[data["ct"].name])
     only_failed = client.get(url, {"state": "Failed"})
-    rows = only_failed.context["codes_table"].rows
-    assert [r.record.state for r in rows] == ["Failed"]
+    assert [c.state for c in only_failed.context["keyset"].rows] == ["Failed"]
     prefix = client.get(url, {"prefix": data["codes"][0].scan_code.lower()})
-    assert [r.record.pk for r in prefix.context["codes_table"].rows] == [data["codes"][0].pk]
+    assert [c.pk for c in prefix.context["keyset"].rows] == [data["codes"][0].pk]
     first = client.get(url)
-    all_ids = sorted(r.record.pk for r in first.context["codes_table"].rows)
+    all_ids = sorted(c.pk for c in first.context["keyset"].rows)
     page2 = client.get(url, {"after": str(all_ids[2])})
-    assert [r.record.pk for r in page2.context["codes_table"].rows] == all_ids[3:]
+    assert [c.pk for c in page2.context["keyset"].rows] == all_ids[3:]
+
+
+def test_a_code_in_progress_shows_the_in_progress_badge_in_every_list(client, support_user, data):
+    """The lists badge a state by its value, as the code's own page does (django-tables2 used
+    to draw the choice's label, "In Progress", with a class no style matched)."""
+    code = CodeFactory(code_type=data["ct"], state=State.IN_PROGRESS, redeemed_by_profile_id="p-42")
+    Attempt.objects.create(
+        code=code,
+        attempt=1,
+        profile_id="p-42",
+        state=State.IN_PROGRESS,
+        started_at=code.created_at,
+        deadline_at=code.created_at,
+    )
+    _login(client, support_user)
+    badge = b'<span class="badge state-inprogress">InProgress</span>'
+    for url in (
+        reverse("redemption:code_type_detail", args=[data["ct"].name]) + "?state=InProgress",
+        reverse("redemption:code_detail", args=[code.canonical]),
+        reverse("redemption:user_monitoring") + "?profile=p-42",
+    ):
+        response = client.get(url)
+        assert badge in response.content, url
+        assert b"state-in progress" not in response.content, url
 
 
 # --- global monitoring --------------------------------------------------------------------------
@@ -434,8 +467,7 @@ def test_a_profile_page_lists_codes_shared_redemptions_and_failed_attempts(
         data["failed"].scan_code,
         "FREESTUFF",
     }
-    attempts = [r.record for r in response.context["attempts_table"].rows]
-    assert [a.error_code for a in attempts] == ["REDEMPTION_FAILED"]
+    assert [a["error_code"] for a in response.context["attempts"]["rows"]] == ["REDEMPTION_FAILED"]
 
 
 def test_ops_deletes_a_shared_redemption_after_confirming(client, ops_user, data):

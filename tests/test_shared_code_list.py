@@ -31,7 +31,7 @@ def _rows(client, user, **params):
     client.force_login(user)
     response = client.get(reverse("redemption:code_type_detail", args=["free"]), params)
     assert response.status_code == 200
-    return response, sorted(r.record.profile_id for r in response.context["codes_table"].rows)
+    return response, sorted(r.profile_id for r in response.context["keyset"].rows)
 
 
 def test_the_list_filters_by_state_profile_prefix_and_dates(client, viewer_user, shared):

@@ -73,8 +73,9 @@ def code_history(code: Code) -> QuerySet[AuditEvent]:
 
 
 def codes_filtered(code_type: CodeType) -> QuerySet[Code]:
-    """Personal codes of one type, the base of the type page's filter set."""
-    return of_type(Code, code_type).filter(is_shared_anchor=False).select_related("batch")
+    """Personal codes of one type, the base of the type page's filter set (its list shows a
+    code's batch by id, so the batch is not joined)."""
+    return of_type(Code, code_type).filter(is_shared_anchor=False)
 
 
 def first_code(*, code_type: CodeType, state: str) -> Code | None:
@@ -88,13 +89,11 @@ def first_code(*, code_type: CodeType, state: str) -> Code | None:
 
 def recent_failed_attempts(code_type: CodeType, *, limit: int = 20) -> list[Attempt]:
     """The latest failed fulfilment attempts of a type's codes or shared redemptions."""
-    base = Attempt.objects.filter(state=State.FAILED).select_related(
-        "code__code_type", "shared__code_type"
-    )
+    base = Attempt.objects.filter(state=State.FAILED)
     if code_type.is_shared:
-        qs = base.filter(shared__code_type=code_type)
+        qs = base.filter(shared__code_type=code_type).select_related("shared__code_type")
     else:
-        qs = base.filter(code__code_type=code_type)
+        qs = base.filter(code__code_type=code_type).select_related("code__code_type")
     return list(qs.order_by("-started_at")[:limit])
 
 

@@ -32,11 +32,11 @@ from redemption.ids import uuid_or_none
 from redemption.models import STATE_ORDER, CodeType, SharedRedemption
 from redemption.services import bulk
 from redemption.tables import (
-    AttemptTable,
-    BatchTable,
-    CodeTable,
-    InventoryTable,
-    SharedRedemptionTable,
+    attempt_list,
+    batch_rows,
+    code_rows,
+    inventory_rows,
+    shared_redemption_rows,
 )
 from redemption.uploads import CappedUploadHandler
 from redemption.views._common import (
@@ -116,7 +116,6 @@ def inventory(request: HttpRequest) -> HttpResponse:
         found = selectors.CodeTypePage(
             rows=[], next_cursor=None, totals=selectors.totals_by_state()
         )
-    table = InventoryTable(found.rows)
     totals = found.totals or selectors.empty_counts()
     first = found.previous_cursor is None
     keyset = selectors.KeysetPage(
@@ -127,8 +126,8 @@ def inventory(request: HttpRequest) -> HttpResponse:
         request,
         "redemption/inventory.html",
         {
-            "table": table,
-            "rows": found.rows,
+            "states": STATE_ORDER,
+            "type_rows": inventory_rows(found.rows),
             "filter": type_filter,
             "keyset": keyset,
             "filtered": filtered,
@@ -153,7 +152,7 @@ def code_type_detail(request: HttpRequest, name: str) -> HttpResponse:
         "ct": ct,
         "counts": counts,
         "total": sum(counts.values()),
-        "failed_attempts": AttemptTable(
+        "failed_attempts": attempt_list(
             selectors.recent_failed_attempts(ct), show_code=not ct.is_shared, reader=reader
         ),
     }
@@ -163,7 +162,7 @@ def code_type_detail(request: HttpRequest, name: str) -> HttpResponse:
         )
         keyset = _filtered_page(shared_filter, after=after, before=before)
         context["filter"] = shared_filter
-        context["codes_table"] = SharedRedemptionTable(keyset.rows)
+        context["redemption_rows"] = shared_redemption_rows(keyset.rows)
     else:
         code_filter = CodeFilter(
             request.GET,
@@ -172,8 +171,8 @@ def code_type_detail(request: HttpRequest, name: str) -> HttpResponse:
         )
         keyset = _filtered_page(code_filter, after=after, before=before)
         context["filter"] = code_filter
-        context["codes_table"] = CodeTable(keyset.rows, reader=reader)
-        context["batches_table"] = BatchTable(selectors.batches_of_type(ct))
+        context["code_rows"] = code_rows(keyset.rows, reader=reader)
+        context["batch_rows"] = batch_rows(selectors.batches_of_type(ct))
     context["keyset"] = keyset
     context["export_query"] = _export_query(request)
     return page(request, "redemption/code_type_detail.html", context, nav=NAV)

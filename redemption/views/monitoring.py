@@ -21,7 +21,7 @@ from redemption.forms import (
 )
 from redemption.masking import code_detail_url
 from redemption.models import Code, CodeType, State
-from redemption.tables import AttemptTable, HistoryTable
+from redemption.tables import attempt_list, history_rows
 from redemption.transitions import can, redeem_refusal
 from redemption.views._common import (
     code_reader,
@@ -55,11 +55,6 @@ def _detail_for(request: HttpRequest, code: Code) -> HttpResponse:
 def lookup(request: HttpRequest) -> HttpResponse:
     """Find one code by any spelling; also offers "Get test code" (Support and up)."""
     form = LookupForm(request.GET or None)
-    test_form = None
-    if permissions.has_role(request.user, permissions.SUPPORT):
-        test_form = TestCodeForm(
-            code_type_choices=selectors.code_types_for_choices(), prefix="test"
-        )
     if form.is_bound and form.is_valid():
         try:
             found = selectors.code_or_shared_type_lookup(form.cleaned_data["q"])
@@ -74,6 +69,12 @@ def lookup(request: HttpRequest) -> HttpResponse:
                 )
                 return redirect("redemption:code_type_detail", name=found.name)
             return _detail_for(request, found)
+    # Built only for the page itself: a found code redirects, and the choices are every type.
+    test_form = None
+    if permissions.has_role(request.user, permissions.SUPPORT):
+        test_form = TestCodeForm(
+            code_type_choices=selectors.code_types_for_choices(), prefix="test"
+        )
     return page(
         request,
         "redemption/lookup.html",
@@ -152,8 +153,8 @@ def _code_page(request: HttpRequest, code: Code) -> HttpResponse:
     context = {
         "code": code,
         "ct": code.code_type,
-        "attempts_table": AttemptTable(selectors.code_attempts(code), show_code=False),
-        "history_table": HistoryTable(selectors.code_history(code)),
+        "attempts": attempt_list(selectors.code_attempts(code), show_code=False),
+        "history": history_rows(selectors.code_history(code)),
         "can_activate": can(state, State.AVAILABLE) and state == State.INACTIVE,
         "can_invalidate": can(state, State.INVALIDATED),
         # Re-issuing a redeemed code's value needs Ops (the service refuses Support too).

@@ -12,7 +12,7 @@ from redemption import exceptions as exc
 from redemption import rules, selectors, services
 from redemption.forms import ProfileForm
 from redemption.selectors import KeysetPage
-from redemption.tables import AttemptTable, HistoryTable, ProfileRecordTable
+from redemption.tables import ProfileRecordTable, attempt_list, history_rows
 from redemption.views._common import (
     STALE_PAGE,
     code_reader,
@@ -104,7 +104,7 @@ def _profile_page(
         ),
         redeemed_count=redeemed_count,
         record_count=record_count,
-        attempts_table=AttemptTable(
+        attempts=attempt_list(
             selectors.profile_open_attempts(profile_id, code_type_id=ct_id), reader=reader
         ),
     )
@@ -120,8 +120,8 @@ def shared_redemption_detail(request: HttpRequest, redemption_id: UUID) -> HttpR
     context = {
         "sr": sr,
         "ct": sr.code_type,
-        "attempts_table": AttemptTable(selectors.shared_redemption_attempts(sr), show_code=False),
-        "history_table": HistoryTable(selectors.shared_redemption_history(sr)),
+        "attempts": attempt_list(selectors.shared_redemption_attempts(sr), show_code=False),
+        "history": history_rows(selectors.shared_redemption_history(sr)),
     }
     return page(request, "redemption/shared_redemption_detail.html", context, nav=NAV)
 
