@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import get_commands
+from gunicorn.config import Config
 
 from tests.processes import ROOT
 
@@ -102,7 +103,9 @@ def _unit(name: str) -> dict[str, list[str]]:
     return entries
 
 
-@pytest.mark.parametrize("unit", ["portal-web.service", "portal-worker.service"])
+@pytest.mark.parametrize(
+    "unit", ["portal-web.service", "portal-staff.service", "portal-worker.service"]
+)
 def test_deploy_units_run_commands_that_exist(unit):
     entries = _unit(unit)
     commands = entries.get("ExecStartPre", []) + entries["ExecStart"]
@@ -116,6 +119,21 @@ def test_deploy_units_run_commands_that_exist(unit):
         if "-c" in argv:
             assert (ROOT / argv[argv.index("-c") + 1]).is_file(), command
     assert entries["EnvironmentFile"] == ["/etc/portal/portal.env"]
+
+
+def test_the_staff_pool_is_the_web_unit_on_its_own_port_with_fewer_workers():
+    web, staff = _unit("portal-web.service"), _unit("portal-staff.service")
+    parser = Config().parser()
+
+    web_args = parser.parse_args(web["ExecStart"][0].split()[1:])
+    staff_args = parser.parse_args(staff["ExecStart"][0].split()[1:])
+
+    assert staff_args.config == web_args.config == "gunicorn.conf.py"
+    assert staff_args.bind == ["0.0.0.0:8001"] and web_args.bind is None  # 8000 from the file
+    assert staff_args.workers == 2
+    assert "portal-web.service" in staff["After"][0]  # it collects the static files
+    for key in ("User", "WorkingDirectory", "EnvironmentFile", "ReadWritePaths", "Type"):
+        assert staff[key] == web[key], key
 
 
 def test_deploy_environment_names_only_variables_the_portal_reads_and_readme_explains():
