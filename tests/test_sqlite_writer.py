@@ -1,10 +1,13 @@
-"""The SQLite backend queues the write transactions of one process on a lock of its own.
+"""The SQLite backend queues write transactions on locks of its own: one per process, then a
+lock file shared by the processes.
 
 SQLite's busy handler polls with growing sleeps; the backend (redemption/db/sqlite_writer) lets
-the threads of a process take turns on a lock instead, and never lets that lock block anyone
-for good. Real threads on the real database file.
+writers take turns on its locks instead, and never lets them block anyone for good. Real
+threads and processes on the real database file.
 """
 
+import subprocess
+import sys
 import threading
 import time
 
@@ -98,3 +101,41 @@ def test_a_transaction_left_open_slows_the_others_but_never_blocks_them(monkeypa
     assert results == [("slow", "slow done"), ("quick", "quick done, holding the lock: False")]
     assert set(CodeType.objects.values_list("name", flat=True)) == {"slow", "quick"}
     assert not writer._WRITER.locked()
+
+
+def _hold_lock_file(path: str) -> subprocess.Popen:
+    """Another process holding the database's lock file until its stdin closes."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT);"
+            " fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
+            path,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    return holder
+
+
+def test_processes_take_turns_on_the_lock_file_and_a_stuck_one_blocks_nobody(monkeypatch):
+    lock_file = f"{connection.settings_dict['NAME']}.writer"
+    with transaction.atomic():
+        assert connection._holds_file is not None, "a transaction holds the lock file"
+    assert connection._holds_file is None
+
+    monkeypatch.setattr(writer, "LOCK_WAIT", 0.3)
+    holder = _hold_lock_file(lock_file)
+    try:
+        with transaction.atomic():  # waits 0.3 s for the other process, then goes on
+            assert connection._holds_file is None and connection._holds_writer
+            CodeTypeFactory(name="written-anyway")
+    finally:
+        holder.communicate("")  # the other process lets go and ends
+
+    with transaction.atomic():
+        assert connection._holds_file is not None
+    assert CodeType.objects.filter(name="written-anyway").exists()
