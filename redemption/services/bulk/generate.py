@@ -53,6 +53,9 @@ def batch_fill(
     chunk_size = max(1, settings.JOB_BATCH_SIZE)
     done = Code.objects.filter(batch=batch).count()
     fruitless = 0
+    # Straight COPY until a chunk collides; after that, collisions are likely (a small code
+    # space), so the chunks take the staging path at once.
+    direct = True
     while done < quantity:
         want = min(chunk_size, quantity - done)
         chunk: dict[str, str] = {}
@@ -72,10 +75,12 @@ def batch_fill(
                 now=now,
                 state=state,
                 info_json=info_json,
+                direct=direct,
             )
             done += added
             if on_chunk is not None:
                 on_chunk(done)
+        direct = direct and added == len(chunk)
         fruitless = 0 if added else fruitless + 1
         if fruitless >= _MAX_FRUITLESS_ROUNDS:
             raise exc.InsufficientCodeSpaceError()

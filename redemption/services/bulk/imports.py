@@ -121,6 +121,8 @@ class ImportRun:
         self.header_seen = bool(job.checkpoint.get("headerSeen")) if job.done else False
         self.chunk: Pending = {}
         self.lines = job.done
+        # Whether chunks try a straight COPY first: until one meets a code already there.
+        self.direct = True
 
     def error(self, line: int | None, scan: str | None, code: str, message: str) -> None:
         self.error_count += 1
@@ -265,11 +267,13 @@ class ImportRun:
             code_type_id=self.batch.code_type_id,
             batch_id=self.batch.pk,
             now=self.now,
+            direct=self.direct,
         )
         self.summary["imported"] += len(inserted)
         refused = [canon for canon in pending if canon not in inserted]
         if not refused:
             return
+        self.direct = False
         owners = {
             canon: (batch_id, anchor)
             for canon, batch_id, anchor in Code.objects.filter(canonical__in=refused).values_list(
