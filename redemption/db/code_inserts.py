@@ -24,7 +24,7 @@ from uuid import UUID
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DataError, IntegrityError, connection, transaction
-from django.db.models import Field
+from django.db.models import Field, JSONField
 
 from redemption.ids import POSTGRES_UUID7_SQL, uuid7, uuid7_texts
 from redemption.models import Code, State
@@ -169,7 +169,7 @@ def _copy_literal(field: Field, value: Any) -> str:
     """One column's value in COPY text format, for the columns every row shares."""
     if value is None:
         return "\\N"
-    if field.get_internal_type() == "JSONField":
+    if isinstance(field, JSONField):
         return _copy_text(json.dumps(value, cls=field.encoder, separators=(",", ":")))
     if isinstance(value, bool):
         return "t" if value else "f"
@@ -193,7 +193,8 @@ def _postgres_copy_direct(
 ) -> bool:
     """COPY the rows into the codes table in a savepoint; False (and nothing stored) if the
     database refused any of them, e.g. a canonical form already taken."""
-    shared = [(field, column) for field, column in _fields() if field.attname not in _PER_ROW]
+    fields = _fields()
+    shared = [(field, column) for field, column in fields if field.attname not in _PER_ROW]
     tail = "".join(
         "\t"
         + _copy_literal(
@@ -201,11 +202,10 @@ def _postgres_copy_direct(
         )
         for field, _ in shared
     )
-    quote = connection.ops.quote_name
+    by_name = {field.attname: column for field, column in fields}
     # The columns each row supplies come first, then the ones all rows share.
     columns = ", ".join(
-        [quote(Code._meta.get_field(name).column) for name in _DIRECT_PER_ROW]
-        + [column for _, column in shared]
+        [by_name[name] for name in _DIRECT_PER_ROW] + [column for _, column in shared]
     )
     ids = uuid7_texts(len(rows))
     null, now_text, available = "\\N", now.isoformat(), State.AVAILABLE.value
