@@ -374,9 +374,11 @@ def run_lines(
     run = make_run(job, batch, lease, progress)
     chunk_size = max(1, settings.JOB_BATCH_SIZE)
     since_flush = 0
-    # Read and parse the next lines while the database takes the current chunk.
+    # Read and parse the next chunk's lines while the database takes the current chunk.
     lines = read_ahead(
-        _read_lines(job.upload, run.resumed_from, run.parse_ahead), block=_READ_BLOCK
+        _read_lines(job.upload, run.resumed_from, run.parse_ahead),
+        block=_READ_BLOCK,
+        depth=chunk_size // _READ_BLOCK + 2,
     )
     with closing(lines):
         for line_no, text, unreadable, parsed in lines:
