@@ -286,12 +286,11 @@ def _postgres_insert(
             field_params = [field.get_db_prep_save(value, connection)]
         values.append(sql)
         params.extend(field_params)
-    # In id order: rows append at the right edge of the indexes that end in the id.
-    id_position = [field.attname for field, _ in _fields()].index("id") + 1
+    # In the rows' order (not the ids'): of two rows with one canonical form, the first wins.
     cursor.execute(
         f"INSERT INTO {Code._meta.db_table} ({', '.join(columns)}) "
-        f"SELECT {', '.join(values)} FROM {_STAGE} s ORDER BY {id_position} "
-        "ON CONFLICT (canonical) DO NOTHING" + (" RETURNING canonical" if returning else ""),
+        f"SELECT {', '.join(values)} FROM {_STAGE} s ON CONFLICT (canonical) DO NOTHING"
+        + (" RETURNING canonical" if returning else ""),
         params,
     )
 
