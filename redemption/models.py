@@ -235,6 +235,8 @@ class Code(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     # The composite indexes below lead with these columns, so no single-column index is needed.
+    # On PostgreSQL, code_type and batch are checked per statement by triggers instead of
+    # foreign keys (db/parent_checks.py, migration 0016): bulk inserts check each parent once.
     code_type = models.ForeignKey(
         CodeType, on_delete=models.CASCADE, related_name="codes", db_index=False
     )

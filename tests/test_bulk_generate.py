@@ -6,6 +6,7 @@ from django.utils import timezone
 from redemption import codes
 from redemption import exceptions as exc
 from redemption.actors import Actor
+from redemption.db import code_inserts
 from redemption.models import AuditEvent, Batch, Code, Job
 from redemption.services import bulk
 from tests.bulk_helpers import fields_of, start_and_run
@@ -275,6 +276,39 @@ def test_collisions_are_topped_up_until_the_batch_is_full(ops, code_type, settin
     other.refresh_from_db()
     assert other.batch_id is None
     assert other.state == "Redeemed"
+
+
+def test_after_a_chunk_collides_the_next_chunks_skip_the_straight_copy(
+    code_type, settings, monkeypatch
+):
+    settings.JOB_BATCH_SIZE = 2
+    CodeFactory(scan_code="TAKEN-0001")
+    batch = Batch.objects.create(
+        code_type=code_type, kind="generate", quantity=5, created_at=timezone.now()
+    )
+    real = code_inserts.codes_insert
+    tried_copy = []
+
+    def spy(rows, **kwargs):
+        tried_copy.append(kwargs["direct"])
+        return real(rows, **kwargs)
+
+    monkeypatch.setattr(code_inserts, "codes_insert", spy)
+    candidates = [("FRESH-0001", "FRESH0001"), ("FRESH-0002", "FRESH0002")]
+    candidates += [("TAKEN-0001", "TAKEN0001"), ("FRESH-0003", "FRESH0003")]
+    candidates += [("FRESH-0004", "FRESH0004"), ("FRESH-0005", "FRESH0005")]
+
+    done = bulk.batch_fill(
+        batch=batch,
+        quantity=5,
+        state="Inactive",
+        custom_code_info={},
+        candidates=iter(candidates),
+    )
+
+    assert done == Code.objects.filter(batch=batch).count() == 5
+    # chunk 2 met the taken code; from then on collisions are expected
+    assert tried_copy == [True, True, False]
 
 
 def test_top_up_gives_up_when_the_candidates_run_out(code_type):

@@ -8,6 +8,7 @@ from django.core.files.storage import default_storage
 from django.db import DataError
 
 from redemption import exceptions as exc
+from redemption.db import code_inserts
 from redemption.models import AuditEvent, Code, Job
 from redemption.services import bulk
 from tests.factories import CodeFactory, SharedRedemptionFactory
@@ -279,6 +280,31 @@ def test_a_chunk_the_database_refuses_is_retried_line_by_line(ops, code_type, mo
     }
     assert [(e["line"], e["scanCode"]) for e in job.errors] == [(2, "BADC-ODE")]
     assert "database refused" in job.errors[0]["message"]
+
+
+def test_after_a_chunk_meets_existing_codes_the_next_chunks_skip_the_straight_copy(
+    ops, code_type, settings, monkeypatch
+):
+    settings.JOB_BATCH_SIZE = 2
+    CodeFactory(scan_code="OLD-0001")
+    tried_copy = []
+    if code_inserts.returns_inserted():
+        real = code_inserts.codes_insert_returning
+
+        def spy(rows, **kwargs):
+            tried_copy.append(kwargs["direct"])
+            return real(rows, **kwargs)
+
+        monkeypatch.setattr(code_inserts, "codes_insert_returning", spy)
+
+    job = run_import(ops, code_type, b"NEW-0001\nNEW-0002\nOLD-0001\nNEW-0003\nNEW-0004\n")
+
+    assert job.status == "succeeded"
+    assert job.summary["imported"] == 4
+    assert job.summary["duplicatesInDatabase"] == 1
+    assert [(e["line"], e["scanCode"]) for e in job.errors] == [(3, "OLD-0001")]
+    if code_inserts.returns_inserted():
+        assert tried_copy == [True, True, False]
 
 
 def test_an_over_long_line_is_skipped_without_being_read_whole(tmp_path):

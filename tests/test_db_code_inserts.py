@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from redemption import codes
 from redemption.db import code_inserts
@@ -90,8 +91,10 @@ def _insert_orm(mode: str, ct: CodeType, batch: Batch) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_the_raw_insert_stores_what_bulk_create_stores(mode):
-    taken = CodeFactory(scan_code="TAKEN-0001", state="Invalidated")
+@pytest.mark.parametrize("collides", [True, False], ids=["a-code-is-taken", "no-collision"])
+def test_the_raw_insert_stores_what_bulk_create_stores(mode, collides):
+    # Without a collision PostgreSQL takes the straight COPY; with one, the staging path.
+    taken = CodeFactory(scan_code="TAKEN-0001" if collides else "ELSEWHERE-1", state="Invalidated")
     before = (taken.code_type_id, taken.batch_id, taken.state, taken.version, taken.updated_at)
     raw_type, orm_type = CodeTypeFactory(), CodeTypeFactory()
     raw_batch, orm_batch = _batch(raw_type), _batch(orm_type)
@@ -102,8 +105,9 @@ def test_the_raw_insert_stores_what_bulk_create_stores(mode):
     _insert_orm(mode, orm_type, orm_batch)
     orm = _stored(orm_type)
 
-    assert inserted == len(SCANS) - 1  # the taken code is skipped, not overwritten
-    assert set(raw) == set(orm) == {codes.canonical(s) for s in SCANS[:-1]}
+    kept = SCANS[:-1] if collides else SCANS
+    assert inserted == len(kept)  # the taken code is skipped, not overwritten
+    assert set(raw) == set(orm) == {codes.canonical(s) for s in kept}
     for canon in raw:
         assert {k: v for k, v in raw[canon].items() if k not in OWN} == {
             k: v for k, v in orm[canon].items() if k not in OWN
@@ -117,3 +121,93 @@ def test_the_raw_insert_stores_what_bulk_create_stores(mode):
     assert (taken.code_type_id, taken.batch_id, taken.state, taken.version, taken.updated_at) == (
         before
     )
+
+
+def _staged_inserts(queries: CaptureQueriesContext) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if "ON CONFLICT" in q["sql"]]
+
+
+# Rows of one chunk: one code already in the database, one repeated within the chunk.
+CHUNK = [
+    ("NEW-0001", "NEW0001"),
+    ("TAKEN-0001", "TAKEN0001"),
+    ("NEW-0002", "NEW0002"),
+    ("NEW 0002", "NEW0002"),
+    ("NEW-0003", "NEW0003"),
+]
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_chunk_that_collides_stores_each_free_code_once_and_counts_exactly(direct):
+    taken = CodeFactory(scan_code="TAKEN-0001", state="Invalidated")
+    ct = CodeTypeFactory()
+    batch = _batch(ct)
+
+    added = code_inserts.codes_insert(
+        CHUNK,
+        code_type_id=ct.pk,
+        batch_id=batch.pk,
+        now=NOW,
+        state="Available",
+        info_json="{}",
+        direct=direct,
+    )
+
+    assert added == 3
+    assert sorted(Code.objects.filter(batch=batch).values_list("scan_code", flat=True)) == [
+        "NEW-0001",
+        "NEW-0002",
+        "NEW-0003",
+    ]
+    assert Code.objects.filter(canonical="TAKEN0001").get().pk == taken.pk
+    assert Code.objects.count() == 4  # the refused COPY left nothing behind
+
+
+def test_a_chunk_without_collisions_goes_in_by_copy_alone_on_postgresql():
+    ct = CodeTypeFactory()
+    batch = _batch(ct)
+    rows = [("FREE-0001", "FREE0001"), ("FREE-0002", "FREE0002")]
+
+    with CaptureQueriesContext(connection) as queries:
+        added = code_inserts.codes_insert(
+            rows, code_type_id=ct.pk, batch_id=batch.pk, now=NOW, state="Inactive", info_json="{}"
+        )
+
+    assert added == 2
+    # SQLite has no COPY: its one INSERT ... ON CONFLICT is the whole insert.
+    assert len(_staged_inserts(queries)) == (0 if connection.vendor == "postgresql" else 1)
+    assert Code.objects.filter(batch=batch).count() == 2
+
+
+if connection.vendor == "postgresql":
+
+    def test_a_colliding_chunk_falls_back_to_the_staging_insert_and_returns_what_went_in():
+        CodeFactory(scan_code="TAKEN-0001")
+        ct = CodeTypeFactory()
+        batch = _batch(ct)
+        rows = [(display, canon, "Available", "{}") for display, canon in CHUNK]
+
+        with CaptureQueriesContext(connection) as queries:
+            inserted = code_inserts.codes_insert_returning(
+                rows, code_type_id=ct.pk, batch_id=batch.pk, now=NOW
+            )
+
+        assert inserted == {"NEW0001", "NEW0002", "NEW0003"}
+        assert len(_staged_inserts(queries)) == 1
+        assert Code.objects.filter(batch=batch).count() == 3
+
+    def test_copy_text_keeps_backslashes_tabs_and_line_breaks():
+        ct = CodeTypeFactory()
+        batch = _batch(ct)
+        info = {"path": "C:\\new\\table", "tab": "a\tb", "lines": "a\nb\r\nc", "quote": '"x"'}
+        # Indented with tabs and line breaks: raw characters COPY must escape, around escaped ones.
+        rows = [("ODD-0001", "0DD0001", "Inactive", json.dumps(info, indent="\t"))]
+
+        with CaptureQueriesContext(connection) as queries:
+            inserted = code_inserts.codes_insert_returning(
+                rows, code_type_id=ct.pk, batch_id=batch.pk, now=NOW
+            )
+
+        assert inserted == {"0DD0001"}
+        assert _staged_inserts(queries) == []
+        assert Code.objects.get(canonical="0DD0001").custom_code_info == info

@@ -1,8 +1,13 @@
 """Bulk inserts of new codes that let the unique index on `Code.canonical` settle collisions.
 
 No code is looked up before it is inserted: a row whose canonical form is taken is dropped by
-INSERT ... ON CONFLICT (canonical) DO NOTHING. PostgreSQL gets the rows through COPY into a
-session-local staging table and one INSERT ... SELECT; SQLite gets one executemany.
+INSERT ... ON CONFLICT (canonical) DO NOTHING. SQLite gets one executemany. PostgreSQL first
+COPYs the rows straight into the codes table inside a savepoint, every column computed here:
+with random codes no row collides, and that is the fastest way in. Should the COPY hit a taken
+canonical form (or refuse a value), the savepoint is rolled back and the rows take the exact
+path: COPY into a session-local staging table, then one INSERT ... SELECT ... ON CONFLICT.
+A caller that expects collisions (its last chunk had some) passes `direct=False` to skip the
+attempt.
 
 The column list is every concrete field of `Code`. Each row supplies its scan code, canonical
 form, state and customCodeInfo; the id is a fresh UUIDv7; `activated_at` is the insert time for
@@ -13,14 +18,15 @@ its field default, or NULL. A new non-null field without a default fails here, l
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from itertools import islice
 from typing import Any
 from uuid import UUID
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection
-from django.db.models import Field
+from django.db import DataError, IntegrityError, connection, transaction
+from django.db.models import Field, JSONField
 
-from redemption.ids import POSTGRES_UUID7_SQL, uuid7
+from redemption.ids import POSTGRES_UUID7_SQL, uuid7, uuid7_texts
 from redemption.models import Code, State
 
 # (display, canonical) when the batch shares one state and customCodeInfo, else
@@ -29,7 +35,8 @@ Row = tuple[str, ...]
 
 _STAGE = "redemption_code_stage"
 # Columns whose value comes from the row (or, for the id, is drawn per row).
-_PER_ROW = frozenset({"id", "scan_code", "canonical", "state", "custom_code_info", "activated_at"})
+_DIRECT_PER_ROW = ("id", "scan_code", "canonical", "state", "custom_code_info", "activated_at")
+_PER_ROW = frozenset(_DIRECT_PER_ROW)
 
 
 def returns_inserted() -> bool:
@@ -45,6 +52,7 @@ def codes_insert(
     now: datetime,
     state: str | None = None,
     info_json: str | None = None,
+    direct: bool = True,
 ) -> int:
     """Insert the rows whose canonical form is still free; return how many went in.
 
@@ -54,6 +62,15 @@ def codes_insert(
     if not rows:
         return 0
     if connection.vendor == "postgresql":
+        if direct and _postgres_copy_direct(
+            rows,
+            code_type_id=code_type_id,
+            batch_id=batch_id,
+            now=now,
+            state=state,
+            info_json=info_json,
+        ):
+            return len(rows)
         with connection.cursor() as cursor:
             _postgres_insert(
                 cursor,
@@ -77,7 +94,12 @@ def codes_insert(
 
 
 def codes_insert_returning(
-    rows: Sequence[Row], *, code_type_id: int, batch_id: UUID, now: datetime
+    rows: Sequence[Row],
+    *,
+    code_type_id: int,
+    batch_id: UUID,
+    now: datetime,
+    direct: bool = True,
 ) -> set[str]:
     """Insert (display, canonical, state, info) rows; return the canonical forms that went in.
 
@@ -87,6 +109,10 @@ def codes_insert_returning(
         raise NotImplementedError("codes_insert_returning needs PostgreSQL")
     if not rows:
         return set()
+    if direct and _postgres_copy_direct(
+        rows, code_type_id=code_type_id, batch_id=batch_id, now=now, state=None, info_json=None
+    ):
+        return {row[1] for row in rows}
     with connection.cursor() as cursor:
         _postgres_insert(
             cursor,
@@ -125,6 +151,93 @@ def _constant(field: Field, *, code_type_id: int, batch_id: UUID, now: datetime)
     if field.null:
         return None
     raise ImproperlyConfigured(f"Code.{field.attname} has no value for a bulk insert.")
+
+
+# COPY's text format: these characters are written as escapes.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+# How many rows go to the server at a time, so that it inserts while the next ones are built.
+_COPY_BLOCK = 1000
+
+
+def _copy_text(value: str) -> str:
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_COPY_ESCAPES)
+    return value
+
+
+def _copy_literal(field: Field, value: Any) -> str:
+    """One column's value in COPY text format, for the columns every row shares."""
+    if value is None:
+        return "\\N"
+    if isinstance(field, JSONField):
+        return _copy_text(json.dumps(value, cls=field.encoder, separators=(",", ":")))
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, int | UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str):
+        return _copy_text(value)
+    raise ImproperlyConfigured(f"Code.{field.attname}: no COPY text for {type(value).__name__}.")
+
+
+def _postgres_copy_direct(
+    rows: Sequence[Row],
+    *,
+    code_type_id: int,
+    batch_id: UUID,
+    now: datetime,
+    state: str | None,
+    info_json: str | None,
+) -> bool:
+    """COPY the rows into the codes table in a savepoint; False (and nothing stored) if the
+    database refused any of them, e.g. a canonical form already taken."""
+    fields = _fields()
+    shared = [(field, column) for field, column in fields if field.attname not in _PER_ROW]
+    tail = "".join(
+        "\t"
+        + _copy_literal(
+            field, _constant(field, code_type_id=code_type_id, batch_id=batch_id, now=now)
+        )
+        for field, _ in shared
+    )
+    by_name = {field.attname: column for field, column in fields}
+    # The columns each row supplies come first, then the ones all rows share.
+    columns = ", ".join(
+        [by_name[name] for name in _DIRECT_PER_ROW] + [column for _, column in shared]
+    )
+    ids = uuid7_texts(len(rows))
+    null, now_text, available = "\\N", now.isoformat(), State.AVAILABLE.value
+    if state is not None:
+        # One state and customCodeInfo for the batch: only id, scan code and canonical vary.
+        info = null if info_json is None else _copy_text(info_json)
+        activated = now_text if state == available else null
+        tail = f"\t{_copy_text(state)}\t{info}\t{activated}{tail}\n"
+        lines: Iterator[str] = (
+            f"{id_}\t{_copy_text(row[0])}\t{_copy_text(row[1])}{tail}"
+            for id_, row in zip(ids, rows, strict=True)
+        )
+    else:
+        tail += "\n"
+        lines = (
+            f"{id_}\t{_copy_text(row[0])}\t{_copy_text(row[1])}\t{_copy_text(row[2])}"
+            f"\t{_copy_text(row[3])}\t{now_text if row[2] == available else null}{tail}"
+            for id_, row in zip(ids, rows, strict=True)
+        )
+    try:
+        # COPY is not one of the calls Django wraps: map driver errors to Django's here.
+        with (
+            transaction.atomic(),
+            connection.cursor() as cursor,
+            connection.wrap_database_errors,
+            cursor.copy(f"COPY {Code._meta.db_table} ({columns}) FROM STDIN") as copy,
+        ):
+            while block := "".join(islice(lines, _COPY_BLOCK)):
+                copy.write(block)
+    except (IntegrityError, DataError):
+        return False
+    return True
 
 
 def _postgres_insert(
@@ -173,6 +286,7 @@ def _postgres_insert(
             field_params = [field.get_db_prep_save(value, connection)]
         values.append(sql)
         params.extend(field_params)
+    # In the rows' order (not the ids'): of two rows with one canonical form, the first wins.
     cursor.execute(
         f"INSERT INTO {Code._meta.db_table} ({', '.join(columns)}) "
         f"SELECT {', '.join(values)} FROM {_STAGE} s ON CONFLICT (canonical) DO NOTHING"

@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from redemption.actors import Actor
 from redemption.db import code_inserts
 from redemption.models import Batch, Code, Job
 from redemption.services._common import audit
+from redemption.services.bulk.ahead import read_ahead
 from redemption.services.bulk.jobs import JobOutcome, Progress, job_create, new_batch
 from redemption.services.bulk.leases import Lease
 from redemption.services.bulk.options import prepare_generation
@@ -22,13 +24,16 @@ from redemption.services.bulk.options import prepare_generation
 # A chunk that inserts nothing this many times in a row means the code space is exhausted.
 _MAX_FRUITLESS_ROUNDS = 20
 
+# Random codes drawn at a time.
+_DRAW = 10_000
+
 Candidates = Iterator[tuple[str, str]]
 
 
 def random_candidates(shape: codes.CodeShape) -> Candidates:
     """An endless stream of (display, canonical) codes of the given shape."""
     while True:
-        yield from codes.generate(shape, 10_000)
+        yield from codes.generate(shape, _DRAW)
 
 
 def batch_fill(
@@ -53,6 +58,9 @@ def batch_fill(
     chunk_size = max(1, settings.JOB_BATCH_SIZE)
     done = Code.objects.filter(batch=batch).count()
     fruitless = 0
+    # Straight COPY until a chunk collides; after that, collisions are likely (a small code
+    # space), so the chunks take the staging path at once.
+    direct = True
     while done < quantity:
         want = min(chunk_size, quantity - done)
         chunk: dict[str, str] = {}
@@ -72,10 +80,12 @@ def batch_fill(
                 now=now,
                 state=state,
                 info_json=info_json,
+                direct=direct,
             )
             done += added
             if on_chunk is not None:
                 on_chunk(done)
+        direct = direct and added == len(chunk)
         fruitless = 0 if added else fruitless + 1
         if fruitless >= _MAX_FRUITLESS_ROUNDS:
             raise exc.InsufficientCodeSpaceError()
@@ -223,14 +233,16 @@ def run_generate(job: Job, lease: Lease, progress: Progress) -> None:
         lease.renew(done=done)
         progress(done, job.total)
 
-    batch_fill(
-        batch=batch,
-        quantity=job.total,
-        state=p["state"],
-        custom_code_info=p["customCodeInfo"],
-        candidates=random_candidates(shape),
-        on_chunk=on_chunk,
-    )
+    # Draw the next codes while the database takes the current chunk.
+    with closing(read_ahead(random_candidates(shape), block=_DRAW)) as candidates:
+        batch_fill(
+            batch=batch,
+            quantity=job.total,
+            state=p["state"],
+            custom_code_info=p["customCodeInfo"],
+            candidates=candidates,
+            on_chunk=on_chunk,
+        )
 
 
 def generate_outcome(job: Job, complete: bool) -> JobOutcome:

@@ -67,7 +67,12 @@ class HistoryRun(ImportRun):
     def checkpoint(self) -> dict[str, Any]:
         return {**super().checkpoint(), "header": self.header_text}
 
-    def take(self, line_no: int, text: str) -> None:
+    @staticmethod
+    def parse_ahead(text: str) -> None:
+        """History lines are parsed against the file's header, in `take`."""
+        return None
+
+    def take(self, line_no: int, text: str, parsed: object = None) -> None:
         if not self.header_seen:
             self.header_seen = True
             parsed = read_header(text)

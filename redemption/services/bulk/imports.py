@@ -3,6 +3,7 @@
 import logging
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from typing import Any, BinaryIO
 
 from django.conf import settings
@@ -17,7 +18,8 @@ from redemption.actors import Actor
 from redemption.db import code_inserts
 from redemption.models import Batch, Code, Job
 from redemption.services._common import require_ops
-from redemption.services.bulk.csv_lines import LineError, is_header, parse_line
+from redemption.services.bulk.ahead import read_ahead
+from redemption.services.bulk.csv_lines import LineError, ParsedLine, is_header, parse_line
 from redemption.services.bulk.jobs import (
     MAX_KEPT_LINE_ERRORS,
     JobOutcome,
@@ -35,6 +37,8 @@ Pending = dict[str, tuple[Any, ...]]
 MAX_LINE_BYTES = 64 * 1024
 LINE_TOO_LONG = f"The line is longer than {MAX_LINE_BYTES // 1024} KiB."
 LINE_UNREADABLE = "The line could not be read."
+# Lines the reader thread hands over at a time.
+_READ_BLOCK = 1000
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +125,8 @@ class ImportRun:
         self.header_seen = bool(job.checkpoint.get("headerSeen")) if job.done else False
         self.chunk: Pending = {}
         self.lines = job.done
+        # Whether chunks try a straight COPY first: until one meets a code already there.
+        self.direct = True
 
     def error(self, line: int | None, scan: str | None, code: str, message: str) -> None:
         self.error_count += 1
@@ -131,13 +137,21 @@ class ImportRun:
         self.summary["invalid"] += 1
         self.error(line, scan, code, message)
 
-    def take(self, line_no: int, text: str) -> None:
-        """Take one non-blank line: the header, or a record."""
+    @staticmethod
+    def parse_ahead(text: str) -> ParsedLine | LineError | None:
+        """Parse a line in the reader thread, before `take` (None: `take` parses it)."""
+        return parse_line(text)
+
+    def take(self, line_no: int, text: str, parsed: ParsedLine | LineError | None = None) -> None:
+        """Take one non-blank line: the header, or a record (`parsed` by `parse_ahead`)."""
         header, self.header_seen = not self.header_seen and is_header(text), True
         if header:
             return
         self.records += 1
-        self.add_line(line_no, text)
+        if parsed is None:
+            self.add_line(line_no, text)
+        else:
+            self.add_parsed(line_no, parsed)
 
     def checkpoint(self) -> dict[str, Any]:
         """What a worker taking the job over needs beyond the counters."""
@@ -151,6 +165,9 @@ class ImportRun:
             logger.exception("import %s: line %d could not be parsed", self.job.pk, line_no)
             self.invalid(line_no, None, exc.InvalidParameterError.code, LINE_UNREADABLE)
             return
+        self.add_parsed(line_no, parsed)
+
+    def add_parsed(self, line_no: int, parsed: ParsedLine | LineError) -> None:
         if isinstance(parsed, LineError):
             self.invalid(line_no, parsed.scan_code, parsed.code, parsed.message)
             return
@@ -265,11 +282,13 @@ class ImportRun:
             code_type_id=self.batch.code_type_id,
             batch_id=self.batch.pk,
             now=self.now,
+            direct=self.direct,
         )
         self.summary["imported"] += len(inserted)
         refused = [canon for canon in pending if canon not in inserted]
         if not refused:
             return
+        self.direct = False
         owners = {
             canon: (batch_id, anchor)
             for canon, batch_id, anchor in Code.objects.filter(canonical__in=refused).values_list(
@@ -300,28 +319,39 @@ def _physical_lines(fh: Any) -> Iterator[bytes | None]:
         yield None
 
 
-def _decoded_lines(name: str, run: ImportRun) -> Iterator[tuple[int, str]]:
-    """Yield (line number, text) for each physical line after the ones already committed;
-    unreadable lines become errors."""
+# A line as the reader thread hands it over: (line number, text or None, why it cannot be
+# read or None, the line parsed ahead or None).
+ReadLine = tuple[int, str | None, str | None, ParsedLine | LineError | None]
+
+
+def _read_lines(
+    name: str, resumed_from: int, parse: Callable[[str], ParsedLine | LineError | None]
+) -> Iterator[ReadLine]:
+    """Yield each physical line after the ones already committed, decoded and parsed; an
+    unreadable line comes with the reason instead of its text. No database work: this runs
+    in the reader thread."""
     with default_storage.open(name, "rb") as fh:
         for line_no, raw in enumerate(_physical_lines(fh), start=1):
-            if line_no <= run.resumed_from:
+            if line_no <= resumed_from:
                 continue
             if raw is None:
-                run.invalid(line_no, None, exc.InvalidParameterError.code, LINE_TOO_LONG)
-                run.lines = line_no
+                yield line_no, None, LINE_TOO_LONG, None
                 continue
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
-                run.invalid(
-                    line_no, None, exc.InvalidParameterError.code, "The line is not UTF-8 text."
-                )
-                run.lines = line_no
+                yield line_no, None, "The line is not UTF-8 text.", None
                 continue
             if line_no == 1:
                 text = text.removeprefix("\ufeff")
-            yield line_no, text.rstrip("\r\n")
+            text = text.rstrip("\r\n")
+            parsed = None
+            if text.strip():
+                try:
+                    parsed = parse(text)
+                except Exception:
+                    parsed = None  # `take` parses it again, and reports what went wrong
+            yield line_no, text, None, parsed
 
 
 def run_lines(
@@ -344,14 +374,24 @@ def run_lines(
     run = make_run(job, batch, lease, progress)
     chunk_size = max(1, settings.JOB_BATCH_SIZE)
     since_flush = 0
-    for line_no, text in _decoded_lines(job.upload, run):
-        run.lines = line_no
-        since_flush += 1
-        if text.strip():
-            run.take(line_no, text)
-        if len(run.chunk) >= chunk_size or since_flush >= chunk_size:
-            run.flush()
-            since_flush = 0
+    # Read and parse the next chunk's lines while the database takes the current chunk.
+    lines = read_ahead(
+        _read_lines(job.upload, run.resumed_from, run.parse_ahead),
+        block=_READ_BLOCK,
+        depth=chunk_size // _READ_BLOCK + 2,
+    )
+    with closing(lines):
+        for line_no, text, unreadable, parsed in lines:
+            run.lines = line_no
+            if text is None:
+                run.invalid(line_no, None, exc.InvalidParameterError.code, unreadable or "")
+                continue
+            since_flush += 1
+            if text.strip():
+                run.take(line_no, text, parsed)
+            if len(run.chunk) >= chunk_size or since_flush >= chunk_size:
+                run.flush()
+                since_flush = 0
     run.lines = job.total = max(total, run.lines)
     if not run.records and not run.error_count:
         run.error(None, None, exc.InvalidParameterError.code, "The file has no codes to import.")

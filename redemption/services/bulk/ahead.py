@@ -1,0 +1,52 @@
+"""Produce a job's input in a background thread while the job waits for the database."""
+
+import queue
+import threading
+from collections.abc import Generator, Iterator
+
+
+def read_ahead[T](source: Iterator[T], *, block: int, depth: int = 2) -> Generator[T]:
+    """Yield `source`'s items, drawn by a background thread up to `depth` blocks ahead.
+
+    A chunk of a job spends most of its time waiting for the database; drawing codes or
+    parsing lines meanwhile takes their Python time off the job's path. `source` must not
+    touch the database (the thread has no connection of its own). An error in `source` is
+    raised here, where its item would have been. Close the generator to stop the thread.
+    """
+    blocks: queue.Queue[list[T] | BaseException | None] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: list[T] | BaseException | None) -> None:
+        while not stop.is_set():
+            try:
+                blocks.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def produce() -> None:
+        items: list[T] = []
+        try:
+            for item in source:
+                items.append(item)
+                if len(items) >= block:
+                    put(items)
+                    items = []
+                    if stop.is_set():
+                        return
+            put(items)
+            put(None)
+        except BaseException as err:  # handed to the consumer, raised there
+            put(items)
+            put(err)
+
+    thread = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (got := blocks.get()) is not None:
+            if isinstance(got, BaseException):
+                raise got
+            yield from got
+    finally:
+        stop.set()
+        thread.join()

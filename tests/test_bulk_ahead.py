@@ -1,0 +1,44 @@
+"""Reading a job's input ahead in a background thread: same items, same errors, no thread left."""
+
+import threading
+
+import pytest
+
+from redemption.services.bulk.ahead import read_ahead
+
+
+def _readers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "read-ahead"]
+
+
+def test_every_item_comes_through_in_order_and_the_thread_ends():
+    assert list(read_ahead(iter(range(2_500)), block=100)) == list(range(2_500))
+    assert _readers() == []
+
+
+def test_an_error_in_the_source_is_raised_after_the_items_before_it():
+    def source():
+        yield from range(5)
+        raise ValueError("line 6 is broken")
+
+    got = []
+    with pytest.raises(ValueError, match="line 6"):
+        for item in read_ahead(source(), block=2):
+            got.append(item)
+
+    assert got == [0, 1, 2, 3, 4]
+    assert _readers() == []
+
+
+def test_closing_early_stops_an_endless_source():
+    def endless():
+        n = 0
+        while True:
+            yield n
+            n += 1
+
+    items = read_ahead(endless(), block=10, depth=1)
+    assert [next(items) for _ in range(25)] == list(range(25))
+    items.close()
+
+    assert _readers() == []
