@@ -11,6 +11,7 @@ sqlite3), gunicorn and the standard library (sockets, threads, JSON), or other l
 
 import os
 import re
+import resource
 import shutil
 import subprocess
 from collections import Counter
@@ -58,6 +59,7 @@ class CpuWatch:
     def __init__(self, server_pid: int) -> None:
         self.server_pid = server_pid
         self.before = self._groups()
+        self.reaped_before = _reaped_children_cpu()
 
     def _groups(self) -> dict[str, dict[int, float]]:
         table = _processes()
@@ -75,11 +77,22 @@ class CpuWatch:
         return groups
 
     def stop(self) -> dict[str, float]:
+        """CPU seconds per group since the start. The load tool has usually exited (and been
+        waited for) by now: its CPU is then in this process's reaped-children total."""
         after = self._groups()
-        return {
+        spent = {
             group: sum(cpu - self.before[group].get(pid, 0.0) for pid, cpu in pids.items())
             for group, pids in after.items()
         }
+        gone = [pid for pid in self.before["load"] if pid not in after["load"]]
+        spent["load"] += _reaped_children_cpu() - self.reaped_before
+        spent["load"] -= sum(self.before["load"][pid] for pid in gone)
+        return spent
+
+
+def _reaped_children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def worker_pids(server_pid: int) -> list[int]:
