@@ -56,8 +56,9 @@ def _descendants(root: int, table: dict[int, tuple[str, int, float]]) -> set[int
 class CpuWatch:
     """CPU seconds spent by gunicorn (`server_pid` and its workers), PostgreSQL and the load."""
 
-    def __init__(self, server_pid: int) -> None:
+    def __init__(self, server_pid: int, *, exclude: set[int] | None = None) -> None:
         self.server_pid = server_pid
+        self.exclude = exclude or set()  # e.g. py-spy, a child of this process too
         self.before = self._groups()
         self.reaped_before = _reaped_children_cpu()
 
@@ -65,7 +66,7 @@ class CpuWatch:
         table = _processes()
         server = _descendants(self.server_pid, table)
         # The Python load generator runs in processes forked from this one.
-        ours = _descendants(os.getpid(), table) - server - {os.getpid()}
+        ours = _descendants(os.getpid(), table) - server - {os.getpid()} - self.exclude
         groups: dict[str, dict[int, float]] = {"app server": {}, "PostgreSQL": {}, "load": {}}
         for pid, (name, _, cpu) in table.items():
             if pid in server:
@@ -119,6 +120,10 @@ class PySpy:
         # --gil: only the thread holding the GIL, i.e. Python running, not threads in syscalls.
         argv += ["--gil", "--format", "raw", "--nonblocking", "--output", str(out)]
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def pids(self) -> set[int]:
+        """The sampler's own process (none when py-spy is missing)."""
+        return set() if self.process is None else {self.process.pid}
 
     def shares(self) -> dict[str, float] | None:
         """Fraction of the samples per group, or None if py-spy could not run."""

@@ -93,7 +93,7 @@ def _measure(
         if split:
             workers = cpu_split.worker_pids(server.pid)
             spy = cpu_split.PySpy(workers[0], b.http_seconds, b.log_dir / f"{label}.pyspy.txt")
-            watch = cpu_split.CpuWatch(server.pid)
+            watch = cpu_split.CpuWatch(server.pid, exclude=spy.pids())
         tool, stats = loadgen.run_load(files_dir=run_dir, seconds=b.http_seconds, **common)
         if watch is not None and spy is not None:
             stats["split"] = {"processes": watch.stop(), "python": spy.shares()}
