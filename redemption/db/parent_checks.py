@@ -9,45 +9,30 @@ before the codes commit; deleting (or renumbering) a parent that codes still ref
 at commit, with the same SQLSTATE (23503, IntegrityError in Django). No model imports here.
 """
 
-_CHILD_STATEMENT = """
-CREATE OR REPLACE FUNCTION redemption_code_parents() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM 1 FROM redemption_codetype t
-    WHERE t.id IN (SELECT DISTINCT code_type_id FROM new_rows) FOR KEY SHARE OF t;
-  IF EXISTS (SELECT 1 FROM (SELECT DISTINCT code_type_id AS id FROM new_rows) n
-             WHERE NOT EXISTS (SELECT 1 FROM redemption_codetype t WHERE t.id = n.id)) THEN
-    RAISE EXCEPTION 'a code refers to a code type that does not exist'
+# Each parent's part of the child functions below; {table}, {column}, {what} from _PARENTS.
+_STATEMENT_CHECK = """
+  PERFORM 1 FROM {table} p
+    WHERE p.id IN (SELECT DISTINCT {column} FROM new_rows WHERE {column} IS NOT NULL)
+    FOR KEY SHARE OF p;
+  IF EXISTS (SELECT 1 FROM (SELECT DISTINCT {column} AS id FROM new_rows
+                            WHERE {column} IS NOT NULL) n
+             WHERE NOT EXISTS (SELECT 1 FROM {table} p WHERE p.id = n.id)) THEN
+    RAISE EXCEPTION 'a code refers to a {what} that does not exist'
       USING ERRCODE = 'foreign_key_violation', TABLE = 'redemption_code';
-  END IF;
-  PERFORM 1 FROM redemption_batch b
-    WHERE b.id IN (SELECT DISTINCT batch_id FROM new_rows WHERE batch_id IS NOT NULL)
-    FOR KEY SHARE OF b;
-  IF EXISTS (SELECT 1 FROM (SELECT DISTINCT batch_id AS id FROM new_rows
-                            WHERE batch_id IS NOT NULL) n
-             WHERE NOT EXISTS (SELECT 1 FROM redemption_batch b WHERE b.id = n.id)) THEN
-    RAISE EXCEPTION 'a code refers to a batch that does not exist'
-      USING ERRCODE = 'foreign_key_violation', TABLE = 'redemption_code';
-  END IF;
-  RETURN NULL;
-END $$;
-"""
+  END IF;"""
 # An UPDATE that moves a code to another type or batch (rare: the redeem and every state
-# change leave both columns out of their SET list, so this trigger does not even fire).
-_CHILD_ROW = """
-CREATE OR REPLACE FUNCTION redemption_code_parents_row() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM 1 FROM redemption_codetype WHERE id = NEW.code_type_id FOR KEY SHARE;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'a code refers to a code type that does not exist'
-      USING ERRCODE = 'foreign_key_violation', TABLE = 'redemption_code';
-  END IF;
-  IF NEW.batch_id IS NOT NULL THEN
-    PERFORM 1 FROM redemption_batch WHERE id = NEW.batch_id FOR KEY SHARE;
+# change leave both columns out of their SET list, so that trigger does not even fire).
+_ROW_CHECK = """
+  IF NEW.{column} IS NOT NULL THEN
+    PERFORM 1 FROM {table} WHERE id = NEW.{column} FOR KEY SHARE;
     IF NOT FOUND THEN
-      RAISE EXCEPTION 'a code refers to a batch that does not exist'
+      RAISE EXCEPTION 'a code refers to a {what} that does not exist'
         USING ERRCODE = 'foreign_key_violation', TABLE = 'redemption_code';
     END IF;
-  END IF;
+  END IF;"""
+_CHILD_FUNCTION = """
+CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN{checks}
   RETURN NULL;
 END $$;
 """
@@ -87,11 +72,22 @@ _PARENTS = (
 
 def install_sql() -> list[str]:
     """SQL that creates the checks (the foreign keys are dropped by the migration)."""
-    statements = [_CHILD_STATEMENT, _CHILD_ROW, _TRIGGERS]
+    statements = [
+        _CHILD_FUNCTION.format(name=name, checks="".join(check.format(**p) for p in _parents()))
+        for name, check in (
+            ("redemption_code_parents", _STATEMENT_CHECK),
+            ("redemption_code_parents_row", _ROW_CHECK),
+        )
+    ]
+    statements.append(_TRIGGERS)
     for name, table, column, what in _PARENTS:
         statements.append(_PARENT.format(name=name, table=table, column=column, what=what))
         statements.append(_PARENT_TRIGGER.format(name=name, table=table))
     return statements
+
+
+def _parents() -> list[dict[str, str]]:
+    return [{"table": table, "column": column, "what": what} for _, table, column, what in _PARENTS]
 
 
 def uninstall_sql() -> list[str]:
