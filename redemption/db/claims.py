@@ -93,7 +93,8 @@ def _sorted(states: frozenset[State]) -> tuple[str, ...]:
 REDEEM_SOURCES = _sorted(sources_of(State.REDEEMED, move=Move.REDEEM))
 
 
-# The fields `redeem_values` writes, in its order (the one-statement redeem's parameters).
+# The fields a redeem with no fulfilment writes on the code's row, in the order the
+# one-statement redeem's function takes them (redeem_at_once).
 REDEEM_FIELDS = (
     "state",
     "redeemed_by_profile_id",
@@ -105,16 +106,9 @@ REDEEM_FIELDS = (
 
 
 def redeem_values(*, profile: Profile, now: datetime, info: dict[str, Any]) -> dict[str, Any]:
-    """What redeeming a code with no fulfilment writes on its row (field name -> value), in
-    the order of REDEEM_FIELDS."""
-    return {
-        "state": State.REDEEMED.value,
-        "redeemed_by_profile_id": profile.id,
-        "redeemed_by_profile_name": profile.name,
-        "redeemed_at": now,
-        "custom_redemption_info": info,
-        "updated_at": now,
-    }
+    """What redeeming a code with no fulfilment writes on its row: REDEEM_FIELDS -> value."""
+    values = (State.REDEEMED.value, profile.id, profile.name, now, info, now)
+    return dict(zip(REDEEM_FIELDS, values, strict=True))
 
 
 def code_claim_for_redeem(
