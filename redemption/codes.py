@@ -3,6 +3,7 @@
 import base64
 import re
 import secrets
+import string
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,13 @@ _PREFIX_RE = re.compile(rules.PREFIX_CANONICAL_REGEX)
 _PREFIX_INPUT_RE = re.compile(rules.PREFIX_INPUT_REGEX)
 _FROM_RFC4648 = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", ALPHABET)
 _STRIP = str.maketrans({" ": None, "\t": None, "-": None, "O": "0", "I": "1", "L": "1"})
+# The same mapping for ASCII text, uppercasing included: bytes.translate is ten times faster
+# than str.translate with a dict, and a bulk import canonicalises every line.
+_ASCII_CANONICAL = bytes.maketrans(
+    string.ascii_letters.encode(),
+    (string.ascii_uppercase * 2).translate(_STRIP).encode(),
+)
+_ASCII_IGNORED = b" \t-"
 
 ALGORITHMS = ("Crockford", "FiveByFive", "StructuredGuid")
 DEFAULT_ALGORITHM = "Crockford"
@@ -24,6 +32,8 @@ SPACE_SAFETY_FACTOR = 1000
 
 def canonical(raw: str) -> str:
     """Return the canonical form used for uniqueness and lookups (not yet validated)."""
+    if raw.isascii():
+        return raw.encode("ascii").translate(_ASCII_CANONICAL, _ASCII_IGNORED).decode("ascii")
     return raw.upper().translate(_STRIP)
 
 
@@ -38,10 +48,19 @@ def canonical_or_none(scan_code: str) -> str | None:
     Only ASCII letters and digits count (with spaces, tabs and hyphens anywhere): "ß".upper()
     is "SS", and a code must not be found under a spelling nobody wrote.
     """
-    if not rules.is_scan_code_input(scan_code):
+    # The test of rules.is_scan_code_input, without its regex: ASCII only, at most
+    # SCAN_CODE_WRITTEN_MAX characters, and SCAN_CODE_MIN-SCAN_CODE_MAX letters and digits
+    # once the blanks and hyphens are gone (bytes.isalnum knows ASCII only).
+    if (
+        not isinstance(scan_code, str)
+        or len(scan_code) > rules.SCAN_CODE_WRITTEN_MAX
+        or not scan_code.isascii()
+    ):
         return None
-    canon = canonical(scan_code)
-    return canon if rules.is_canonical_scan_code(canon) else None
+    canon = scan_code.encode("ascii").translate(_ASCII_CANONICAL, _ASCII_IGNORED)
+    if not rules.SCAN_CODE_MIN <= len(canon) <= rules.SCAN_CODE_MAX or not canon.isalnum():
+        return None
+    return canon.decode("ascii")
 
 
 def canonical_or_error(scan_code: str, *, field: str = "scanCode") -> str:

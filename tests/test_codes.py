@@ -28,6 +28,19 @@ def test_spelling_variants_share_one_canonical_form(raw):
     assert codes.canonical(spaced) == codes.canonical(raw)
 
 
+@given(st.one_of(TYPED, st.text(max_size=90)))
+def test_the_fast_paths_agree_with_the_documented_rules(raw):
+    # canonical() and canonical_or_none() take a bytes shortcut for ASCII text; this is what
+    # they must still mean: uppercase, blanks and hyphens dropped, O/I/L read as 0/1/1, and
+    # a valid scan code only as SCAN_CODE_INPUT_REGEX spells it.
+    meant = raw.upper().translate(
+        str.maketrans({" ": None, "\t": None, "-": None, "O": "0", "I": "1", "L": "1"})
+    )
+    assert codes.canonical(raw) == meant
+    valid = rules.is_scan_code_input(raw) and rules.is_canonical_scan_code(meant)
+    assert codes.canonical_or_none(raw) == (meant if valid else None)
+
+
 def test_canonical_examples():
     assert codes.canonical("k7qm 3xj9-abcd") == "K7QM3XJ9ABCD"
     assert codes.canonical("GOLD-ILo1") == "G01D1101"

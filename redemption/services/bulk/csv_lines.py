@@ -52,18 +52,17 @@ def parse_line(text: str) -> ParsedLine | LineError:
             f"The line is not valid CSV ({err}).",
         )
     raw_scan = unmark(fields[0].strip()) if fields else ""
-    display = codes.display(raw_scan)
-    shown = shown_scan_code(display)
     canon = codes.canonical_or_none(raw_scan)
+    display = codes.display(raw_scan)
     if canon is None:
-        return LineError(
-            shown, exc.InvalidScanCodeError.code, f"A scan code is {rules.SCAN_CODE_RULE}."
+        return _error(
+            display, exc.InvalidScanCodeError.code, f"A scan code is {rules.SCAN_CODE_RULE}."
         )
     raw_state = fields[1].strip() if len(fields) > 1 else ""
     state = _STATE_NAMES.get(raw_state.lower()) if raw_state else State.INACTIVE.value
     if state is None:
-        return LineError(
-            shown, exc.InvalidParameterError.code, "codeState must be Inactive or Available."
+        return _error(
+            display, exc.InvalidParameterError.code, "codeState must be Inactive or Available."
         )
     raw_info = fields[2].strip() if len(fields) > 2 else ""
     info_json = "{}"
@@ -71,27 +70,33 @@ def parse_line(text: str) -> ParsedLine | LineError:
         try:
             info = rules.json_loads_strict(raw_info)
         except ValueError as err:
-            return LineError(
-                shown,
+            return _error(
+                display,
                 exc.InvalidParameterError.code,
                 f"customCodeInfo must be a JSON object ({err}).",
             )
         if not isinstance(info, dict):
-            return LineError(
-                shown, exc.InvalidParameterError.code, "customCodeInfo must be a JSON object."
+            return _error(
+                display, exc.InvalidParameterError.code, "customCodeInfo must be a JSON object."
             )
         problem = rules.json_value_problem(info)
         if problem:
             # Refuse the line, not the whole chunk the database would refuse with it.
-            return LineError(shown, exc.InvalidParameterError.code, f"customCodeInfo {problem}.")
+            return _error(display, exc.InvalidParameterError.code, f"customCodeInfo {problem}.")
         info_json = rules.compact_json(info)
         if not rules.json_fits(info_json):
-            return LineError(
-                shown,
+            return _error(
+                display,
                 exc.InvalidParameterError.code,
                 f"customCodeInfo must be {rules.JSON_OBJECT_RULE}.",
             )
     return ParsedLine(canonical=canon, display=display, state=state, info_json=info_json)
+
+
+def _error(display: str, code: str, message: str) -> LineError:
+    """A line's error, its scan code shown as `shown_scan_code` shows it (worked out only for
+    a line in error: a good line needs none of it)."""
+    return LineError(shown_scan_code(display), code, message)
 
 
 def shown_scan_code(text: str) -> str | None:
