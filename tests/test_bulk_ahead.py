@@ -1,10 +1,11 @@
 """Reading a job's input ahead in a background thread: same items, same errors, no thread left."""
 
+import sys
 import threading
 
 import pytest
 
-from redemption.services.bulk.ahead import read_ahead
+from redemption.services.bulk.ahead import SWITCH_INTERVAL, read_ahead
 
 
 def _readers() -> list[threading.Thread]:
@@ -42,3 +43,20 @@ def test_closing_early_stops_an_endless_source():
     items.close()
 
     assert _readers() == []
+
+
+def test_the_switch_interval_is_short_while_the_thread_runs_and_restored_after():
+    before = sys.getswitchinterval()
+    assert before > SWITCH_INTERVAL  # the interpreter's default, 5 ms
+
+    def source():
+        yield sys.getswitchinterval()  # seen from the reader thread
+        raise ValueError("stop")
+
+    items = read_ahead(source(), block=1)
+    assert next(items) == SWITCH_INTERVAL
+    assert sys.getswitchinterval() == SWITCH_INTERVAL
+    with pytest.raises(ValueError):
+        next(items)
+
+    assert sys.getswitchinterval() == before

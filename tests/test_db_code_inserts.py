@@ -32,7 +32,9 @@ PER_ROW = [
 OWN = {"id", "code_type_id", "batch_id"}
 MODES = ["batch-wide", "per-row"]
 if connection.vendor == "postgresql":
-    MODES.append("per-row-returning")
+    # ...-ahead: the COPY text made beforehand by copy_layout(...).text, as an import's reader
+    # thread makes it.
+    MODES += ["per-row-returning", "batch-wide-ahead", "per-row-returning-ahead"]
 
 
 def _batch(ct: CodeType) -> Batch:
@@ -46,7 +48,7 @@ def _stored(ct: CodeType) -> dict[str, dict]:
 
 def _wanted(mode: str) -> list[tuple[str, str, str, dict]]:
     """(display, canonical, state, info) of every row the test inserts."""
-    if mode == "batch-wide":
+    if mode.startswith("batch-wide"):
         return [(s, codes.canonical(s), "Available", {"sku": "B"}) for s in SCANS]
     return [(s, codes.canonical(s), st, info) for s, (st, info) in zip(SCANS, PER_ROW, strict=True)]
 
@@ -54,19 +56,22 @@ def _wanted(mode: str) -> list[tuple[str, str, str, dict]]:
 def _insert_raw(mode: str, ct: CodeType, batch: Batch) -> int:
     rows = _wanted(mode)
     ids = {"code_type_id": ct.pk, "batch_id": batch.pk, "now": NOW}
-    if mode == "batch-wide":
-        return code_inserts.codes_insert(
-            [(display, canon) for display, canon, _, _ in rows],
-            state="Available",
-            info_json=json.dumps({"sku": "B"}, separators=(",", ":")),
-            **ids,
-        )
+    ahead = mode.endswith("-ahead")
+    if mode.startswith("batch-wide"):
+        pairs = [(display, canon) for display, canon, _, _ in rows]
+        shared = {
+            "state": "Available",
+            "info_json": json.dumps({"sku": "B"}, separators=(",", ":")),
+        }
+        text = code_inserts.copy_layout(**ids, **shared).text(pairs) if ahead else None
+        return code_inserts.codes_insert(pairs, copy_text=text, **shared, **ids)
     per_row = [
         (display, canon, state, json.dumps(info, separators=(",", ":")))
         for display, canon, state, info in rows
     ]
-    if mode == "per-row-returning":
-        return len(code_inserts.codes_insert_returning(per_row, **ids))
+    if mode.startswith("per-row-returning"):
+        text = code_inserts.copy_layout(**ids).text(per_row) if ahead else None
+        return len(code_inserts.codes_insert_returning(per_row, copy_text=text, **ids))
     return code_inserts.codes_insert(per_row, **ids)
 
 

@@ -17,6 +17,7 @@ its field default, or NULL. A new non-null field without a default fails here, l
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 from typing import Any
@@ -53,23 +54,25 @@ def codes_insert(
     state: str | None = None,
     info_json: str | None = None,
     direct: bool = True,
+    copy_text: str | None = None,
 ) -> int:
     """Insert the rows whose canonical form is still free; return how many went in.
 
     With `state` and `info_json` given, rows are (display, canonical) pairs that all take
-    them; otherwise each row carries its own state and customCodeInfo.
+    them; otherwise each row carries its own state and customCodeInfo. `copy_text`, if given,
+    is `copy_layout(...).text(rows)` with the same arguments, made ahead (PostgreSQL).
     """
     if not rows:
         return 0
     if connection.vendor == "postgresql":
-        if direct and _postgres_copy_direct(
-            rows,
+        layout = copy_layout(
             code_type_id=code_type_id,
             batch_id=batch_id,
             now=now,
             state=state,
             info_json=info_json,
-        ):
+        )
+        if direct and _postgres_copy_direct(rows, layout, copy_text):
             return len(rows)
         with connection.cursor() as cursor:
             _postgres_insert(
@@ -100,18 +103,18 @@ def codes_insert_returning(
     batch_id: UUID,
     now: datetime,
     direct: bool = True,
+    copy_text: str | None = None,
 ) -> set[str]:
     """Insert (display, canonical, state, info) rows; return the canonical forms that went in.
 
-    PostgreSQL only (see `returns_inserted`).
+    PostgreSQL only (see `returns_inserted`). `copy_text` as for `codes_insert`.
     """
     if not returns_inserted():
         raise NotImplementedError("codes_insert_returning needs PostgreSQL")
     if not rows:
         return set()
-    if direct and _postgres_copy_direct(
-        rows, code_type_id=code_type_id, batch_id=batch_id, now=now, state=None, info_json=None
-    ):
+    layout = copy_layout(code_type_id=code_type_id, batch_id=batch_id, now=now)
+    if direct and _postgres_copy_direct(rows, layout, copy_text):
         return {row[1] for row in rows}
     with connection.cursor() as cursor:
         _postgres_insert(
@@ -182,17 +185,51 @@ def _copy_literal(field: Field, value: Any) -> str:
     raise ImproperlyConfigured(f"Code.{field.attname}: no COPY text for {type(value).__name__}.")
 
 
-def _postgres_copy_direct(
-    rows: Sequence[Row],
+@dataclass(frozen=True)
+class CopyLayout:
+    """How one insert's rows are written for a straight COPY into the codes table.
+
+    Made by `copy_layout` in the connection's thread (it quotes the column names). `text` is
+    pure Python, so a reader thread can write a chunk's COPY text while the database still
+    takes the previous chunk.
+    """
+
+    columns: str
+    tail: str  # what ends every line: the columns all rows share, then the line feed
+    now_text: str
+    one_state: bool  # rows are (display, canonical) pairs; state and info are in `tail`
+
+    def lines(self, rows: Sequence[Row]) -> Iterator[str]:
+        """Each row's line of COPY text, with a fresh id."""
+        ids = uuid7_texts(len(rows))
+        tail = self.tail
+        if self.one_state:
+            return (
+                f"{id_}\t{_copy_text(row[0])}\t{_copy_text(row[1])}{tail}"
+                for id_, row in zip(ids, rows, strict=True)
+            )
+        null, now_text, available = "\\N", self.now_text, State.AVAILABLE.value
+        return (
+            f"{id_}\t{_copy_text(row[0])}\t{_copy_text(row[1])}\t{_copy_text(row[2])}"
+            f"\t{_copy_text(row[3])}\t{now_text if row[2] == available else null}{tail}"
+            for id_, row in zip(ids, rows, strict=True)
+        )
+
+    def text(self, rows: Sequence[Row]) -> str:
+        """The rows' whole COPY text, for `copy_text=` of `codes_insert(_returning)`."""
+        return "".join(self.lines(rows))
+
+
+def copy_layout(
     *,
     code_type_id: int,
     batch_id: UUID,
     now: datetime,
-    state: str | None,
-    info_json: str | None,
-) -> bool:
-    """COPY the rows into the codes table in a savepoint; False (and nothing stored) if the
-    database refused any of them, e.g. a canonical form already taken."""
+    state: str | None = None,
+    info_json: str | None = None,
+) -> CopyLayout:
+    """The layout of a straight COPY of rows that `codes_insert` would get with these
+    arguments; `state` and `info_json` given means rows are (display, canonical) pairs."""
     fields = _fields()
     shared = [(field, column) for field, column in fields if field.attname not in _PER_ROW]
     tail = "".join(
@@ -207,31 +244,30 @@ def _postgres_copy_direct(
     columns = ", ".join(
         [by_name[name] for name in _DIRECT_PER_ROW] + [column for _, column in shared]
     )
-    ids = uuid7_texts(len(rows))
-    null, now_text, available = "\\N", now.isoformat(), State.AVAILABLE.value
-    if state is not None:
-        # One state and customCodeInfo for the batch: only id, scan code and canonical vary.
-        info = null if info_json is None else _copy_text(info_json)
-        activated = now_text if state == available else null
-        tail = f"\t{_copy_text(state)}\t{info}\t{activated}{tail}\n"
-        lines: Iterator[str] = (
-            f"{id_}\t{_copy_text(row[0])}\t{_copy_text(row[1])}{tail}"
-            for id_, row in zip(ids, rows, strict=True)
-        )
-    else:
-        tail += "\n"
-        lines = (
-            f"{id_}\t{_copy_text(row[0])}\t{_copy_text(row[1])}\t{_copy_text(row[2])}"
-            f"\t{_copy_text(row[3])}\t{now_text if row[2] == available else null}{tail}"
-            for id_, row in zip(ids, rows, strict=True)
-        )
+    now_text = now.isoformat()
+    if state is None:
+        return CopyLayout(columns, tail + "\n", now_text, one_state=False)
+    # One state and customCodeInfo for the batch: only id, scan code and canonical vary.
+    null = "\\N"
+    info = null if info_json is None else _copy_text(info_json)
+    activated = now_text if state == State.AVAILABLE.value else null
+    return CopyLayout(
+        columns, f"\t{_copy_text(state)}\t{info}\t{activated}{tail}\n", now_text, one_state=True
+    )
+
+
+def _postgres_copy_direct(rows: Sequence[Row], layout: CopyLayout, text: str | None) -> bool:
+    """COPY the rows into the codes table in a savepoint; False (and nothing stored) if the
+    database refused any of them, e.g. a canonical form already taken. `text` is their COPY
+    text made ahead, or None to write it here, a block at a time."""
+    lines = layout.lines(rows) if text is None else iter((text,))
     try:
         # COPY is not one of the calls Django wraps: map driver errors to Django's here.
         with (
             transaction.atomic(),
             connection.cursor() as cursor,
             connection.wrap_database_errors,
-            cursor.copy(f"COPY {Code._meta.db_table} ({columns}) FROM STDIN") as copy,
+            cursor.copy(f"COPY {Code._meta.db_table} ({layout.columns}) FROM STDIN") as copy,
         ):
             while block := "".join(islice(lines, _COPY_BLOCK)):
                 copy.write(block)

@@ -35,7 +35,13 @@ from redemption.services.bulk.history_lines import (
     parse_history_line,
     read_header,
 )
-from redemption.services.bulk.imports import LINE_UNREADABLE, ImportRun, Pending, run_lines
+from redemption.services.bulk.imports import (
+    LINE_UNREADABLE,
+    ImportRun,
+    LineTaker,
+    Pending,
+    run_lines,
+)
 from redemption.services.bulk.jobs import Progress
 from redemption.services.bulk.leases import Lease
 from redemption.services.timeouts import attempt_deadline
@@ -51,38 +57,32 @@ def run_import_job(job: Job, lease: Lease, progress: Progress) -> None:
         run_lines(job, lease, progress, ImportRun)
 
 
-class HistoryRun(ImportRun):
-    """An import whose lines keep their state and history (see the module docstring)."""
+class HistoryTaker(LineTaker):
+    """The reader thread's side of a migration import: lines are read against the header."""
 
-    def __init__(self, job: Job, batch: Batch, lease: Lease, progress: Progress) -> None:
-        super().__init__(job, batch, lease, progress)
-        self.ct = CodeType.objects.get(pk=batch.code_type_id)
-        self.header_text: str = job.checkpoint.get("header", "") if job.done else ""
+    def __init__(self, run: "HistoryRun") -> None:
+        super().__init__(run)
+        self.header_text = run.header_text
         parsed = read_header(self.header_text) if self.header_text else None
         self.header: Header | None = parsed if isinstance(parsed, Header) else None
-        # Profiles this run imported into a shared type: a later row for one of them is a
-        # duplicate in the file, not in the database.
-        self.seen: set[str] = set()
+        self.shared = run.ct.is_shared
+        self.shared_canonical = run.ct.canonical_scan_code if run.ct.is_shared else None
+        self.shared_display = run.ct.scan_code or ""
 
-    def checkpoint(self) -> dict[str, Any]:
-        return {**super().checkpoint(), "header": self.header_text}
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "header": self.header_text}
 
-    @staticmethod
-    def parse_ahead(text: str) -> None:
-        """History lines are parsed against the file's header, in `take`."""
-        return None
-
-    def take(self, line_no: int, text: str, parsed: object = None) -> None:
+    def take(self, line_no: int, text: str) -> None:
         if not self.header_seen:
             self.header_seen = True
             parsed = read_header(text)
             if isinstance(parsed, Header):
                 self.header_text, self.header = text, parsed
                 return
-            self.records += 1
+            self.taken.records += 1
             self.invalid(line_no, None, exc.InvalidParameterError.code, f"{NO_HEADER} {parsed}")
             return
-        self.records += 1
+        self.taken.records += 1
         self.add_line(line_no, text)
 
     def add_line(self, line_no: int, text: str) -> None:
@@ -94,8 +94,8 @@ class HistoryRun(ImportRun):
                 text,
                 line=line_no,
                 header=self.header,
-                shared_canonical=self.ct.canonical_scan_code if self.ct.is_shared else None,
-                shared_display=self.ct.scan_code or "",
+                shared_canonical=self.shared_canonical,
+                shared_display=self.shared_display,
             )
         except Exception:
             self.invalid(line_no, None, exc.InvalidParameterError.code, LINE_UNREADABLE)
@@ -103,11 +103,27 @@ class HistoryRun(ImportRun):
         if isinstance(parsed, LineError):
             self.invalid(line_no, parsed.scan_code, parsed.code, parsed.message)
             return
-        key = (parsed.profile_id or "") if self.ct.is_shared else parsed.canonical
-        if key in self.chunk:
+        key = (parsed.profile_id or "") if self.shared else parsed.canonical
+        if key in self.taken.pending:
             self.duplicate_in_file(line_no, parsed.display)
             return
-        self.chunk[key] = parsed
+        self.taken.pending[key] = parsed
+
+
+class HistoryRun(ImportRun):
+    """An import whose lines keep their state and history (see the module docstring)."""
+
+    def __init__(self, job: Job, batch: Batch, lease: Lease, progress: Progress) -> None:
+        super().__init__(job, batch, lease, progress)
+        self.ct = CodeType.objects.get(pk=batch.code_type_id)
+        self.header_text: str = job.checkpoint.get("header", "") if job.done else ""
+        self.taken_state["header"] = self.header_text
+        # Profiles this run imported into a shared type: a later row for one of them is a
+        # duplicate in the file, not in the database.
+        self.seen: set[str] = set()
+
+    def taker(self) -> HistoryTaker:
+        return HistoryTaker(self)
 
     def _insert(self, pending: Pending) -> None:
         lines: list[HistoryLine] = [HistoryLine(*line) for line in pending.values()]

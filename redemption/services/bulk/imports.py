@@ -19,7 +19,7 @@ from redemption.db import code_inserts
 from redemption.models import Batch, Code, Job
 from redemption.services._common import require_ops
 from redemption.services.bulk.ahead import read_ahead
-from redemption.services.bulk.csv_lines import LineError, ParsedLine, is_header, parse_line
+from redemption.services.bulk.csv_lines import LineError, is_header, parse_line
 from redemption.services.bulk.jobs import (
     MAX_KEPT_LINE_ERRORS,
     JobOutcome,
@@ -37,8 +37,10 @@ Pending = dict[str, tuple[Any, ...]]
 MAX_LINE_BYTES = 64 * 1024
 LINE_TOO_LONG = f"The line is longer than {MAX_LINE_BYTES // 1024} KiB."
 LINE_UNREADABLE = "The line could not be read."
-# Lines the reader thread hands over at a time.
-_READ_BLOCK = 1000
+DUPLICATE_IN_FILE = "This scan code appears earlier in the file."
+NO_CODES = "The file has no codes to import."
+# Chunks the reader thread may have ready while one is inserted.
+_CHUNKS_AHEAD = 2
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +101,88 @@ def _count_lines(name: str) -> int:
     return lines + (0 if last == b"\n" else 1)
 
 
+class Taken:
+    """Lines taken by the reader thread: the chunk they make, and what they add to the run.
+
+    Built whole in the reader thread and handed over; the run applies it in `absorb`.
+    """
+
+    def __init__(self) -> None:
+        self.pending: Pending = {}
+        # (summary counter, line, scan code shown, error code, message) of each refused line.
+        self.refused: list[tuple[str, int | None, str | None, str, str]] = []
+        self.records = 0  # lines after the header that were not blank
+        self.lines = 0  # the last physical line this chunk covers
+        self.state: dict[str, Any] = {}  # the taker's part of the job's checkpoint
+        self.final = False  # the file ends here
+        self.copy_text: str | None = None  # the chunk's straight COPY, made ahead (PostgreSQL)
+
+
+class LineTaker:
+    """Turns an import file's lines into chunks. No database work: it runs in the reader
+    thread, a chunk ahead of the run that inserts them."""
+
+    def __init__(self, run: "ImportRun", layout: code_inserts.CopyLayout | None = None) -> None:
+        self.job_id = run.job.pk
+        self.header_seen = run.header_seen
+        self.taken = Taken()
+        self.run = run  # read here for `direct` only
+        self.layout = layout  # to write each chunk's straight COPY, if given
+
+    def take(self, line_no: int, text: str) -> None:
+        """Take one non-blank line: the header, or a record."""
+        header, self.header_seen = not self.header_seen and is_header(text), True
+        if header:
+            return
+        self.taken.records += 1
+        self.add_line(line_no, text)
+
+    def add_line(self, line_no: int, text: str) -> None:
+        try:
+            parsed = parse_line(text)
+        except Exception:
+            # parse_line answers any text; if it ever does not, lose the line, not the job.
+            logger.exception("import %s: line %d could not be parsed", self.job_id, line_no)
+            self.invalid(line_no, None, exc.InvalidParameterError.code, LINE_UNREADABLE)
+            return
+        if isinstance(parsed, LineError):
+            self.invalid(line_no, parsed.scan_code, parsed.code, parsed.message)
+            return
+        if parsed.canonical in self.taken.pending:
+            self.duplicate_in_file(line_no, parsed.display)
+            return
+        self.taken.pending[parsed.canonical] = (
+            line_no,
+            parsed.display,
+            parsed.state,
+            parsed.info_json,
+        )
+
+    def invalid(self, line: int, scan: str | None, code: str, message: str) -> None:
+        self.taken.refused.append(("invalid", line, scan, code, message))
+
+    def duplicate_in_file(self, line: int, shown: str | None) -> None:
+        self.taken.refused.append(
+            ("duplicatesInFile", line, shown, exc.CodeDuplicateError.code, DUPLICATE_IN_FILE)
+        )
+
+    def state(self) -> dict[str, Any]:
+        """What a worker taking the job over needs to go on taking lines."""
+        return {"headerSeen": self.header_seen}
+
+    def cut(self, line_no: int, *, final: bool = False) -> Taken:
+        """Hand over the lines taken up to `line_no` and start the next chunk."""
+        taken, self.taken = self.taken, Taken()
+        taken.lines, taken.state, taken.final = line_no, self.state(), final
+        # Write the chunk's COPY text here, off the thread that waits for the database, as
+        # long as chunks still go straight in (a plain bool, read across threads).
+        if self.layout is not None and self.run.direct and taken.pending:
+            taken.copy_text = self.layout.text(_rows(taken.pending))
+        return taken
+
+
 class ImportRun:
-    """State of one import: counters, the first errors, and the chunk being built."""
+    """State of one import: counters, the first errors, and the chunk being inserted."""
 
     def __init__(self, job: Job, batch: Batch, lease: Lease, progress: Progress) -> None:
         self.job = job
@@ -123,10 +205,34 @@ class ImportRun:
             self.summary.update(job.summary)
         self.records = int(job.checkpoint.get("records", 0)) if job.done else 0
         self.header_seen = bool(job.checkpoint.get("headerSeen")) if job.done else False
+        self.taken_state: dict[str, Any] = {"headerSeen": self.header_seen}
         self.chunk: Pending = {}
+        # A chunk and its COPY text, when the reader thread made it.
+        self.copy_ahead: tuple[Pending, str | None] = ({}, None)
         self.lines = job.done
         # Whether chunks try a straight COPY first: until one meets a code already there.
         self.direct = True
+
+    def taker(self) -> LineTaker:
+        """The reader thread's side of this run."""
+        if not code_inserts.returns_inserted():
+            return LineTaker(self)
+        batch = self.batch
+        layout = code_inserts.copy_layout(
+            code_type_id=batch.code_type_id, batch_id=batch.pk, now=self.now
+        )
+        return LineTaker(self, layout)
+
+    def absorb(self, taken: Taken) -> None:
+        """Make a chunk from the reader thread the pending one, and count its refused lines."""
+        for counter, line, scan, code, message in taken.refused:
+            self.summary[counter] += 1
+            self.error(line, scan, code, message)
+        self.records += taken.records
+        self.lines = max(self.lines, taken.lines)
+        self.taken_state = taken.state
+        self.chunk = taken.pending
+        self.copy_ahead = (taken.pending, taken.copy_text)
 
     def error(self, line: int | None, scan: str | None, code: str, message: str) -> None:
         self.error_count += 1
@@ -137,53 +243,13 @@ class ImportRun:
         self.summary["invalid"] += 1
         self.error(line, scan, code, message)
 
-    @staticmethod
-    def parse_ahead(text: str) -> ParsedLine | LineError | None:
-        """Parse a line in the reader thread, before `take` (None: `take` parses it)."""
-        return parse_line(text)
-
-    def take(self, line_no: int, text: str, parsed: ParsedLine | LineError | None = None) -> None:
-        """Take one non-blank line: the header, or a record (`parsed` by `parse_ahead`)."""
-        header, self.header_seen = not self.header_seen and is_header(text), True
-        if header:
-            return
-        self.records += 1
-        if parsed is None:
-            self.add_line(line_no, text)
-        else:
-            self.add_parsed(line_no, parsed)
-
     def checkpoint(self) -> dict[str, Any]:
         """What a worker taking the job over needs beyond the counters."""
-        return {"records": self.records, "headerSeen": self.header_seen}
-
-    def add_line(self, line_no: int, text: str) -> None:
-        try:
-            parsed = parse_line(text)
-        except Exception:
-            # parse_line answers any text; if it ever does not, lose the line, not the job.
-            logger.exception("import %s: line %d could not be parsed", self.job.pk, line_no)
-            self.invalid(line_no, None, exc.InvalidParameterError.code, LINE_UNREADABLE)
-            return
-        self.add_parsed(line_no, parsed)
-
-    def add_parsed(self, line_no: int, parsed: ParsedLine | LineError) -> None:
-        if isinstance(parsed, LineError):
-            self.invalid(line_no, parsed.scan_code, parsed.code, parsed.message)
-            return
-        if parsed.canonical in self.chunk:
-            self.duplicate_in_file(line_no, parsed.display)
-            return
-        self.chunk[parsed.canonical] = (line_no, parsed.display, parsed.state, parsed.info_json)
+        return {"records": self.records, **self.taken_state}
 
     def duplicate_in_file(self, line_no: int, shown: str | None) -> None:
         self.summary["duplicatesInFile"] += 1
-        self.error(
-            line_no,
-            shown,
-            exc.CodeDuplicateError.code,
-            "This scan code appears earlier in the file.",
-        )
+        self.error(line_no, shown, exc.CodeDuplicateError.code, DUPLICATE_IN_FILE)
 
     def duplicate_in_database(self, line_no: int, shown: str | None, shared: bool) -> None:
         self.summary["duplicatesInDatabase"] += 1
@@ -277,12 +343,15 @@ class ImportRun:
 
         An import of fresh codes then costs no duplicate query at all.
         """
+        made_for, copy_text = self.copy_ahead
         inserted = code_inserts.codes_insert_returning(
-            [(display, canon, state, info) for canon, (_, display, state, info) in pending.items()],
+            _rows(pending),
             code_type_id=self.batch.code_type_id,
             batch_id=self.batch.pk,
             now=self.now,
             direct=self.direct,
+            # Not for the lines of a chunk the database refused: they write their own.
+            copy_text=copy_text if pending is made_for else None,
         )
         self.summary["imported"] += len(inserted)
         refused = [canon for canon in pending if canon not in inserted]
@@ -304,6 +373,11 @@ class ImportRun:
                 self.duplicate_in_database(line_no, display, anchor)
 
 
+def _rows(pending: Pending) -> list[tuple[str, ...]]:
+    """A plain import's chunk as code_inserts rows: (display, canonical, state, info JSON)."""
+    return [(display, canon, state, info) for canon, (_, display, state, info) in pending.items()]
+
+
 def _physical_lines(fh: Any) -> Iterator[bytes | None]:
     """Yield each line's bytes (without its line feed), or None for a line over MAX_LINE_BYTES.
 
@@ -319,39 +393,47 @@ def _physical_lines(fh: Any) -> Iterator[bytes | None]:
         yield None
 
 
-# A line as the reader thread hands it over: (line number, text or None, why it cannot be
-# read or None, the line parsed ahead or None).
-ReadLine = tuple[int, str | None, str | None, ParsedLine | LineError | None]
+# A line as the reader thread reads it: (line number, text or None, why it cannot be read
+# or None).
+ReadLine = tuple[int, str | None, str | None]
 
 
-def _read_lines(
-    name: str, resumed_from: int, parse: Callable[[str], ParsedLine | LineError | None]
-) -> Iterator[ReadLine]:
-    """Yield each physical line after the ones already committed, decoded and parsed; an
-    unreadable line comes with the reason instead of its text. No database work: this runs
-    in the reader thread."""
+def _read_lines(name: str, resumed_from: int) -> Iterator[ReadLine]:
+    """Yield each physical line after the ones already committed, decoded; an unreadable line
+    comes with the reason instead of its text."""
     with default_storage.open(name, "rb") as fh:
         for line_no, raw in enumerate(_physical_lines(fh), start=1):
             if line_no <= resumed_from:
                 continue
             if raw is None:
-                yield line_no, None, LINE_TOO_LONG, None
+                yield line_no, None, LINE_TOO_LONG
                 continue
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
-                yield line_no, None, "The line is not UTF-8 text.", None
+                yield line_no, None, "The line is not UTF-8 text."
                 continue
             if line_no == 1:
                 text = text.removeprefix("\ufeff")
-            text = text.rstrip("\r\n")
-            parsed = None
-            if text.strip():
-                try:
-                    parsed = parse(text)
-                except Exception:
-                    parsed = None  # `take` parses it again, and reports what went wrong
-            yield line_no, text, None, parsed
+            yield line_no, text.rstrip("\r\n"), None
+
+
+def _chunks(lines: Iterator[ReadLine], taker: LineTaker, size: int) -> Iterator[Taken]:
+    """Cut the lines into chunks of `size` codes, or `size` lines when fewer of them are
+    codes; the last chunk, maybe empty, is marked final. Runs in the reader thread."""
+    since_cut = 0
+    line_no = 0
+    for line_no, text, unreadable in lines:
+        if text is None:
+            taker.invalid(line_no, None, exc.InvalidParameterError.code, unreadable or "")
+            continue
+        since_cut += 1
+        if text.strip():
+            taker.take(line_no, text)
+        if len(taker.taken.pending) >= size or since_cut >= size:
+            yield taker.cut(line_no)
+            since_cut = 0
+    yield taker.cut(line_no, final=True)
 
 
 def run_lines(
@@ -361,7 +443,11 @@ def run_lines(
     make_run: Callable[[Job, Batch, Lease, Progress], ImportRun],
 ) -> None:
     """Import the job's uploaded file chunk by chunk through a run made by `make_run`; each
-    chunk commits with the line it reached, so a job taken over never imports a line twice."""
+    chunk commits with the line it reached, so a job taken over never imports a line twice.
+
+    A reader thread reads, parses and cuts the next chunks while this thread waits for the
+    database to take the current one.
+    """
     batch = job.batch
     if batch is None:
         raise exc.RedemptionError("The job's batch no longer exists.")
@@ -373,29 +459,19 @@ def run_lines(
     job.total = total
     run = make_run(job, batch, lease, progress)
     chunk_size = max(1, settings.JOB_BATCH_SIZE)
-    since_flush = 0
-    # Read and parse the next chunk's lines while the database takes the current chunk.
-    lines = read_ahead(
-        _read_lines(job.upload, run.resumed_from, run.parse_ahead),
-        block=_READ_BLOCK,
-        depth=chunk_size // _READ_BLOCK + 2,
+    chunks = read_ahead(
+        _chunks(_read_lines(job.upload, run.resumed_from), run.taker(), chunk_size),
+        block=1,
+        depth=_CHUNKS_AHEAD,
     )
-    with closing(lines):
-        for line_no, text, unreadable, parsed in lines:
-            run.lines = line_no
-            if text is None:
-                run.invalid(line_no, None, exc.InvalidParameterError.code, unreadable or "")
-                continue
-            since_flush += 1
-            if text.strip():
-                run.take(line_no, text, parsed)
-            if len(run.chunk) >= chunk_size or since_flush >= chunk_size:
-                run.flush()
-                since_flush = 0
-    run.lines = job.total = max(total, run.lines)
-    if not run.records and not run.error_count:
-        run.error(None, None, exc.InvalidParameterError.code, "The file has no codes to import.")
-    run.flush()
+    with closing(chunks):
+        for taken in chunks:
+            run.absorb(taken)
+            if taken.final:
+                run.lines = job.total = max(total, run.lines)
+                if not run.records and not run.error_count:
+                    run.error(None, None, exc.InvalidParameterError.code, NO_CODES)
+            run.flush()
 
 
 def import_outcome(job: Job, complete: bool) -> JobOutcome:
