@@ -326,3 +326,43 @@ def test_top_up_gives_up_when_the_candidates_run_out(code_type):
             candidates=iter([("SPARE-0001", "SPARE0001"), ("NEW-0001", "NEW0001")]),
         )
     assert list(Code.objects.filter(batch=batch).values_list("canonical", flat=True)) == ["NEW0001"]
+
+
+def test_chunks_drawn_ahead_fill_the_batch_exactly(code_type):
+    # As a generate job runs: chunks cut (with their COPY text on PostgreSQL) before they are
+    # inserted; the last one holds more codes than the batch still needs.
+    batch = Batch.objects.create(
+        code_type=code_type, kind="generate", quantity=6, created_at=timezone.now()
+    )
+    now = timezone.now()
+    layout = (
+        code_inserts.copy_layout(
+            code_type_id=code_type.pk,
+            batch_id=batch.pk,
+            now=now,
+            state="Available",
+            info_json='{"sku":"D"}',
+        )
+        if code_inserts.returns_inserted()
+        else None
+    )
+    candidates = [(f"DRAWN-{i:04}", f"DRAWN{i:04}") for i in range(1, 9)]
+    candidates.insert(2, ("DRAWN-0001", "DRAWN0001"))  # repeated within the first chunk
+    drawn = bulk.drawn_chunks(iter(candidates), size=4, layout=layout)
+
+    done = bulk.batch_fill(
+        batch=batch,
+        quantity=6,
+        state="Available",
+        custom_code_info={"sku": "D"},
+        drawn=drawn,
+        now=now,
+    )
+
+    assert done == 6
+    stored = Code.objects.filter(batch=batch)
+    assert sorted(stored.values_list("canonical", flat=True)) == [
+        f"DRAWN{i:04}" for i in range(1, 7)
+    ]
+    assert {(c.state, c.activated_at, c.created_at) for c in stored} == {("Available", now, now)}
+    assert {tuple(c.custom_code_info.items()) for c in stored} == {(("sku", "D"),)}

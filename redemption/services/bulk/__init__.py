@@ -12,6 +12,7 @@ from redemption.services.bulk.export import EXPORT_HEADER, export_rows, job_resu
 from redemption.services.bulk.generate import (
     batch_fill,
     codes_generate_inline,
+    drawn_chunks,
     job_generate_start,
     random_candidates,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "batch_fill",
     "codes_generate_inline",
     "delete_reset_preview",
+    "drawn_chunks",
     "export_rows",
     "interrupted_jobs",
     "job_delete_codes_start",

@@ -4,7 +4,8 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from datetime import datetime
-from typing import Any
+from itertools import islice
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import transaction
@@ -26,8 +27,17 @@ _MAX_FRUITLESS_ROUNDS = 20
 
 # Random codes drawn at a time.
 _DRAW = 10_000
+# Chunks the reader thread may have drawn while one is inserted.
+_CHUNKS_AHEAD = 2
 
 Candidates = Iterator[tuple[str, str]]
+
+
+class Drawn(NamedTuple):
+    """A chunk of candidates drawn ahead: canonical -> display, and their COPY text if made."""
+
+    codes: dict[str, str]
+    copy_text: str | None
 
 
 def random_candidates(shape: codes.CodeShape) -> Candidates:
@@ -36,13 +46,36 @@ def random_candidates(shape: codes.CodeShape) -> Candidates:
         yield from codes.generate(shape, _DRAW)
 
 
+def drawn_chunks(
+    candidates: Iterable[tuple[str, str]], *, size: int, layout: code_inserts.CopyLayout | None
+) -> Iterator[Drawn]:
+    """Cut `candidates` into chunks of `size` distinct codes, each with its COPY text when a
+    `layout` is given. No database work: made in a reader thread while a chunk goes in."""
+    stream = iter(candidates)
+    while True:
+        chunk: dict[str, str] = {}
+        for display, canon in stream:
+            chunk.setdefault(canon, display)
+            if len(chunk) >= size:
+                break
+        if not chunk:
+            return
+        rows = [(display, canon) for canon, display in chunk.items()]
+        yield Drawn(chunk, layout.text(rows) if layout is not None else None)
+
+
+def _info_json(custom_code_info: dict[str, Any]) -> str:
+    return json.dumps(custom_code_info, separators=(",", ":"))
+
+
 def batch_fill(
     *,
     batch: Batch,
     quantity: int,
     state: str,
     custom_code_info: dict[str, Any],
-    candidates: Iterable[tuple[str, str]],
+    candidates: Iterable[tuple[str, str]] = (),
+    drawn: Iterator[Drawn] | None = None,
     on_chunk: Callable[[int], None] | None = None,
     now: datetime | None = None,
 ) -> int:
@@ -50,11 +83,12 @@ def batch_fill(
 
     Candidates that collide with any existing code (or with each other) are skipped and more
     are drawn: the top-up. Each chunk commits on its own; `on_chunk(done)` runs inside that
-    chunk's transaction so progress and codes commit together.
+    chunk's transaction so progress and codes commit together. `drawn`, instead of
+    `candidates`: chunks cut ahead by `drawn_chunks` (with the same `now`, state and info).
     """
     now = now or timezone.now()
     stream = iter(candidates)
-    info_json = json.dumps(custom_code_info, separators=(",", ":"))
+    info_json = _info_json(custom_code_info)
     chunk_size = max(1, settings.JOB_BATCH_SIZE)
     done = Code.objects.filter(batch=batch).count()
     fruitless = 0
@@ -64,10 +98,16 @@ def batch_fill(
     while done < quantity:
         want = min(chunk_size, quantity - done)
         chunk: dict[str, str] = {}
-        for display, canon in stream:
-            chunk.setdefault(canon, display)
-            if len(chunk) >= want:
-                break
+        copy_text = None
+        if drawn is not None:
+            chunk, copy_text = next(drawn, ({}, None))
+            if len(chunk) > want:  # the last chunk: its text is for more codes than it takes
+                chunk, copy_text = dict(islice(chunk.items(), want)), None
+        else:
+            for display, canon in stream:
+                chunk.setdefault(canon, display)
+                if len(chunk) >= want:
+                    break
         if not chunk:
             raise exc.InsufficientCodeSpaceError(
                 "Ran out of candidate codes before the batch was full."
@@ -81,6 +121,7 @@ def batch_fill(
                 state=state,
                 info_json=info_json,
                 direct=direct,
+                copy_text=copy_text,
             )
             done += added
             if on_chunk is not None:
@@ -233,15 +274,31 @@ def run_generate(job: Job, lease: Lease, progress: Progress) -> None:
         lease.renew(done=done)
         progress(done, job.total)
 
-    # Draw the next codes while the database takes the current chunk.
-    with closing(read_ahead(random_candidates(shape), block=_DRAW)) as candidates:
+    now = timezone.now()
+    layout = (
+        code_inserts.copy_layout(
+            code_type_id=batch.code_type_id,
+            batch_id=batch.pk,
+            now=now,
+            state=p["state"],
+            info_json=_info_json(p["customCodeInfo"]),
+        )
+        if code_inserts.returns_inserted()
+        else None
+    )
+    # Draw the next chunks, and write their COPY text, while the database takes this one.
+    chunks = drawn_chunks(
+        random_candidates(shape), size=max(1, settings.JOB_BATCH_SIZE), layout=layout
+    )
+    with closing(read_ahead(chunks, block=1, depth=_CHUNKS_AHEAD)) as drawn:
         batch_fill(
             batch=batch,
             quantity=job.total,
             state=p["state"],
             custom_code_info=p["customCodeInfo"],
-            candidates=candidates,
+            drawn=drawn,
             on_chunk=on_chunk,
+            now=now,
         )
 
 
