@@ -52,16 +52,19 @@ def drawn_chunks(
     """Cut `candidates` into chunks of `size` distinct codes, each with its COPY text when a
     `layout` is given. No database work: made in a reader thread while a chunk goes in."""
     stream = iter(candidates)
-    while True:
-        chunk: dict[str, str] = {}
-        for display, canon in stream:
-            chunk.setdefault(canon, display)
-            if len(chunk) >= size:
-                break
-        if not chunk:
-            return
+    while chunk := _distinct(stream, size):
         rows = [(display, canon) for canon, display in chunk.items()]
         yield Drawn(chunk, layout.text(rows) if layout is not None else None)
+
+
+def _distinct(stream: Iterator[tuple[str, str]], count: int) -> dict[str, str]:
+    """Up to `count` distinct codes drawn from `stream`: canonical -> display (the first)."""
+    chunk: dict[str, str] = {}
+    for display, canon in stream:
+        chunk.setdefault(canon, display)
+        if len(chunk) >= count:
+            break
+    return chunk
 
 
 def _info_json(custom_code_info: dict[str, Any]) -> str:
@@ -104,10 +107,7 @@ def batch_fill(
             if len(chunk) > want:  # the last chunk: its text is for more codes than it takes
                 chunk, copy_text = dict(islice(chunk.items(), want)), None
         else:
-            for display, canon in stream:
-                chunk.setdefault(canon, display)
-                if len(chunk) >= want:
-                    break
+            chunk = _distinct(stream, want)
         if not chunk:
             raise exc.InsufficientCodeSpaceError(
                 "Ran out of candidate codes before the batch was full."
