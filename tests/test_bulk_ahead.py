@@ -60,3 +60,18 @@ def test_the_switch_interval_is_short_while_the_thread_runs_and_restored_after()
         next(items)
 
     assert sys.getswitchinterval() == before
+
+
+def test_two_read_aheads_ending_out_of_order_put_the_interval_back_once_both_end():
+    before = sys.getswitchinterval()
+    first = read_ahead(iter(range(3)), block=1)
+    second = read_ahead(iter(range(3)), block=1)
+    next(first)
+    next(second)
+
+    first.close()  # the first to start ends first
+    assert sys.getswitchinterval() == SWITCH_INTERVAL
+    second.close()
+
+    assert sys.getswitchinterval() == before
+    assert _readers() == []

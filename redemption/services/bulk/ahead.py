@@ -4,6 +4,7 @@ import queue
 import sys
 import threading
 from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 
 # Seconds a thread may hold the GIL while another waits for it, while a read-ahead runs.
 SWITCH_INTERVAL = 0.0005
@@ -49,15 +50,38 @@ def read_ahead[T](source: Iterator[T], *, block: int, depth: int = 2) -> Generat
             put(err)
 
     thread = threading.Thread(target=produce, name="read-ahead", daemon=True)
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(interval, SWITCH_INTERVAL))
-    thread.start()
+    with _short_switch_interval():
+        thread.start()
+        try:
+            while (got := blocks.get()) is not None:
+                if isinstance(got, BaseException):
+                    raise got
+                yield from got
+        finally:
+            stop.set()
+            thread.join()
+
+
+# Read-aheads running in this process, and the switch interval the first of them found.
+_running = 0
+_found_interval = 0.0
+_interval_lock = threading.Lock()
+
+
+@contextmanager
+def _short_switch_interval() -> Iterator[None]:
+    """Hold the switch interval at most SWITCH_INTERVAL until the last read-ahead of this
+    process ends, then put back what the first one found (they may end in any order)."""
+    global _running, _found_interval
+    with _interval_lock:
+        if not _running:
+            _found_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(_found_interval, SWITCH_INTERVAL))
+        _running += 1
     try:
-        while (got := blocks.get()) is not None:
-            if isinstance(got, BaseException):
-                raise got
-            yield from got
+        yield
     finally:
-        stop.set()
-        thread.join()
-        sys.setswitchinterval(interval)
+        with _interval_lock:
+            _running -= 1
+            if not _running:
+                sys.setswitchinterval(_found_interval)
