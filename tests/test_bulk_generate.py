@@ -335,16 +335,12 @@ def test_chunks_drawn_ahead_fill_the_batch_exactly(code_type):
         code_type=code_type, kind="generate", quantity=6, created_at=timezone.now()
     )
     now = timezone.now()
-    layout = (
-        code_inserts.copy_layout(
-            code_type_id=code_type.pk,
-            batch_id=batch.pk,
-            now=now,
-            state="Available",
-            info_json='{"sku":"D"}',
-        )
-        if code_inserts.returns_inserted()
-        else None
+    layout = code_inserts.ahead_layout(
+        code_type_id=code_type.pk,
+        batch_id=batch.pk,
+        now=now,
+        state="Available",
+        info_json='{"sku":"D"}',
     )
     candidates = [(f"DRAWN-{i:04}", f"DRAWN{i:04}") for i in range(1, 9)]
     candidates.insert(2, ("DRAWN-0001", "DRAWN0001"))  # repeated within the first chunk

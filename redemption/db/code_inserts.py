@@ -65,14 +65,17 @@ def codes_insert(
     if not rows:
         return 0
     if connection.vendor == "postgresql":
-        layout = copy_layout(
-            code_type_id=code_type_id,
-            batch_id=batch_id,
-            now=now,
-            state=state,
-            info_json=info_json,
-        )
-        if direct and _postgres_copy_direct(rows, layout, copy_text):
+        if direct and _postgres_copy_direct(
+            rows,
+            copy_layout(
+                code_type_id=code_type_id,
+                batch_id=batch_id,
+                now=now,
+                state=state,
+                info_json=info_json,
+            ),
+            copy_text,
+        ):
             return len(rows)
         with connection.cursor() as cursor:
             _postgres_insert(
@@ -113,8 +116,9 @@ def codes_insert_returning(
         raise NotImplementedError("codes_insert_returning needs PostgreSQL")
     if not rows:
         return set()
-    layout = copy_layout(code_type_id=code_type_id, batch_id=batch_id, now=now)
-    if direct and _postgres_copy_direct(rows, layout, copy_text):
+    if direct and _postgres_copy_direct(
+        rows, copy_layout(code_type_id=code_type_id, batch_id=batch_id, now=now), copy_text
+    ):
         return {row[1] for row in rows}
     with connection.cursor() as cursor:
         _postgres_insert(
@@ -253,6 +257,23 @@ def copy_layout(
     activated = now_text if state == State.AVAILABLE.value else null
     return CopyLayout(
         columns, f"\t{_copy_text(state)}\t{info}\t{activated}{tail}\n", now_text, one_state=True
+    )
+
+
+def ahead_layout(
+    *,
+    code_type_id: int,
+    batch_id: UUID,
+    now: datetime,
+    state: str | None = None,
+    info_json: str | None = None,
+) -> CopyLayout | None:
+    """`copy_layout` for a job that writes its chunks' COPY text ahead, or None where inserts
+    take no COPY text (not PostgreSQL)."""
+    if connection.vendor != "postgresql":
+        return None
+    return copy_layout(
+        code_type_id=code_type_id, batch_id=batch_id, now=now, state=state, info_json=info_json
     )
 
 

@@ -275,16 +275,12 @@ def run_generate(job: Job, lease: Lease, progress: Progress) -> None:
         progress(done, job.total)
 
     now = timezone.now()
-    layout = (
-        code_inserts.copy_layout(
-            code_type_id=batch.code_type_id,
-            batch_id=batch.pk,
-            now=now,
-            state=p["state"],
-            info_json=_info_json(p["customCodeInfo"]),
-        )
-        if code_inserts.returns_inserted()
-        else None
+    layout = code_inserts.ahead_layout(
+        code_type_id=batch.code_type_id,
+        batch_id=batch.pk,
+        now=now,
+        state=p["state"],
+        info_json=_info_json(p["customCodeInfo"]),
     )
     # Draw the next chunks, and write their COPY text, while the database takes this one.
     chunks = drawn_chunks(

@@ -215,10 +215,8 @@ class ImportRun:
 
     def taker(self) -> LineTaker:
         """The reader thread's side of this run."""
-        if not code_inserts.returns_inserted():
-            return LineTaker(self)
         batch = self.batch
-        layout = code_inserts.copy_layout(
+        layout = code_inserts.ahead_layout(
             code_type_id=batch.code_type_id, batch_id=batch.pk, now=self.now
         )
         return LineTaker(self, layout)
