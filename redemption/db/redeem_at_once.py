@@ -26,6 +26,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -111,7 +112,10 @@ def redeem_at_once(
         dt(limits.since),
         limits.key_id,
     ]
-    params += [field(Code, name).get_db_prep_save(v, connection) for name, v in values.items()]
+    params += [
+        f.get_db_prep_save(v, connection)
+        for f, v in zip(_written_fields(), values.values(), strict=True)
+    ]
     event = {**audit_row, "at": now}
     params += [
         f.get_db_prep_save(event[f.name] if f.name in event else f.get_default(), connection)
@@ -152,20 +156,26 @@ def after_migrate(*, using: str, **kwargs: Any) -> None:
     install(using)
 
 
-def _audit_fields() -> list[Any]:
-    return [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
+# The models' metadata is fixed once they load: these are read on every redeem, so kept.
+@cache
+def _written_fields() -> tuple[Any, ...]:
+    """The code's fields a redeem writes, in claims.REDEEM_FIELDS order."""
+    return tuple(field(Code, name) for name in claims.REDEEM_FIELDS)
 
 
-def _audit_params() -> list[Any]:
-    return [f for f in _audit_fields() if f.name not in _FROM_ROW]
+@cache
+def _audit_fields() -> tuple[Any, ...]:
+    return tuple(f for f in AuditEvent._meta.concrete_fields if not f.primary_key)
+
+
+@cache
+def _audit_params() -> tuple[Any, ...]:
+    return tuple(f for f in _audit_fields() if f.name not in _FROM_ROW)
 
 
 def _parameters(wrapper: BaseDatabaseWrapper) -> list[tuple[str, str]]:
     """Every parameter of the function as (name, SQL type), in call order."""
-    written = [
-        (f"w_{i}", _sql_type(field(Code, name), wrapper))
-        for i, name in enumerate(claims.REDEEM_FIELDS)
-    ]
+    written = [(f"w_{i}", _sql_type(f, wrapper)) for i, f in enumerate(_written_fields())]
     audited = [(f"a_{i}", _sql_type(f, wrapper)) for i, f in enumerate(_audit_params())]
     return [*_LEADING, *written, *audited]
 
