@@ -36,6 +36,10 @@ from redemption.templatetags.portal import compact_json, num, pretty_json, state
 TABLE_TEMPLATE = "redemption/_table.html"
 
 
+# How the portal's tables show a time (in UTC, see `utc`).
+TIME_FORMAT = "%Y-%m-%d %H:%M"
+
+
 def profile_url(profile_id: str) -> str:
     return reverse("redemption:user_monitoring") + "?" + urlencode({"profile": profile_id})
 
@@ -48,7 +52,7 @@ class UTCColumn(tables.Column):
     """A timestamp shown in UTC with an explicit label."""
 
     def render(self, value: Any) -> str:
-        return utc(value, "%Y-%m-%d %H:%M")
+        return utc(value, TIME_FORMAT)
 
 
 class NumColumn(tables.Column):
@@ -162,7 +166,7 @@ class JobTable(PortalTable):
         return format_html(
             '<a href="{}">{}</a>',
             reverse("redemption:job_detail", args=[record.pk]),
-            utc(value, "%Y-%m-%d %H:%M"),
+            utc(value, TIME_FORMAT),
         )
 
     def render_kind(self, value: str, record: Job) -> str:
@@ -308,8 +312,6 @@ class StaffTable(PortalTable):
 
 
 # --- plain rows (the template holds the markup; a row holds ready values) ---------------------
-
-TIME_FORMAT = "%Y-%m-%d %H:%M"
 
 
 def _when(value: datetime | None) -> str | None:
