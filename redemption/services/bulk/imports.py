@@ -124,7 +124,7 @@ class LineTaker:
 
     def __init__(self, run: "ImportRun", layout: code_inserts.CopyLayout | None = None) -> None:
         self.job_id = run.job.pk
-        self.header_seen = run.header_seen
+        self.header_seen: bool = run.taken_state["headerSeen"]
         self.taken = Taken()
         self.run = run  # read here for `direct` only
         self.layout = layout  # to write each chunk's straight COPY, if given
@@ -204,8 +204,10 @@ class ImportRun:
         if job.done:
             self.summary.update(job.summary)
         self.records = int(job.checkpoint.get("records", 0)) if job.done else 0
-        self.header_seen = bool(job.checkpoint.get("headerSeen")) if job.done else False
-        self.taken_state: dict[str, Any] = {"headerSeen": self.header_seen}
+        # The reader thread's part of the checkpoint, as of the last chunk absorbed.
+        self.taken_state: dict[str, Any] = {
+            "headerSeen": bool(job.checkpoint.get("headerSeen")) if job.done else False
+        }
         self.chunk: Pending = {}
         # A chunk and its COPY text, when the reader thread made it.
         self.copy_ahead: tuple[Pending, str | None] = ({}, None)
