@@ -1,6 +1,7 @@
 """Run a conditional UPDATE and write its audit row together, in one statement where possible."""
 
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from django.db import connection, transaction
@@ -15,44 +16,54 @@ def run_audited(update: Update, *, at: datetime, row: dict[str, Any]) -> int:
 
     Returns 1 if the row moved. On PostgreSQL the UPDATE and the INSERT are one statement
     (a data-modifying CTE): atomic on its own and a single round trip, which matters on the
-    redeem path. Elsewhere they share one transaction.
+    redeem path. Elsewhere (SQLite) they share one transaction, and both statements and their
+    parameters are made before it begins: a SQLite transaction holds the database's only write
+    lock, which every other writer waits for, so nothing but the two statements runs inside it.
     """
+    update_sql, update_params = update.sql(returning_pk=connection.vendor == "postgresql")
+    params = _audit_params(at=at, row=row)
     if connection.vendor == "postgresql":
-        update_sql, update_params = update.sql(returning_pk=True)
-        insert_sql, insert_params = _insert_one_per_moved_row(at=at, row=row)
+        insert_sql = _insert_sql(" SELECT {} FROM moved")
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"WITH moved AS ({update_sql}) {insert_sql}", [*update_params, *insert_params]
-            )
+            cursor.execute(f"WITH moved AS ({update_sql}) {insert_sql}", [*update_params, *params])
             return cursor.rowcount
-    with transaction.atomic():
-        moved = update.run()
+    insert_sql = _insert_sql(" VALUES ({})")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(update_sql, update_params)
+        moved = cursor.rowcount
         if moved:
-            AuditEvent.objects.create(at=at, **row)
+            cursor.execute(insert_sql, params)
     return moved
 
 
-def _insert_one_per_moved_row(*, at: datetime, row: dict[str, Any]) -> tuple[str, list[Any]]:
-    """INSERT … SELECT of the audit event once per row of the CTE `moved`.
+@cache  # the model's metadata is fixed once it loads; read on every redeem
+def event_fields() -> tuple[Any, ...]:
+    """Every field of the audit event but its generated key, in the model's order."""
+    return tuple(f for f in AuditEvent._meta.concrete_fields if not f.primary_key)
 
-    The column list comes from the model's metadata (every field but the generated key);
-    a column missing from `row` gets its field's default.
-    """
-    fields = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
-    template = _INSERT_SQL.get(connection.vendor)
-    if template is None:
-        columns = ", ".join(column(AuditEvent, f.name) for f in fields)
-        template = (
-            f"INSERT INTO {table(AuditEvent)} ({columns})"
-            f" SELECT {', '.join(['%s'] * len(fields))} FROM moved"
-        )
-        _INSERT_SQL[connection.vendor] = template
+
+def _audit_params(*, at: datetime, row: dict[str, Any]) -> list[Any]:
+    """The INSERT's parameters for `row` at `at`; a column missing from `row` gets its field's
+    default, as `AuditEvent.objects.create` would give it."""
     values = {**row, "at": at}
-    params = [
+    return [
         f.get_db_prep_save(values[f.name] if f.name in values else f.get_default(), connection)
-        for f in fields
+        for f in event_fields()
     ]
-    return template, params
 
 
-_INSERT_SQL: dict[str, str] = {}
+def _insert_sql(rows: str) -> str:
+    """INSERT INTO the audit table, every column, then `rows` with the placeholders filled in:
+    one row of VALUES, or the event once per row of the CTE `moved`."""
+    key = (connection.vendor, rows)
+    template = _INSERT_SQL.get(key)
+    if template is None:
+        fields = event_fields()
+        columns = ", ".join(column(AuditEvent, f.name) for f in fields)
+        placeholders = ", ".join(["%s"] * len(fields))
+        insert = f"INSERT INTO {table(AuditEvent)} ({columns})"
+        template = _INSERT_SQL[key] = insert + rows.format(placeholders)
+    return template
+
+
+_INSERT_SQL: dict[tuple[str, str], str] = {}

@@ -35,6 +35,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from redemption.actors import Profile
 from redemption.db import claims
+from redemption.db.audit import event_fields
 from redemption.db.lookups import code_with_type_from_row
 from redemption.db.names import field
 from redemption.models import (
@@ -164,13 +165,8 @@ def _written_fields() -> tuple[Any, ...]:
 
 
 @cache
-def _audit_fields() -> tuple[Any, ...]:
-    return tuple(f for f in AuditEvent._meta.concrete_fields if not f.primary_key)
-
-
-@cache
 def _audit_params() -> tuple[Any, ...]:
-    return tuple(f for f in _audit_fields() if f.name not in _FROM_ROW)
+    return tuple(f for f in event_fields() if f.name not in _FROM_ROW)
 
 
 def _parameters(wrapper: BaseDatabaseWrapper) -> list[tuple[str, str]]:
@@ -255,7 +251,7 @@ def _function_sql(wrapper: BaseDatabaseWrapper) -> str:
         f"{code}.{col(Code, 'pk')} AS c_id",
         f"{code}.{col(Code, 'scan_code')} AS c_scan",
     ]
-    audit_fields = _audit_fields()
+    audit_fields = event_fields()
     audit_columns = ", ".join(q(f.column or "") for f in audit_fields)
     audit_values, given = [], iter(range(len(_audit_params())))
     for f in audit_fields:
