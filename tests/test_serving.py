@@ -57,6 +57,26 @@ def test_gunicorn_takes_workers_and_port_from_the_environment(monkeypatch, env, 
         assert conf["workers"] == workers
 
 
+def test_a_worker_imports_the_urlconf_and_every_view_as_it_boots():
+    """gunicorn loads portal.wsgi in each worker before the worker accepts: its first request
+    must not be the one that imports every view while the requests behind it wait."""
+    booted = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, portal.wsgi; "
+            "print(*(m in sys.modules for m in ('portal.urls', 'redemption.views.design',"
+            " 'redemption.api.handlers', 'redemption.braincloud.dispatcher')))",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_DEBUG": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert booted.stdout.split() == ["True"] * 4
+
+
 def _secret_key(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "scripts/secret_key.py", str(path)],
