@@ -12,6 +12,7 @@ What does end one is a restart: on SIGTERM or SIGHUP a worker stops accepting an
 requests it is serving `graceful_timeout` seconds to finish.
 """
 
+import gc
 import os
 
 from gunicorn.glogging import Logger
@@ -85,6 +86,17 @@ logger_class = PortalLogger
 def on_starting(server):
     """Fold what processes of an earlier run left in the metrics directory."""
     metrics_export.fold_ended_processes()
+
+
+def post_worker_init(worker):
+    """The worker has loaded the app: hide what exists by now from the garbage collector.
+
+    Django, the settings, the URLconf and every view (~100,000 objects) live as long as the
+    worker. Each full collection walked them all again, 67 ms on this 2-core machine, a pause
+    every thread of the worker waits out; frozen, a collection walks only what requests made.
+    In the redeem bench (3 interleaved runs each) p99 went from 154 to 126 ms.
+    """
+    gc.freeze()
 
 
 def child_exit(server, worker):
