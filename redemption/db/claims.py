@@ -36,7 +36,7 @@ from redemption.models import (
 
 @dataclass(frozen=True)
 class Update:
-    """One conditional UPDATE of one row, not yet run: `run()` it, or hand it to db.audit.
+    """One conditional UPDATE of one row, not yet run: db.audit.run_audited runs it.
 
     It sets `values` (field name -> Python value) and `version = version + 1` on the row
     `pk` of `model`, only while the row is in one of `sources`. The SQL is built once per
@@ -73,13 +73,6 @@ class Update:
         params.append(field(model, "pk").get_db_prep_save(self.pk, connection))
         params.extend(self.sources)
         return template, params
-
-    def run(self) -> int:
-        """Run the UPDATE alone; return 1 if the row moved, 0 if it was not in a source state."""
-        sql, params = self.sql()
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.rowcount
 
 
 _UPDATE_SQL: dict[tuple[Any, ...], str] = {}
