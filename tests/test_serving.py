@@ -57,47 +57,41 @@ def test_gunicorn_takes_workers_and_port_from_the_environment(monkeypatch, env, 
         assert conf["workers"] == workers
 
 
-def test_a_worker_imports_the_urlconf_and_every_view_as_it_boots():
-    """gunicorn loads portal.wsgi in each worker before the worker accepts: its first request
-    must not be the one that imports every view while the requests behind it wait."""
-    booted = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys, portal.wsgi; "
-            "print(*(m in sys.modules for m in ('portal.urls', 'redemption.views.design',"
-            " 'redemption.api.handlers', 'redemption.braincloud.dispatcher')))",
-        ],
+def _in_a_fresh_process(code: str) -> str:
+    """What `code` prints, run by a new interpreter in the repository (development settings)."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
         cwd=ROOT,
         env={**os.environ, "DJANGO_DEBUG": "1"},
         capture_output=True,
         text=True,
         check=True,
+    ).stdout
+
+
+def test_a_worker_imports_the_urlconf_and_every_view_as_it_boots():
+    """gunicorn loads portal.wsgi in each worker before the worker accepts: its first request
+    must not be the one that imports every view while the requests behind it wait."""
+    booted = _in_a_fresh_process(
+        "import sys, portal.wsgi; "
+        "print(*(m in sys.modules for m in ('portal.urls', 'redemption.views.design',"
+        " 'redemption.api.handlers', 'redemption.braincloud.dispatcher')))"
     )
-    assert booted.stdout.split() == ["True"] * 4
+    assert booted.split() == ["True"] * 4
 
 
 def test_a_worker_hides_what_the_app_made_at_boot_from_the_garbage_collector():
     """gunicorn calls post_worker_init once the worker has loaded the app. What exists then
     (Django, the URLconf, every view) lives as long as the worker: frozen, a full collection
     no longer walks it, which paused every thread of the worker for tens of ms."""
-    booted = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import gc, runpy, portal.wsgi; "
-            "conf = runpy.run_path('gunicorn.conf.py'); "
-            "before = len(gc.get_objects()); "
-            "conf['post_worker_init'](None); "
-            "print(before, gc.get_freeze_count(), len(gc.get_objects()))",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "DJANGO_DEBUG": "1"},
-        capture_output=True,
-        text=True,
-        check=True,
+    booted = _in_a_fresh_process(
+        "import gc, runpy, portal.wsgi; "
+        "conf = runpy.run_path('gunicorn.conf.py'); "
+        "before = len(gc.get_objects()); "
+        "conf['post_worker_init'](None); "
+        "print(before, gc.get_freeze_count(), len(gc.get_objects()))"
     )
-    before, frozen, left = map(int, booted.stdout.split())
+    before, frozen, left = map(int, booted.split())
     assert before > 20_000
     assert frozen >= before
     assert left < before // 20
