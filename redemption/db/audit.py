@@ -1,5 +1,6 @@
 """Run a conditional UPDATE and write its audit row together, in one statement where possible."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -21,7 +22,7 @@ def run_audited(update: Update, *, at: datetime, row: dict[str, Any]) -> int:
     lock, which every other writer waits for, so nothing but the two statements runs inside it.
     """
     update_sql, update_params = update.sql(returning_pk=connection.vendor == "postgresql")
-    params = _audit_params(at=at, row=row)
+    params = event_params(at=at, row=row)
     if connection.vendor == "postgresql":
         insert_sql = _insert_sql(" SELECT {} FROM moved")
         with connection.cursor() as cursor:
@@ -42,13 +43,16 @@ def event_fields() -> tuple[Any, ...]:
     return tuple(f for f in AuditEvent._meta.concrete_fields if not f.primary_key)
 
 
-def _audit_params(*, at: datetime, row: dict[str, Any]) -> list[Any]:
-    """The INSERT's parameters for `row` at `at`; a column missing from `row` gets its field's
-    default, as `AuditEvent.objects.create` would give it."""
+def event_params(
+    *, at: datetime, row: dict[str, Any], fields: Sequence[Any] | None = None
+) -> list[Any]:
+    """The audit event's values for `fields` (default: every one but the key) as the database
+    takes them, for `row` at `at`; a field missing from `row` gets its default, as
+    `AuditEvent.objects.create` would give it."""
     values = {**row, "at": at}
     return [
         f.get_db_prep_save(values[f.name] if f.name in values else f.get_default(), connection)
-        for f in event_fields()
+        for f in (event_fields() if fields is None else fields)
     ]
 
 

@@ -35,7 +35,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from redemption.actors import Profile
 from redemption.db import claims
-from redemption.db.audit import event_fields
+from redemption.db.audit import event_fields, event_params
 from redemption.db.lookups import code_with_type_from_row
 from redemption.db.names import field
 from redemption.models import (
@@ -117,11 +117,7 @@ def redeem_at_once(
         f.get_db_prep_save(v, connection)
         for f, v in zip(_written_fields(), values.values(), strict=True)
     ]
-    event = {**audit_row, "at": now}
-    params += [
-        f.get_db_prep_save(event[f.name] if f.name in event else f.get_default(), connection)
-        for f in _audit_params()
-    ]
+    params += event_params(at=now, row=audit_row, fields=_given_audit_fields())
     with connection.cursor() as cursor:
         cursor.execute(_call_sql(), params)
         row = cursor.fetchone()
@@ -165,14 +161,15 @@ def _written_fields() -> tuple[Any, ...]:
 
 
 @cache
-def _audit_params() -> tuple[Any, ...]:
+def _given_audit_fields() -> tuple[Any, ...]:
+    """The audit event's fields the function takes as parameters; the rest come from the row."""
     return tuple(f for f in event_fields() if f.name not in _FROM_ROW)
 
 
 def _parameters(wrapper: BaseDatabaseWrapper) -> list[tuple[str, str]]:
     """Every parameter of the function as (name, SQL type), in call order."""
     written = [(f"w_{i}", _sql_type(f, wrapper)) for i, f in enumerate(_written_fields())]
-    audited = [(f"a_{i}", _sql_type(f, wrapper)) for i, f in enumerate(_audit_params())]
+    audited = [(f"a_{i}", _sql_type(f, wrapper)) for i, f in enumerate(_given_audit_fields())]
     return [*_LEADING, *written, *audited]
 
 
@@ -253,7 +250,7 @@ def _function_sql(wrapper: BaseDatabaseWrapper) -> str:
     ]
     audit_fields = event_fields()
     audit_columns = ", ".join(q(f.column or "") for f in audit_fields)
-    audit_values, given = [], iter(range(len(_audit_params())))
+    audit_values, given = [], iter(range(len(_given_audit_fields())))
     for f in audit_fields:
         audit_values.append(_FROM_ROW.get(f.name) or f"a_{next(given)}")
     results = _results(wrapper)
