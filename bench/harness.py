@@ -262,20 +262,14 @@ def wait_until_idle(child: Child, *, settle: float = 0.5, timeout: float = 30) -
     raise RuntimeError(f"{child.name} did not settle in {timeout} s")
 
 
-def start_worker(env: dict[str, str], log_dir: Path, name: str) -> Child:
-    """A real `manage.py db_worker`, polling every 0.1 s."""
+def start_worker(
+    env: dict[str, str], log_dir: Path, name: str, *, interval: float | None = 0.1
+) -> Child:
+    """A real `manage.py db_worker`, polling every `interval` s (None: its default, as deployed)."""
+    poll = [] if interval is None else ["--interval", str(interval)]
     child = Child(
         name,
-        [
-            PYTHON,
-            "manage.py",
-            "db_worker",
-            "--interval",
-            "0.1",
-            "--no-startup-delay",
-            "--worker-id",
-            name,
-        ],
+        [PYTHON, "manage.py", "db_worker", *poll, "--no-startup-delay", "--worker-id", name],
         env,
         log_dir,
     )

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import requests
 
 from bench import loadgen
-from bench.harness import Bench, Result, log, percentile, start_gunicorn
+from bench.harness import Bench, Result, log, percentile, start_gunicorn, start_worker
 from bench.http_bench import CLIENTS, LOAD_THREADS, PROFILES, _available_codes, _tokens
 from bench.http_bench import _write_files as write_load_files
 
@@ -107,6 +107,29 @@ def portal(b: Bench) -> None:
 
 
 def _browse_under_load(
+    b: Bench,
+    type_name: str,
+    sample: list[str],
+    users: list[str],
+    load_dir: Path,
+    *,
+    separate_staff_pool: bool,
+) -> dict:
+    """Staff sessions browse while wrk redeems the codes in `load_dir` (once each), with a
+    worker beside the web pools as deployed (deploy/portal-worker.service, default polling):
+    its housekeeping folds the count rows the redeems append, which every inventory and type
+    page sums. The timings per kind of page, the errors and wrk's figures."""
+    name = "portal-staff-worker" if separate_staff_pool else "portal-worker"
+    worker = start_worker(b.env, b.log_dir, name, interval=None)
+    try:
+        return _browse(
+            b, type_name, sample, users, load_dir, separate_staff_pool=separate_staff_pool
+        )
+    finally:
+        worker.stop()
+
+
+def _browse(
     b: Bench,
     type_name: str,
     sample: list[str],

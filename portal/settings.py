@@ -197,6 +197,9 @@ REDEEM_MAX_FAILED_PER_IP = env_int("REDEEM_MAX_FAILED_PER_IP", 50)
 REDEEM_FAILED_WINDOW_SECONDS = env_int("REDEEM_FAILED_WINDOW_SECONDS", 15 * 60)
 JOB_BATCH_SIZE = env_int("JOB_BATCH_SIZE", 10_000)
 SWEEP_INTERVAL_SECONDS = env_int("SWEEP_INTERVAL_SECONDS", 60)
+# The per-state count deltas (PostgreSQL) are folded this often: a count read sums the rows
+# written since the last fold, so this bounds what every inventory and type page reads.
+COUNT_FOLD_SECONDS = env_int("COUNT_FOLD_SECONDS", 5)
 
 # brainCloud wire (SPEC §11): origins a browser client may call /dispatcherv2 from (comma
 # list, "*" for any), and anonymous sign-ins allowed per client IP per minute.

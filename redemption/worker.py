@@ -3,9 +3,9 @@
 Each turn of its loop it resumes a job it had to drop when the database went away, claims a
 queued job or takes over one whose lease ran out (`services.bulk`), or else runs one task from
 django-tasks-db's queue. Beside the loop a housekeeper thread offers every few seconds to run
-the periodic work (`services.housekeeping.periodic_run`); one worker wins each slot. When the
-database cannot be reached the worker does not exit: it logs once, waits with a growing pause,
-reconnects, and carries on where it was.
+the periodic work (`services.housekeeping`: the count fold every few seconds, the sweep every
+minute); one worker wins each slot. When the database cannot be reached the worker does not
+exit: it logs once, waits with a growing pause, reconnects, and carries on where it was.
 """
 
 import contextlib
@@ -32,8 +32,10 @@ MAX_OUTAGE_PAUSE = 5.0
 
 
 def housekeeping_tick() -> float:
-    """How often a worker offers to run the periodic work: often enough for every slot."""
-    return max(0.5, min(5.0, settings.SWEEP_INTERVAL_SECONDS / 4))
+    """How often a worker offers to run the periodic work: often enough for every slot of the
+    sweep and of the count fold."""
+    shortest = min(settings.SWEEP_INTERVAL_SECONDS, settings.COUNT_FOLD_SECONDS)
+    return max(0.5, min(5.0, shortest / 4))
 
 
 def database_answers() -> bool:
@@ -69,9 +71,11 @@ class Housekeeper(threading.Thread):
                 return
 
     def offer(self, now: datetime | None = None) -> None:
-        """Run the periodic work if this worker wins the slot of `now` (default: now)."""
+        """Run the periodic work (the count fold, the sweep) whose slot of `now` (default: now)
+        this worker wins."""
         try:
             close_old_connections()
+            housekeeping.count_fold_run(runner=self.runner, now=now)
             housekeeping.periodic_run(runner=self.runner, now=now)
         except Exception as err:
             if not self.failing:

@@ -75,3 +75,38 @@ def test_counts_follow_every_kind_of_change(ops, system_actor):
     CodeType.objects.filter(name="promo").delete()
     counts.compact()
     assert counted_fast() == counted_from_rows()
+
+
+@pytest.mark.postgres
+def test_the_count_fold_runs_once_per_slot_and_leaves_the_counts_unchanged(
+    ops, system_actor, settings
+):
+    from datetime import UTC, datetime, timedelta
+
+    from redemption.models import StateCountDelta
+    from redemption.services import housekeeping
+
+    settings.COUNT_FOLD_SECONDS = 5
+    code_type_create(actor=ops, name="gift")
+    _, generated = bulk.codes_generate_inline(
+        actor=ops, code_type_name="gift", quantity=30, state="Available"
+    )
+    for i, scan in enumerate(generated[:20]):
+        redeem(actor=system_actor, profile=Profile(f"p{i}"), scan_code=scan)
+    before = counted_fast()
+    piled_up = StateCountDelta.objects.count()
+    start = datetime.fromtimestamp(int(datetime.now(UTC).timestamp()) // 5 * 5, UTC)
+
+    first = housekeeping.count_fold_run(runner="w-1", now=start)
+    same_slot = housekeeping.count_fold_run(runner="w-2", now=start + timedelta(seconds=4))
+    redeem(actor=system_actor, profile=Profile("late"), scan_code=generated[20])
+    next_slot = housekeeping.count_fold_run(runner="w-2", now=start + timedelta(seconds=5))
+
+    assert piled_up > 20  # each redeem appended its own rows
+    assert first == 2  # one row per (type, state): Available and Redeemed
+    assert same_slot is None
+    assert next_slot == 2
+    assert StateCountDelta.objects.count() == 2
+    assert counted_fast() == counted_from_rows()
+    gift = CodeType.objects.get(name="gift").pk
+    assert before[gift]["Redeemed"] == 20 and counted_fast()[gift]["Redeemed"] == 21

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from redemption import worker as worker_module
 from redemption.actors import Actor
+from redemption.db import counts
 from redemption.models import Attempt, Code, Job, PeriodicRun
 from redemption.services import bulk, housekeeping
 from redemption.worker import Housekeeper, Worker
@@ -62,6 +63,16 @@ def test_one_runner_wins_each_slot_of_the_periodic_work(db, settings):
     assert winners == [True, False, False]
     assert next_slot == [True, False]
     assert PeriodicRun.objects.get(name="chores").runner == "w-2"
+
+
+def test_the_housekeeper_ticks_often_enough_for_the_sweep_and_the_count_fold(settings):
+    settings.SWEEP_INTERVAL_SECONDS = 60
+    settings.COUNT_FOLD_SECONDS = 5
+    assert worker_module.housekeeping_tick() == 1.25
+    settings.COUNT_FOLD_SECONDS = 600
+    assert worker_module.housekeeping_tick() == 5.0
+    settings.SWEEP_INTERVAL_SECONDS = 1
+    assert worker_module.housekeeping_tick() == 0.5
 
 
 def test_the_periodic_work_runs_once_per_slot_whoever_offers(db, settings):
@@ -140,6 +151,12 @@ def test_the_worker_runs_a_queued_job_and_the_periodic_work(ops_user, settings):
     code.refresh_from_db()
     assert code.state == "Failed"
     assert PeriodicRun.objects.get(name=housekeeping.HOUSEKEEPING).runner == bulk.worker_name()
+    # The count fold too, where counts are kept as deltas (PostgreSQL); SQLite has none to fold.
+    folds = PeriodicRun.objects.filter(name=housekeeping.COUNT_FOLD)
+    if counts.uses_triggers():
+        assert folds.get().runner == bulk.worker_name()
+    else:
+        assert not folds.exists()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -7,6 +7,7 @@ while any worker lives, whatever happened to the run before: no chain of tasks t
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 # A retry with the same Idempotency-Key gets the first answer for at least this long.
 IDEMPOTENCY_KEEP_FOR = timedelta(hours=24)
 HOUSEKEEPING = "housekeeping"
+COUNT_FOLD = "count-fold"
 
 
 @dataclass(frozen=True)
@@ -65,9 +67,10 @@ def idempotency_records_prune(*, now: datetime | None = None) -> int:
     return deleted
 
 
-def periodic_slot(now: datetime) -> int:
-    """The number of the time slot `now` falls in (one slot per SWEEP_INTERVAL_SECONDS)."""
-    return int(now.timestamp()) // max(1, settings.SWEEP_INTERVAL_SECONDS)
+def periodic_slot(now: datetime, seconds: int | None = None) -> int:
+    """The number of the time slot `now` falls in (one slot per `seconds`, by default
+    SWEEP_INTERVAL_SECONDS)."""
+    return int(now.timestamp()) // max(1, seconds or settings.SWEEP_INTERVAL_SECONDS)
 
 
 def periodic_claim(*, name: str, slot: int, runner: str, now: datetime) -> bool:
@@ -92,16 +95,39 @@ def periodic_run(*, runner: str, now: datetime | None = None) -> SweepReport | N
     now = now or timezone.now()
     if not periodic_claim(name=HOUSEKEEPING, slot=periodic_slot(now), runner=runner, now=now):
         return None
+    report = _run_claimed(HOUSEKEEPING, runner, lambda: sweep(now=now))
+    logger.info("housekeeping by %s: %s", runner, report)
+    return report
+
+
+def count_fold_run(*, runner: str, now: datetime | None = None) -> int | None:
+    """Fold the count deltas if `runner` wins the current COUNT_FOLD_SECONDS slot: how many
+    count rows are left, or None when another runner has the slot (or nothing needs folding:
+    SQLite counts the codes themselves).
+
+    The sweep folds them too, but once a minute lets tens of thousands of rows pile up under a
+    busy redeem load, and every inventory and type page sums them all.
+    """
+    if not counts.uses_triggers():
+        return None
+    now = now or timezone.now()
+    slot = periodic_slot(now, settings.COUNT_FOLD_SECONDS)
+    if not periodic_claim(name=COUNT_FOLD, slot=slot, runner=runner, now=now):
+        return None
+    return _run_claimed(COUNT_FOLD, runner, counts.compact)
+
+
+def _run_claimed[T](name: str, runner: str, work: Callable[[], T]) -> T:
+    """Run the periodic work `name` that `runner` has just claimed; record how it ended."""
     try:
-        report = sweep(now=now)
+        result = work()
     except Exception as err:
         with contextlib.suppress(DatabaseError):  # the database may be what failed
-            PeriodicRun.objects.filter(name=HOUSEKEEPING, runner=runner).update(
+            PeriodicRun.objects.filter(name=name, runner=runner).update(
                 finished_at=timezone.now(), last_error=f"{type(err).__name__}: {err}"[:1000]
             )
         raise
-    PeriodicRun.objects.filter(name=HOUSEKEEPING, runner=runner).update(
+    PeriodicRun.objects.filter(name=name, runner=runner).update(
         finished_at=timezone.now(), last_error=""
     )
-    logger.info("housekeeping by %s: %s", runner, report)
-    return report
+    return result
