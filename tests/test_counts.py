@@ -3,6 +3,7 @@
 from collections import defaultdict
 
 import pytest
+from django.db import transaction
 from django.db.models import Count
 
 from redemption.actors import Profile
@@ -110,3 +111,35 @@ def test_the_count_fold_runs_once_per_slot_and_leaves_the_counts_unchanged(
     assert counted_fast() == counted_from_rows()
     gift = CodeType.objects.get(name="gift").pk
     assert before[gift]["Redeemed"] == 20 and counted_fast()[gift]["Redeemed"] == 21
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_count_fold_vacuums_the_rows_it_folded(ops, system_actor, settings):
+    from django.db import connection
+
+    from redemption.services import housekeeping
+
+    def vacuums() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = %s::regclass",
+                ["redemption_statecountdelta"],
+            )
+            return cursor.fetchone()[0]
+
+    code_type_create(actor=ops, name="gift")
+    _, generated = bulk.codes_generate_inline(
+        actor=ops, code_type_name="gift", quantity=5, state="Available"
+    )
+    for i, scan in enumerate(generated):
+        redeem(actor=system_actor, profile=Profile(f"p{i}"), scan_code=scan)
+    before = vacuums()
+
+    assert housekeeping.count_fold_run(runner="w-1") == 1  # (gift, Redeemed)
+    assert vacuums() == before + 1
+    assert counted_fast() == counted_from_rows()
+    # Inside a transaction VACUUM cannot run: the fold alone (as the sweep's) still works.
+    with transaction.atomic():
+        assert counts.vacuum() is False
+    assert counted_fast() == counted_from_rows()

@@ -78,3 +78,18 @@ def compact() -> int:
         )
         cursor.execute(f"SELECT count(*) FROM {deltas}")
         return int(cursor.fetchone()[0])
+
+
+def vacuum() -> bool:
+    """VACUUM the delta table, so its folded rows stop costing every read; False (and nothing
+    done) where there is none, or inside a transaction, where VACUUM cannot run.
+
+    A fold deletes every row it sums, and until they are vacuumed each count read still walks
+    their index entries and pages: after 70,000 folded rows, one type's counts took 2.2 ms.
+    Autovacuum wakes once a minute; after every fold the table is small and this is cheap.
+    """
+    if not uses_triggers() or connection.in_atomic_block:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM {table(StateCountDelta)}")
+    return True

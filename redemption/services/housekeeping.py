@@ -114,7 +114,13 @@ def count_fold_run(*, runner: str, now: datetime | None = None) -> int | None:
     slot = periodic_slot(now, settings.COUNT_FOLD_SECONDS)
     if not periodic_claim(name=COUNT_FOLD, slot=slot, runner=runner, now=now):
         return None
-    return _run_claimed(COUNT_FOLD, runner, counts.compact)
+    return _run_claimed(COUNT_FOLD, runner, _fold_and_vacuum)
+
+
+def _fold_and_vacuum() -> int:
+    left = counts.compact()
+    counts.vacuum()
+    return left
 
 
 def _run_claimed[T](name: str, runner: str, work: Callable[[], T]) -> T:
