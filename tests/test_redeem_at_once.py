@@ -13,10 +13,14 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from redemption import exceptions as exc
 from redemption import ratelimit
 from redemption.actors import Actor, Profile
+from redemption.braincloud.records import wire_record
 from redemption.db import redeem_at_once
 from redemption.models import AuditEvent, Code, RedeemFailure, ServerKey, State
 from redemption.records import code_record
@@ -205,6 +209,29 @@ def test_a_plain_redeem_is_one_statement_on_postgresql_three_elsewhere():
     code.refresh_from_db()
     assert code.state == State.REDEEMED
     assert AuditEvent.objects.filter(action="code.redeem", target_id=str(code.pk)).count() == 1
+
+
+def test_the_answer_of_a_redeem_reads_nothing_more():
+    """The function returns only the type fields the answer reads; reading another would
+    cost a query of its own (a deferred field), so the answers must not."""
+    code = CodeFactory()
+    result = redeem(actor=Actor.profile(ME.id), profile=ME, scan_code=code.scan_code)
+    with CaptureQueriesContext(connection) as ctx:
+        record = code_record(result.record)
+        wire = wire_record(result.record, app_id="app")
+    assert ctx.captured_queries == []
+    assert record["codeType"] == wire["codeType"] == code.code_type.name
+    assert record["codeUseType"] == code.code_type.use_type
+    assert record["codeState"] == State.REDEEMED
+
+
+@pytest.mark.postgres
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"))))
+def test_text_array_literals_read_back_as_the_strings_they_hold(values):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::text[]", [redeem_at_once._text_array(values)])
+        assert cursor.fetchone()[0] == values
 
 
 @TX

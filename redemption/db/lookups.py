@@ -28,9 +28,11 @@ def code_with_type(canon: str) -> Code | None:
     return None if row is None else code_with_type_from_row(row)
 
 
-def code_with_type_from_row(row: Sequence[Any]) -> Code:
-    """The code and its type from a row holding every column of both, code first."""
-    plan = _code_with_type_plan()
+def code_with_type_from_row(row: Sequence[Any], type_fields: tuple[str, ...] | None = None) -> Code:
+    """The code and its type from a row holding every column of the code, then the columns of
+    its type: every one, or only those of `type_fields` (field names, in that order; the type's
+    other fields are then deferred, read from the database only if something asks for them)."""
+    plan = _code_with_type_plan(type_fields)
     values = [
         _converted(value, converters, col)
         for value, (converters, col) in zip(row, plan.columns, strict=True)
@@ -49,14 +51,16 @@ class _Plan:
     columns: list[tuple[list[Any], Col]]
 
 
-_PLANS: dict[str, _Plan] = {}
+_PLANS: dict[tuple[str, tuple[str, ...] | None], _Plan] = {}
 
 
-def _code_with_type_plan() -> _Plan:
-    plan = _PLANS.get(connection.vendor)
+def _code_with_type_plan(only: tuple[str, ...] | None = None) -> _Plan:
+    plan = _PLANS.get((connection.vendor, only))
     if plan is None:
         code_fields = Code._meta.concrete_fields
-        type_fields = CodeType._meta.concrete_fields
+        type_fields: Sequence[Any] = CodeType._meta.concrete_fields
+        if only is not None:
+            type_fields = [CodeType._meta.get_field(name) for name in only]
         # get_col, as the ORM does: a foreign key's column converts like the key it points to.
         cols = [f.get_col("c") for f in code_fields] + [f.get_col("t") for f in type_fields]
         select = ", ".join(f"{c.alias}.{column(c.target.model, c.target.name)}" for c in cols)
@@ -74,7 +78,7 @@ def _code_with_type_plan() -> _Plan:
             type_names=[f.attname for f in type_fields],
             columns=columns,
         )
-        _PLANS[connection.vendor] = plan
+        _PLANS[(connection.vendor, only)] = plan
     return plan
 
 

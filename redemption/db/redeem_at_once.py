@@ -16,13 +16,17 @@ The statement lives in a PL/pgSQL function, `install` (re)creates it from the mo
 `migrate`: PL/pgSQL keeps the plan of the statement per connection, so a redeem neither sends nor
 parses nor plans the whole CTE again (planning alone cost as much as running it), and nothing
 needs server-side prepared statements, which PgBouncer's transaction mode would break. Its
-parameters and result are plain column types, so no table depends on it.
+parameters and result are plain column types, so no table depends on it. The call sends every
+parameter as text (each cast in the call), and the function returns the code with only the type
+fields the answer reads (ANSWER_TYPE_FIELDS): per redeem, that saved the driver about 90 µs of
+finding dumpers for datetimes, lists and JSON on each new cursor, and the rows 20 µs.
 
 Exactly once: the UPDATE re-checks the code's state on the row it locks (PostgreSQL re-reads a
 row changed by a concurrent transaction before applying its WHERE), as every claim does.
 """
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +36,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from psycopg.types.json import Jsonb
 
 from redemption.actors import Profile
 from redemption.db import claims
@@ -47,6 +52,10 @@ from redemption.models import (
 )
 
 FUNCTION = "redemption_redeem_at_once"
+
+# The type's fields the function returns: what a redeem's answer reads of it (`code_record`:
+# its name and use type). The others stay deferred on the returned code's type.
+ANSWER_TYPE_FIELDS = ("id", "name", "use_type")
 
 # Audit columns taken from the moved row rather than from parameters.
 _FROM_ROW = {
@@ -102,26 +111,27 @@ def redeem_at_once(
     (type name, code id, scan code).
     """
     values = claims.redeem_values(profile=profile, now=now, info=info)
-    dt = connection.ops.adapt_datetimefield_value
+    # Every parameter goes as text, cast in the call: one dumper (str's) for the driver to find
+    # on each new cursor, where datetimes, lists and JSON each cost it a lookup of their own.
     params: list[Any] = [
         canon,
-        list(claims.REDEEM_SOURCES),
-        dt(now),
+        _sources_text(),
+        _text(now),
         code_type_name,
-        [bucket for bucket, _ in limits.buckets],
-        [limit for _, limit in limits.buckets],
-        dt(limits.since),
-        limits.key_id,
+        _text_array([bucket for bucket, _ in limits.buckets]),
+        _int_array([limit for _, limit in limits.buckets]),
+        _text(limits.since),
+        None if limits.key_id is None else str(limits.key_id),
     ]
     params += [
-        f.get_db_prep_save(v, connection)
+        _text(f.get_db_prep_save(v, connection))
         for f, v in zip(_written_fields(), values.values(), strict=True)
     ]
-    params += event_params(at=now, row=audit_row, fields=_given_audit_fields())
+    params += [_text(v) for v in event_params(at=now, row=audit_row, fields=_given_audit_fields())]
     with connection.cursor() as cursor:
         cursor.execute(_call_sql(), params)
         row = cursor.fetchone()
-    return None if row is None else code_with_type_from_row(row)
+    return None if row is None else code_with_type_from_row(row, ANSWER_TYPE_FIELDS)
 
 
 def install(using: str = "default") -> bool:
@@ -175,14 +185,12 @@ def _parameters(wrapper: BaseDatabaseWrapper) -> list[tuple[str, str]]:
 
 def _results(wrapper: BaseDatabaseWrapper) -> list[tuple[str, str]]:
     """The function's result columns as (expression over `moved`, SQL type): every column of
-    the code, then every column of its type, the order `code_with_type_from_row` reads."""
+    the code, then its type's ANSWER_TYPE_FIELDS, the order `code_with_type_from_row` reads."""
     q = wrapper.ops.quote_name
     code_columns = [
         (f"moved.{q(f.column or '')}", _sql_type(f, wrapper)) for f in Code._meta.concrete_fields
     ]
-    type_columns = [
-        (f"moved.t{i}", _sql_type(f, wrapper)) for i, f in enumerate(CodeType._meta.concrete_fields)
-    ]
+    type_columns = [(f"moved.t{i}", _sql_type(f, wrapper)) for i, f in enumerate(_answer_type())]
     return [*code_columns, *type_columns]
 
 
@@ -234,7 +242,7 @@ def _function_sql(wrapper: BaseDatabaseWrapper) -> str:
         f"(p_key IS NULL OR EXISTS (SELECT 1 FROM {keys} k WHERE k.{col(ServerKey, 'pk')} = p_key"
         f" AND k.{revoked} IS NULL AND (k.{expires} IS NULL OR k.{expires} > p_now)))",
     ]
-    type_columns = [f"t.{q(f.column or '')}" for f in CodeType._meta.concrete_fields]
+    type_columns = [f"t.{q(f.column or '')}" for f in _answer_type()]
     target_select = ", ".join(
         [f"{c_col('pk')} AS target_id", *(f"{c} AS t{i}" for i, c in enumerate(type_columns))]
     )
@@ -273,4 +281,41 @@ def _function_sql(wrapper: BaseDatabaseWrapper) -> str:
 
 
 def _type_index(name: str) -> int:
-    return [f.name for f in CodeType._meta.concrete_fields].index(name)
+    return ANSWER_TYPE_FIELDS.index(name)
+
+
+def _answer_type() -> list[Any]:
+    return [CodeType._meta.get_field(name) for name in ANSWER_TYPE_FIELDS]
+
+
+@cache
+def _sources_text() -> str:
+    return _text_array(claims.REDEEM_SOURCES)
+
+
+def _text(value: Any) -> Any:
+    """A parameter as the text its SQL type reads (None stays NULL; anything else not listed
+    here goes to the driver as it is)."""
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("the redeem function takes aware datetimes only")
+        return value.isoformat()
+    if isinstance(value, Jsonb):
+        return (value.dumps or json.dumps)(value.obj)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return value
+
+
+def _text_array(values: Sequence[str]) -> str:
+    """A text[] literal: every element double-quoted, its backslashes and quotes escaped."""
+    quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
+
+
+def _int_array(values: Sequence[int]) -> str:
+    return "{" + ",".join(str(int(v)) for v in values) + "}"
