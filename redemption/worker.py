@@ -72,17 +72,20 @@ class Housekeeper(threading.Thread):
 
     def offer(self, now: datetime | None = None) -> None:
         """Run the periodic work (the count fold, the sweep) whose slot of `now` (default: now)
-        this worker wins."""
-        try:
-            close_old_connections()
-            housekeeping.count_fold_run(runner=self.runner, now=now)
-            housekeeping.periodic_run(runner=self.runner, now=now)
-        except Exception as err:
+        this worker wins. Each runs whatever happened to the other."""
+        failed: Exception | None = None
+        for work in (housekeeping.count_fold_run, housekeeping.periodic_run):
+            try:
+                close_old_connections()
+                work(runner=self.runner, now=now)
+            except Exception as err:
+                failed = failed or err
+                with contextlib.suppress(Exception):
+                    db_connection.close()
+        if failed is not None:
             if not self.failing:
-                logger.error("periodic work failed (%s); retrying every tick", err)
+                logger.error("periodic work failed (%s); retrying every tick", failed)
             self.failing = True
-            with contextlib.suppress(Exception):
-                db_connection.close()
         else:
             if self.failing:
                 logger.warning("periodic work runs again")

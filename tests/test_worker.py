@@ -121,6 +121,23 @@ def test_a_failed_periodic_run_does_not_stop_the_next_one(settings, monkeypatch,
     assert code.state == "Failed"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_count_fold_does_not_stop_the_sweep(settings, monkeypatch, caplog):
+    settings.SWEEP_INTERVAL_SECONDS = 60
+    code = stale_attempt()
+
+    def fold_failing(**kwargs):
+        raise OperationalError("canceling statement due to lock timeout")
+
+    monkeypatch.setattr(housekeeping, "count_fold_run", fold_failing)
+    with caplog.at_level(logging.ERROR, logger="redemption.worker"):
+        Housekeeper("host-w:1").offer()
+
+    assert "periodic work failed" in caplog.text
+    code.refresh_from_db()
+    assert code.state == "Failed"
+
+
 def test_the_sweep_fails_jobs_that_lost_their_lease_three_times(ops, code_type):
     job = bulk.job_generate_start(actor=ops, code_type_name=code_type.name, quantity=5)
     Job.objects.filter(pk=job.pk).update(
