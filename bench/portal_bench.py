@@ -83,19 +83,32 @@ def portal(b: Bench) -> None:
     )
     run_n = 4_000 * b.http_seconds  # more than the redeem rate can use up
     log(f"portal: {type_codes:,} codes in {type_name!r}; {run_n:,} codes to redeem")
-    redeem_codes = _available_codes("bench-portal-redeem", run_n)
-    load_dir = b.var_dir / "portal-load"
-    write_load_files(load_dir, redeem_codes, _tokens(PROFILES))
+    # Codes for both runs first: the worker started below would also take generate jobs.
+    shared_load, separate_load = b.var_dir / "portal-load", b.var_dir / "portal-load-2"
+    for load_dir, batch in (
+        (shared_load, "bench-portal-redeem"),
+        (separate_load, "bench-portal-redeem-2"),
+    ):
+        write_load_files(load_dir, _available_codes(batch, run_n), _tokens(PROFILES))
     users = _staff_users()
-
-    shared = _browse_under_load(b, type_name, sample, users, load_dir, separate_staff_pool=False)
+    # A worker runs beside the web pools as deployed (deploy/portal-worker.service, default
+    # polling): its housekeeping folds the count rows the redeems append, which every inventory
+    # and type page sums.
+    worker = start_worker(b.env, b.log_dir, "portal-worker", interval=None)
+    try:
+        shared = _browse_under_load(
+            b, type_name, sample, users, shared_load, separate_staff_pool=False
+        )
+        # The production shape of deploy/: staff pages on a pool of their own
+        # (portal-staff.service) while the clients' redeems load the API pool; same host, cores.
+        separate = _browse_under_load(
+            b, type_name, sample, users, separate_load, separate_staff_pool=True
+        )
+    finally:
+        worker.stop()
     _result(
         b, f"portal under load: staff pages p95 while {CLIENTS} clients redeem", shared, type_codes
     )
-    # The production shape of deploy/: staff pages on a pool of their own (portal-staff.service)
-    # while the clients' redeems load the API pool; same host, same cores.
-    write_load_files(load_dir, _available_codes("bench-portal-redeem-2", run_n), _tokens(PROFILES))
-    separate = _browse_under_load(b, type_name, sample, users, load_dir, separate_staff_pool=True)
     _result(
         b,
         f"portal under load, staff on their own pool ({STAFF_POOL_WORKERS} workers × "
@@ -107,29 +120,6 @@ def portal(b: Bench) -> None:
 
 
 def _browse_under_load(
-    b: Bench,
-    type_name: str,
-    sample: list[str],
-    users: list[str],
-    load_dir: Path,
-    *,
-    separate_staff_pool: bool,
-) -> dict:
-    """Staff sessions browse while wrk redeems the codes in `load_dir` (once each), with a
-    worker beside the web pools as deployed (deploy/portal-worker.service, default polling):
-    its housekeeping folds the count rows the redeems append, which every inventory and type
-    page sums. The timings per kind of page, the errors and wrk's figures."""
-    name = "portal-staff-worker" if separate_staff_pool else "portal-worker"
-    worker = start_worker(b.env, b.log_dir, name, interval=None)
-    try:
-        return _browse(
-            b, type_name, sample, users, load_dir, separate_staff_pool=separate_staff_pool
-        )
-    finally:
-        worker.stop()
-
-
-def _browse(
     b: Bench,
     type_name: str,
     sample: list[str],
