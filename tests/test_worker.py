@@ -75,6 +75,14 @@ def test_the_housekeeper_ticks_often_enough_for_the_sweep_and_the_count_fold(set
     assert worker_module.housekeeping_tick() == 0.5
 
 
+def test_a_slot_of_zero_seconds_is_one_second_not_the_sweep_interval(settings):
+    settings.SWEEP_INTERVAL_SECONDS = 60
+    now = datetime.fromtimestamp(1_800_000_007, UTC)
+    assert housekeeping.periodic_slot(now, 0) == 1_800_000_007
+    assert housekeeping.periodic_slot(now, 5) == 360_000_001
+    assert housekeeping.periodic_slot(now) == 30_000_000
+
+
 def test_the_periodic_work_runs_once_per_slot_whoever_offers(db, settings):
     settings.SWEEP_INTERVAL_SECONDS = 60
     code = stale_attempt()

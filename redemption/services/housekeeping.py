@@ -70,7 +70,8 @@ def idempotency_records_prune(*, now: datetime | None = None) -> int:
 def periodic_slot(now: datetime, seconds: int | None = None) -> int:
     """The number of the time slot `now` falls in (one slot per `seconds`, by default
     SWEEP_INTERVAL_SECONDS)."""
-    return int(now.timestamp()) // max(1, seconds or settings.SWEEP_INTERVAL_SECONDS)
+    interval = settings.SWEEP_INTERVAL_SECONDS if seconds is None else seconds
+    return int(now.timestamp()) // max(1, interval)
 
 
 def periodic_claim(*, name: str, slot: int, runner: str, now: datetime) -> bool:
