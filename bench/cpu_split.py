@@ -101,6 +101,48 @@ def worker_pids(server_pid: int) -> list[int]:
     return sorted(pid for pid in _descendants(server_pid, table) if pid != server_pid)
 
 
+def connections_per_worker(server_pid: int, port: int) -> list[int]:
+    """How many established connections to `port` each gunicorn worker holds, in pid order.
+
+    A keep-alive connection stays with the worker that accepted it, and the workers race to
+    accept, so the load's persistent connections can pile up on a few of them; how they did
+    moves the figures of a run (bench/README.md).
+    """
+    sockets = _established_sockets(port)
+    counts = []
+    for pid in worker_pids(server_pid):
+        held = 0
+        try:
+            descriptors = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            descriptors = []
+        for fd in descriptors:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:[") and int(target[8:-1]) in sockets:
+                held += 1
+        counts.append(held)
+    return counts
+
+
+def _established_sockets(port: int) -> set[int]:
+    """Inodes of the established TCP sockets whose local port is `port` (the server's ends)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], int(fields[9])
+            if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
+                found.add(inode)
+    return found
+
+
 def py_spy_path() -> str | None:
     local = BIN / "py-spy"
     return str(local) if local.exists() else shutil.which("py-spy")

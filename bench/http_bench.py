@@ -3,6 +3,7 @@
 import random
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from bench.jobs_bench import ensure_code_type, system_actor
 CLIENTS = 16
 LOAD_THREADS = 2
 WARMUP_SECONDS = 3
+SPREAD_AFTER_SECONDS = 2  # into the measured run: when the connections per worker are counted
 PROFILES = 500
 BREAKDOWN_CODES = 1_000
 ASSUMED_MAX_RATE = 4_000  # redeems/s we provision fresh codes for
@@ -94,7 +96,16 @@ def _measure(
             workers = cpu_split.worker_pids(server.pid)
             spy = cpu_split.PySpy(workers[0], b.http_seconds, b.log_dir / f"{label}.pyspy.txt")
             watch = cpu_split.CpuWatch(server.pid, exclude=spy.pids())
+        spread: list[list[int]] = []
+        sampler = threading.Timer(
+            SPREAD_AFTER_SECONDS,
+            lambda: spread.append(cpu_split.connections_per_worker(server.pid, port)),
+        )
+        sampler.start()
         tool, stats = loadgen.run_load(files_dir=run_dir, seconds=b.http_seconds, **common)
+        sampler.cancel()
+        sampler.join()
+        stats["spread"] = "/".join(map(str, spread[0])) if spread else "?"
         if watch is not None and spy is not None:
             stats["split"] = {"processes": watch.stop(), "python": spy.shares()}
     finally:
@@ -102,7 +113,7 @@ def _measure(
     log(
         f"{label}: {stats['ok_per_s']:,.0f} ok/s, {stats['req_per_s']:,.0f} req/s, "
         f"p50 {stats['p50_ms']:.1f} ms, p99 {stats['p99_ms']:.1f} ms, bad {stats['bad']:.0f}, "
-        f"exhausted {stats['exhausted']:.0f}"
+        f"exhausted {stats['exhausted']:.0f}, connections per worker {stats['spread']}"
     )
     if stats["exhausted"] and not app.startswith("bench."):
         b.run.note(f"{label}: the load ran out of fresh codes ({stats['exhausted']:.0f} resent)")
@@ -218,7 +229,9 @@ def redeem(b: Bench) -> None:
     setup = f"gunicorn -w {b.gunicorn_workers} -k gthread --threads {b.gunicorn_threads}"
     b.run.note(
         f"HTTP: {setup}; load by {tool} ({LOAD_THREADS} threads, {CLIENTS} persistent "
-        f"connections, {b.http_seconds} s after a {WARMUP_SECONDS} s warm-up) on the same machine"
+        f"connections, {b.http_seconds} s after a {WARMUP_SECONDS} s warm-up) on the same machine; "
+        f"connections per worker {SPREAD_AFTER_SECONDS} s into the measured run: bare view "
+        f"{bare['spread']}, redeem {red['spread']}, split run {spied['spread']}"
     )
     _rate_results(b, "PostgreSQL", red, bare)
     _split_result(b, spied)
@@ -319,6 +332,7 @@ def redeem_sqlite(b: Bench) -> None:
         "redeem-sqlite",
         env=env,
     )
+    b.run.note(f"redeem-sqlite: connections per worker {red['spread']}")
     locked = (
         (b.log_dir / "redeem-sqlite.log").read_text(errors="replace").count("database is locked")
     )
