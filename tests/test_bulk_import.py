@@ -289,12 +289,18 @@ def test_after_a_chunk_meets_existing_codes_the_next_chunks_skip_the_straight_co
     CodeFactory(scan_code="OLD-0001")
     tried_copy = []
     if code_inserts.returns_inserted():
+        real_ahead = code_inserts.codes_copy_made_ahead
         real = code_inserts.codes_insert_returning
+
+        def spy_ahead(text, **kwargs):
+            tried_copy.append(True)  # the straight COPY of the text the reader thread made
+            return real_ahead(text, **kwargs)
 
         def spy(rows, **kwargs):
             tried_copy.append(kwargs["direct"])
             return real(rows, **kwargs)
 
+        monkeypatch.setattr(code_inserts, "codes_copy_made_ahead", spy_ahead)
         monkeypatch.setattr(code_inserts, "codes_insert_returning", spy)
 
     job = run_import(ops, code_type, b"NEW-0001\nNEW-0002\nOLD-0001\nNEW-0003\nNEW-0004\n")
@@ -304,7 +310,9 @@ def test_after_a_chunk_meets_existing_codes_the_next_chunks_skip_the_straight_co
     assert job.summary["duplicatesInDatabase"] == 1
     assert [(e["line"], e["scanCode"]) for e in job.errors] == [(3, "OLD-0001")]
     if code_inserts.returns_inserted():
-        assert tried_copy == [True, True, False]
+        # Chunk 1 goes straight in; chunk 2 tries, is refused, and goes through the staging
+        # insert; chunk 3 goes there at once.
+        assert tried_copy == [True, True, False, False]
 
 
 def test_an_over_long_line_is_skipped_without_being_read_whole(tmp_path):

@@ -134,6 +134,22 @@ def codes_insert_returning(
         return {row[0] for row in cursor.fetchall()}
 
 
+def codes_copy_made_ahead(
+    copy_text: str, *, code_type_id: int, batch_id: UUID, now: datetime
+) -> bool:
+    """COPY a chunk straight into the codes table from its COPY text, made ahead with
+    `copy_layout(...).text(rows)` and the same arguments (PostgreSQL); False, and nothing
+    stored, if the database refused any of its rows.
+
+    The caller needs no rows for it: an import's database thread sends the text its reader
+    thread wrote, and builds rows only for a chunk the database refused.
+    """
+    if not returns_inserted():
+        raise NotImplementedError("codes_copy_made_ahead needs PostgreSQL")
+    layout = copy_layout(code_type_id=code_type_id, batch_id=batch_id, now=now)
+    return _postgres_copy_direct((), layout, copy_text)
+
+
 def _fields() -> list[tuple[Field, str]]:
     """Every concrete field of Code with its quoted column name, in model order."""
     return [

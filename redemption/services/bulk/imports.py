@@ -344,14 +344,27 @@ class ImportRun:
         An import of fresh codes then costs no duplicate query at all.
         """
         made_for, copy_text = self.copy_ahead
+        direct = self.direct
+        # The reader thread wrote this chunk's COPY text (not the lines of a chunk the
+        # database refused: they come one by one). Send it as it is: building the chunk's rows
+        # here, while the database waits for the next COPY, cost about a twentieth of the
+        # import's time; they are built only if the database refuses the chunk.
+        if direct and copy_text is not None and pending is made_for:
+            if code_inserts.codes_copy_made_ahead(
+                copy_text,
+                code_type_id=self.batch.code_type_id,
+                batch_id=self.batch.pk,
+                now=self.now,
+            ):
+                self.summary["imported"] += len(pending)
+                return
+            direct = False  # a code already there: the staging insert tells which
         inserted = code_inserts.codes_insert_returning(
             _rows(pending),
             code_type_id=self.batch.code_type_id,
             batch_id=self.batch.pk,
             now=self.now,
-            direct=self.direct,
-            # Not for the lines of a chunk the database refused: they write their own.
-            copy_text=copy_text if pending is made_for else None,
+            direct=direct,
         )
         self.summary["imported"] += len(inserted)
         refused = [canon for canon in pending if canon not in inserted]
