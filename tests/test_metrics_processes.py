@@ -257,6 +257,11 @@ def test_json_logs_name_the_request_and_mask_scan_codes(cluster):
     while not access_lines_written():
         assert time.monotonic() < deadline, children.log("web")[-3000:]
         time.sleep(0.1)
+    # The task worker writes its first line as it starts, which on a busy machine can come
+    # after the requests above: wait for it too.
+    while not children.log("worker").strip():
+        assert time.monotonic() < deadline + 20, "the task worker wrote no log line"
+        time.sleep(0.1)
     lines = [line for line in children.log("web").splitlines() if line.strip()]
 
     # Then every line is one JSON object with the common fields,
