@@ -70,8 +70,11 @@ def _insert_raw(mode: str, ct: CodeType, batch: Batch) -> int:
         for display, canon, state, info in rows
     ]
     if mode.startswith("per-row-returning"):
+        # As an import sends a chunk whose text was made ahead: straight, else the staging insert.
         text = code_inserts.copy_layout(**ids).text(per_row) if ahead else None
-        return len(code_inserts.codes_insert_returning(per_row, copy_text=text, **ids))
+        if text is not None and code_inserts.codes_copy_made_ahead(text, **ids):
+            return len(per_row)
+        return len(code_inserts.codes_insert_returning(per_row, direct=text is None, **ids))
     return code_inserts.codes_insert(per_row, **ids)
 
 

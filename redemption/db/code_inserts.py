@@ -106,18 +106,18 @@ def codes_insert_returning(
     batch_id: UUID,
     now: datetime,
     direct: bool = True,
-    copy_text: str | None = None,
 ) -> set[str]:
     """Insert (display, canonical, state, info) rows; return the canonical forms that went in.
 
-    PostgreSQL only (see `returns_inserted`). `copy_text` as for `codes_insert`.
+    PostgreSQL only (see `returns_inserted`). A chunk whose COPY text was made ahead goes
+    through `codes_copy_made_ahead` first, and comes here only if the database refused it.
     """
     if not returns_inserted():
         raise NotImplementedError("codes_insert_returning needs PostgreSQL")
     if not rows:
         return set()
     if direct and _postgres_copy_direct(
-        rows, copy_layout(code_type_id=code_type_id, batch_id=batch_id, now=now), copy_text
+        rows, copy_layout(code_type_id=code_type_id, batch_id=batch_id, now=now), None
     ):
         return {row[1] for row in rows}
     with connection.cursor() as cursor:
