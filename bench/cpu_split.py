@@ -9,12 +9,14 @@ sqlite3), gunicorn and the standard library (sockets, threads, JSON), or other l
 (middleware packages such as whitenoise, django-otp, axes, prometheus-client).
 """
 
+import contextlib
 import os
 import re
 import resource
 import shutil
 import subprocess
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.harness import BIN, log
@@ -204,3 +206,47 @@ def _group(frame: str) -> str:
     if "/" not in path or path.startswith(("<frozen", "json/", "http/", "concurrent/", "email/")):
         return "gunicorn+stdlib"  # the standard library: sockets, threads, JSON, HTTP parsing
     return "other libraries"
+
+
+class CoresUnavailable(Exception):
+    """The cores cannot be split here; the message says why."""
+
+
+@contextlib.contextmanager
+def postgres_on_cores_of_its_own(backend_pid: int) -> Iterator[tuple[list[int], list[int]]]:
+    """Run the PostgreSQL server on the upper half of this process's cores, the rest on the lower.
+
+    The server is the postmaster that forked `backend_pid` with every process it runs, and the
+    backends it forks meanwhile inherit its cores. This process moves to the lower half, so the
+    app server and the load it starts there stay there. Both get their cores back afterwards.
+    Yields (the app's cores, PostgreSQL's cores); raises CoresUnavailable on one core, with a
+    server on another host, or without the right to move its processes (root, CAP_SYS_NICE).
+    """
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        raise CoresUnavailable(f"this process has {len(cores)} core")
+    backend = _stat(backend_pid)
+    postmaster = _stat(backend[1]) if backend else None
+    if backend is None or postmaster is None or postmaster[0] != "postgres":
+        raise CoresUnavailable("the PostgreSQL server does not run on this machine")
+    root = backend[1]
+    half = len(cores) // 2
+    app, database = cores[:half], cores[half:]
+    ours, theirs = os.sched_getaffinity(0), os.sched_getaffinity(root)
+
+    def server_to(mask: set[int] | list[int], *, gone: tuple[type[OSError], ...]) -> None:
+        for pid in _descendants(root, _processes()):
+            with contextlib.suppress(*gone):
+                os.sched_setaffinity(pid, mask)
+
+    try:
+        server_to(database, gone=(ProcessLookupError,))
+    except PermissionError as err:
+        server_to(theirs, gone=(ProcessLookupError, PermissionError))  # any it did move
+        raise CoresUnavailable(f"cannot move the PostgreSQL server's processes ({err})") from None
+    try:
+        os.sched_setaffinity(0, app)
+        yield app, database
+    finally:
+        os.sched_setaffinity(0, ours)
+        server_to(theirs, gone=(ProcessLookupError,))

@@ -69,11 +69,13 @@ def _measure(
     *,
     env: dict[str, str] | None = None,
     split: bool = False,
+    watch: bool = False,
 ):
     """Serve `app` with gunicorn, warm it up, then load it for the measured seconds.
 
     With `split`, the CPU of the measured seconds is split per process group and, inside one
-    worker, per kind of code (bench/cpu_split.py); the shares land in stats["split"].
+    worker, per kind of code (bench/cpu_split.py); the shares land in stats["split"]. With
+    `watch`, only per process group (no py-spy): stats["cpu"].
     """
     env = dict(env or b.env)
     if app.startswith("bench."):
@@ -91,11 +93,13 @@ def _measure(
         log(f"{label}: warm-up {WARMUP_SECONDS} s")
         _, warm = loadgen.run_load(files_dir=warm_dir, seconds=WARMUP_SECONDS, **common)
         log(f"{label}: measuring {b.http_seconds} s at {CLIENTS} connections")
-        spy = watch = None
+        spy = cpu = None
         if split:
             workers = cpu_split.worker_pids(server.pid)
             spy = cpu_split.PySpy(workers[0], b.http_seconds, b.log_dir / f"{label}.pyspy.txt")
-            watch = cpu_split.CpuWatch(server.pid, exclude=spy.pids())
+            cpu = cpu_split.CpuWatch(server.pid, exclude=spy.pids())
+        elif watch:
+            cpu = cpu_split.CpuWatch(server.pid)
         spread: list[list[int]] = []
         sampler = threading.Timer(
             SPREAD_AFTER_SECONDS,
@@ -106,8 +110,10 @@ def _measure(
         sampler.cancel()
         sampler.join()
         stats["spread"] = "/".join(map(str, spread[0])) if spread else "?"
-        if watch is not None and spy is not None:
-            stats["split"] = {"processes": watch.stop(), "python": spy.shares()}
+        if cpu is not None and spy is not None:
+            stats["split"] = {"processes": cpu.stop(), "python": spy.shares()}
+        elif cpu is not None:
+            stats["cpu"] = cpu.stop()
     finally:
         server.stop()
     log(
@@ -296,6 +302,83 @@ def _split_result(b: Bench, red: dict) -> None:
             " 2 cores = 2,000 ms of CPU per second",
         )
     )
+
+
+# --- PostgreSQL on cores of its own -------------------------------------------------------------
+
+
+def redeem_pinned(b: Bench) -> None:
+    """The redeem and the bare view again, with PostgreSQL on cores the app server does not use.
+
+    What PostgreSQL on a host of its own would give, on this machine: the server's processes
+    on the upper half of the cores, gunicorn and wrk on the lower half, for both runs. For
+    information only: SPEC §9's ratios are judged in the `redeem` section, on shared cores.
+    """
+    from django.db import connection
+
+    name = "bench-redeem-pinned"
+    warm_n = ASSUMED_MAX_RATE * WARMUP_SECONDS
+    run_n = ASSUMED_MAX_RATE * b.http_seconds
+    log(f"redeem-pinned: generating {warm_n + run_n:,} Available codes and {PROFILES} user tokens")
+    scan_codes = _available_codes(name, warm_n + run_n)
+    random.shuffle(scan_codes)
+    tokens = _tokens(PROFILES)
+    warm_dir, run_dir = b.var_dir / "pinned-warm", b.var_dir / "pinned-run"
+    _write_files(warm_dir, scan_codes[:warm_n], tokens)
+    _write_files(run_dir, scan_codes[warm_n:], tokens)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    try:
+        with cpu_split.postgres_on_cores_of_its_own(backend) as (app_cores, db_cores):
+            cores = (
+                f"PostgreSQL on core(s) {_cores(db_cores)}, gunicorn and wrk on {_cores(app_cores)}"
+            )
+            log(f"redeem-pinned: {cores}")
+            _, _, bare = _measure(
+                b, "bench.bare_app:application", "/bare", warm_dir, run_dir, "pinned-bare"
+            )
+            _, _, red = _measure(
+                b,
+                "portal.wsgi:application",
+                "/api/v1/client/redeem",
+                warm_dir,
+                run_dir,
+                "pinned-redeem",
+                watch=True,
+            )
+    except cpu_split.CoresUnavailable as why:
+        b.run.note(f"redeem-pinned: not measured: {why}")
+        return
+    if red["bad"]:
+        b.run.note(f"redeem-pinned: {red['bad']:.0f} non-200 answers during the measured run")
+    busy = red["cpu"]["PostgreSQL"] / (b.http_seconds * len(db_cores))
+    ratio = red["ok_per_s"] / bare["req_per_s"] if bare["req_per_s"] else 0.0
+    b.run.note(
+        f"redeem-pinned: {cores}; connections per worker: bare view {bare['spread']}, "
+        f"redeem {red['spread']}"
+    )
+    b.run.add(
+        Result(
+            "redeem with PostgreSQL on cores of its own: share of the bare view's rate there",
+            f"{ratio:.0%} ({red['ok_per_s']:,.0f} of {bare['req_per_s']:,.0f}/s)",
+            "— (judged on shared cores, above)",
+            f"{cores}; PostgreSQL's cores {busy:.0%} busy",
+        )
+    )
+    b.run.add(
+        Result(
+            "redeem with PostgreSQL on cores of its own: p99 latency (p50)",
+            f"{red['p99_ms']:.1f} ms ({red['p50_ms']:.1f} ms), "
+            f"{red['p99_ms'] / bare['p99_ms']:.1f}× the bare view's",
+            "— (judged on shared cores, above)",
+            f"bare view there p99 {bare['p99_ms']:.1f} ms (p50 {bare['p50_ms']:.1f} ms)",
+        )
+    )
+
+
+def _cores(cores: list[int]) -> str:
+    return ",".join(map(str, cores))
 
 
 # --- SQLite, the embedded default -------------------------------------------------------------

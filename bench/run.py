@@ -31,6 +31,7 @@ SECTIONS = (
     "profile",
     "types",
     "redeem",
+    "redeem-pinned",
     "redeem-sqlite",
     "portal",
 )
@@ -120,7 +121,7 @@ def main() -> int:
     if not url.startswith(("postgres://", "postgresql://")):
         raise SystemExit("bench/run.py measures PostgreSQL: give a postgres:// DATABASE_URL")
     sections = [s for s in SECTIONS if not args.only or s in args.only]
-    if {"redeem", "redeem-sqlite", "portal"} & set(sections):
+    if {"redeem", "redeem-pinned", "redeem-sqlite", "portal"} & set(sections):
         ensure_wrk()
 
     var_dir = harness.make_var_dir()
@@ -156,6 +157,7 @@ def main() -> int:
         "profile": profile_bench.profile,
         "types": types_bench.types,
         "redeem": http_bench.redeem,
+        "redeem-pinned": http_bench.redeem_pinned,
         "redeem-sqlite": http_bench.redeem_sqlite,
         "portal": portal_bench.portal,
     }
