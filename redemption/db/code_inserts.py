@@ -16,7 +16,7 @@ its field default, or NULL. A new non-null field without a default fails here, l
 """
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -65,18 +65,17 @@ def codes_insert(
     if not rows:
         return 0
     if connection.vendor == "postgresql":
-        if direct and _postgres_copy_direct(
-            rows,
-            copy_layout(
+        if direct:
+            layout = copy_layout(
                 code_type_id=code_type_id,
                 batch_id=batch_id,
                 now=now,
                 state=state,
                 info_json=info_json,
-            ),
-            copy_text,
-        ):
-            return len(rows)
+            )
+            lines = layout.lines(rows) if copy_text is None else (copy_text,)
+            if _postgres_copy_direct(lines, layout):
+                return len(rows)
         with connection.cursor() as cursor:
             _postgres_insert(
                 cursor,
@@ -116,10 +115,10 @@ def codes_insert_returning(
         raise NotImplementedError("codes_insert_returning needs PostgreSQL")
     if not rows:
         return set()
-    if direct and _postgres_copy_direct(
-        rows, copy_layout(code_type_id=code_type_id, batch_id=batch_id, now=now), None
-    ):
-        return {row[1] for row in rows}
+    if direct:
+        layout = copy_layout(code_type_id=code_type_id, batch_id=batch_id, now=now)
+        if _postgres_copy_direct(layout.lines(rows), layout):
+            return {row[1] for row in rows}
     with connection.cursor() as cursor:
         _postgres_insert(
             cursor,
@@ -147,7 +146,7 @@ def codes_copy_made_ahead(
     if not returns_inserted():
         raise NotImplementedError("codes_copy_made_ahead needs PostgreSQL")
     layout = copy_layout(code_type_id=code_type_id, batch_id=batch_id, now=now)
-    return _postgres_copy_direct((), layout, copy_text)
+    return _postgres_copy_direct((copy_text,), layout)
 
 
 def _fields() -> list[tuple[Field, str]]:
@@ -236,7 +235,7 @@ class CopyLayout:
         )
 
     def text(self, rows: Sequence[Row]) -> str:
-        """The rows' whole COPY text, for `copy_text=` of `codes_insert(_returning)`."""
+        """The rows' whole COPY text: `codes_insert(copy_text=…)`, `codes_copy_made_ahead`."""
         return "".join(self.lines(rows))
 
 
@@ -293,11 +292,11 @@ def ahead_layout(
     )
 
 
-def _postgres_copy_direct(rows: Sequence[Row], layout: CopyLayout, text: str | None) -> bool:
-    """COPY the rows into the codes table in a savepoint; False (and nothing stored) if the
-    database refused any of them, e.g. a canonical form already taken. `text` is their COPY
-    text made ahead, or None to write it here, a block at a time."""
-    lines = layout.lines(rows) if text is None else iter((text,))
+def _postgres_copy_direct(lines: Iterable[str], layout: CopyLayout) -> bool:
+    """COPY rows into the codes table in a savepoint; False (and nothing stored) if the
+    database refused any of them, e.g. a canonical form already taken. `lines` is their COPY
+    text in `layout`: `layout.lines(rows)`, sent a block at a time, or a text made ahead."""
+    lines = iter(lines)
     try:
         # COPY is not one of the calls Django wraps: map driver errors to Django's here.
         with (
