@@ -50,6 +50,23 @@ def _tokens(count: int) -> list[str]:
     ]
 
 
+def _codes_and_tokens(section: str, name: str, quantity: int) -> tuple[list[str], list[str]]:
+    """Fresh Available codes of `name` in random order, and PROFILES user tokens."""
+    log(f"{section}: generating {quantity:,} Available codes and {PROFILES} user tokens")
+    scan_codes = _available_codes(name, quantity)
+    random.shuffle(scan_codes)
+    return scan_codes, _tokens(PROFILES)
+
+
+def _backend_pid() -> int:
+    """The PostgreSQL backend serving this process's connection."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
 def _write_files(directory: Path, scan_codes: list[str], tokens: list[str]) -> None:
     """Split codes over the load threads: codes-<n>.txt, lines "token<TAB>scanCode"."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -153,9 +170,7 @@ def _cpu_breakdown(b: Bench, scan_codes: list[str], token: str) -> None:
 
     with connection.execute_wrapper(count):
         post(scan_codes[20])
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        backend = cursor.fetchone()[0]
+    backend = _backend_pid()
     rest = scan_codes[21:]
     app0, db0, wall0 = time.process_time(), cpu_seconds(backend), time.perf_counter()
     for scan in rest:
@@ -183,10 +198,7 @@ def redeem(b: Bench) -> None:
     run_n = ASSUMED_MAX_RATE * b.http_seconds
     # Fresh codes for the measured run and, as many again, for the CPU split's own run.
     quantity = 2 * (warm_n + run_n) + BREAKDOWN_CODES
-    log(f"redeem: generating {quantity:,} Available codes and {PROFILES} user tokens")
-    scan_codes = _available_codes(name, quantity)
-    random.shuffle(scan_codes)
-    tokens = _tokens(PROFILES)
+    scan_codes, tokens = _codes_and_tokens("redeem", name, quantity)
     log(f"redeem: CPU per redeem, {BREAKDOWN_CODES} redeems in this process")
     _cpu_breakdown(b, scan_codes[:BREAKDOWN_CODES], tokens[0])
     scan_codes = scan_codes[BREAKDOWN_CODES:]
@@ -314,23 +326,15 @@ def redeem_pinned(b: Bench) -> None:
     on the upper half of the cores, gunicorn and wrk on the lower half, for both runs. For
     information only: SPEC §9's ratios are judged in the `redeem` section, on shared cores.
     """
-    from django.db import connection
-
     name = "bench-redeem-pinned"
     warm_n = ASSUMED_MAX_RATE * WARMUP_SECONDS
     run_n = ASSUMED_MAX_RATE * b.http_seconds
-    log(f"redeem-pinned: generating {warm_n + run_n:,} Available codes and {PROFILES} user tokens")
-    scan_codes = _available_codes(name, warm_n + run_n)
-    random.shuffle(scan_codes)
-    tokens = _tokens(PROFILES)
+    scan_codes, tokens = _codes_and_tokens("redeem-pinned", name, warm_n + run_n)
     warm_dir, run_dir = b.var_dir / "pinned-warm", b.var_dir / "pinned-run"
     _write_files(warm_dir, scan_codes[:warm_n], tokens)
     _write_files(run_dir, scan_codes[warm_n:], tokens)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        backend = cursor.fetchone()[0]
     try:
-        with cpu_split.postgres_on_cores_of_its_own(backend) as (app_cores, db_cores):
+        with cpu_split.postgres_on_cores_of_its_own(_backend_pid()) as (app_cores, db_cores):
             cores = (
                 f"PostgreSQL on core(s) {_cores(db_cores)}, gunicorn and wrk on {_cores(app_cores)}"
             )
